@@ -1,0 +1,1 @@
+//! Benchmark harness crate (issue 8): criterion and instruction-count benches live here.
