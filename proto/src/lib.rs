@@ -10,6 +10,7 @@
 //! - [`jute`]: primitive encoding (`Jute` trait, [`jute::Reader`]) and the `record!` macro.
 //! - [`records`]: handshake, headers, data records, requests, responses, watcher events.
 //! - [`request`]: a decoded client request ([`request::Request`]) chosen by opcode.
+//! - [`response`]: a typed success reply body.
 //! - [`multi`]: multi / multiRead requests and responses.
 //! - [`txn`]: transaction records (what is logged and replicated).
 //! - [`code`]: `KeeperException.Code`; [`op`]: opcodes, special xids, flags and watch types.
@@ -24,6 +25,7 @@ pub mod op;
 pub mod path;
 pub mod records;
 pub mod request;
+pub mod response;
 pub mod txn;
 
 pub use code::Code;
