@@ -8,3 +8,4 @@
 pub mod config;
 pub mod server;
 pub mod tree;
+pub mod txlog;
