@@ -118,7 +118,7 @@ fn create_error_paths() {
     let mut t = T::new();
     let c = caller(1, 1);
     let open = Acl::open_unsafe;
-    let mut run = |t: &mut T, r: Request| t.write(&c, r).reply.err();
+    let run = |t: &mut T, r: Request| t.write(&c, r).reply.err();
     assert_eq!(run(&mut t, Request::Create(creq("/x", 7, open()))), Some(Code::BadArguments));
     assert_eq!(run(&mut t, Request::Create(creq("x", 0, open()))), Some(Code::BadArguments));
     assert_eq!(run(&mut t, Request::Create(creq("/x", 0, vec![]))), Some(Code::InvalidAcl));
@@ -495,4 +495,125 @@ fn reapable_containers_and_ttls() {
     assert!(t.write(&c, dc("/c")).reply.is_ok());
     t.write(&c, Request::Create(creq("/eph", 1, Acl::open_unsafe()))).reply.expect("create");
     assert_eq!(t.write(&c, dc("/eph")).reply.err(), Some(Code::BadVersion));
+}
+
+mod model {
+    //! A proptest of the tree against a plain map of path → (data, version).
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Create(usize, Option<Vec<u8>>),
+        Delete(usize, i32),
+        Set(usize, Option<Vec<u8>>, i32),
+    }
+
+    const PATHS: [&str; 6] = ["/a", "/b", "/a/x", "/a/y", "/b/z", "/a/x/q"];
+
+    fn op() -> impl Strategy<Value = Op> {
+        let data = proptest::option::of(proptest::collection::vec(any::<u8>(), 0..4));
+        prop_oneof![
+            (0..PATHS.len(), data.clone()).prop_map(|(p, d)| Op::Create(p, d)),
+            (0..PATHS.len(), -1..3i32).prop_map(|(p, v)| Op::Delete(p, v)),
+            (0..PATHS.len(), data, -1..3i32).prop_map(|(p, d, v)| Op::Set(p, d, v)),
+        ]
+    }
+
+    fn request(o: &Op) -> Request {
+        match o {
+            Op::Create(p, d) => Request::Create(CreateRequest {
+                path: PATHS[*p].into(),
+                data: d.clone().map(Bytes::from),
+                acl: Acl::open_unsafe(),
+                flags: 0,
+            }),
+            Op::Delete(p, v) => Request::Delete(DeleteRequest { path: PATHS[*p].into(), version: *v }),
+            Op::Set(p, d, v) => Request::SetData(SetDataRequest {
+                path: PATHS[*p].into(),
+                data: d.clone().map(Bytes::from),
+                version: *v,
+            }),
+        }
+    }
+
+    type Model = BTreeMap<String, (Option<Vec<u8>>, i32)>;
+
+    fn model_apply(m: &mut Model, o: &Op) -> Result<(), Code> {
+        match o {
+            Op::Create(p, d) => {
+                let path = PATHS[*p];
+                let parent = path::parent(path);
+                if parent != "/" && !m.contains_key(parent) {
+                    return Err(Code::NoNode);
+                }
+                if m.contains_key(path) {
+                    return Err(Code::NodeExists);
+                }
+                m.insert(path.into(), (d.clone(), 0));
+                Ok(())
+            }
+            Op::Delete(p, v) => {
+                let path = PATHS[*p];
+                let (_, ver) = m.get(path).ok_or(Code::NoNode)?;
+                if *v != -1 && v != ver {
+                    return Err(Code::BadVersion);
+                }
+                if m.keys().any(|k| k.starts_with(&format!("{path}/"))) {
+                    return Err(Code::NotEmpty);
+                }
+                m.remove(path);
+                Ok(())
+            }
+            Op::Set(p, d, v) => {
+                let path = PATHS[*p];
+                let entry = m.get_mut(path).ok_or(Code::NoNode)?;
+                if *v != -1 && *v != entry.1 {
+                    return Err(Code::BadVersion);
+                }
+                *entry = (d.clone(), entry.1 + 1);
+                Ok(())
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn tree_matches_model(ops in proptest::collection::vec(op(), 1..40), pipeline in 1usize..4) {
+            let c = caller(1, 1);
+            let mut tree = DataTree::new(cfg());
+            let mut replica = DataTree::new(cfg());
+            let mut m = Model::new();
+            let mut zxid = 0;
+            // Prep up to `pipeline` txns ahead of apply, as the group-commit shell does.
+            for chunk in ops.chunks(pipeline) {
+                let mut prepped = Vec::new();
+                for o in chunk {
+                    zxid += 1;
+                    let txn = tree.prep(&c, &request(o), zxid, zxid * 10);
+                    prepped.push((o, zxid, txn));
+                }
+                for (o, z, txn) in prepped {
+                    let h = TxnHeader { client_id: 1, cxid: 0, zxid: z, time: z * 10, txn_type: txn.txn_type() };
+                    let out = tree.apply(&h, &txn);
+                    replica.apply(&h, &txn);
+                    let expect = model_apply(&mut m, o);
+                    prop_assert_eq!(out.reply.clone().map(|_| ()), expect, "op {:?}", o);
+                }
+            }
+            prop_assert!(!tree.has_pending());
+            prop_assert_eq!(tree.digest(), replica.digest());
+            for (p, (d, v)) in &m {
+                let r = tree.read(&c, &Request::GetData(GetDataRequest { path: p.clone(), watch: false }));
+                match r {
+                    Ok(Response::GetData(g)) => {
+                        prop_assert_eq!(g.data.map(|b| b.to_vec()), d.clone());
+                        prop_assert_eq!(g.stat.version, *v);
+                    }
+                    other => prop_assert!(false, "{:?}", other),
+                }
+            }
+            prop_assert_eq!(tree.node_count(), m.len() + 5);
+        }
+    }
 }
