@@ -58,6 +58,15 @@ pub struct Config {
     pub container_max_never_used_interval_ms: i64,
     /// Outbound messages queued per connection before a client that stopped reading is cut off.
     pub connection_outbound_queue_max: usize,
+    /// Transaction log settings (forceSync, maxBatchSize, txnLogBatchBytesMax, flushDelay,
+    /// preAllocSize, txnLogSizeLimitInKb, txnLogBackend).
+    pub log: crate::txlog::LogSettings,
+    /// `snapCount`: a snapshot is taken after snapCount/2 + rand(snapCount/2) txns.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (at least 3).
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 = no automatic purge.
+    pub purge_interval_hours: u64,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -73,17 +82,9 @@ const KNOWN_NOT_YET_USED: &[&str] = &[
     "syncEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
-    "autopurge.snapRetainCount",
-    "autopurge.purgeInterval",
-    "snapCount",
     "snapSizeLimitInKb",
-    "txnLogSizeLimitInKb",
-    "preAllocSize",
-    "forceSync",
     "fsync.warningthresholdms",
-    "flushDelay",
     "maxWriteQueuePollTime",
-    "maxBatchSize",
     "commitLogCount",
     "snapshotSizeFactor",
     "secureClientPort",
@@ -117,7 +118,11 @@ impl Config {
                 continue;
             }
             let Some((key, value)) = line.split_once('=') else {
-                return Err(ConfigError::Syntax { path: path.to_owned(), line: index + 1, text: raw.to_owned() });
+                return Err(ConfigError::Syntax {
+                    path: path.to_owned(),
+                    line: index + 1,
+                    text: raw.to_owned(),
+                });
             };
             pairs.push((key.trim().to_owned(), value.trim().to_owned()));
         }
@@ -142,9 +147,11 @@ impl Config {
         };
         let tick = tick_time_ms as i32;
         let min_session_timeout_ms = parse_or(value_of("minSessionTimeout"), "minSessionTimeout", -1)?;
-        let min_session_timeout_ms = if min_session_timeout_ms < 0 { tick * 2 } else { min_session_timeout_ms };
+        let min_session_timeout_ms =
+            if min_session_timeout_ms < 0 { tick * 2 } else { min_session_timeout_ms };
         let max_session_timeout_ms = parse_or(value_of("maxSessionTimeout"), "maxSessionTimeout", -1)?;
-        let max_session_timeout_ms = if max_session_timeout_ms < 0 { tick * 20 } else { max_session_timeout_ms };
+        let max_session_timeout_ms =
+            if max_session_timeout_ms < 0 { tick * 20 } else { max_session_timeout_ms };
         if min_session_timeout_ms > max_session_timeout_ms {
             return Err(invalid(
                 "minSessionTimeout",
@@ -180,7 +187,11 @@ impl Config {
         if let Some(digest) = &super_digest
             && !digest.starts_with("super:")
         {
-            return Err(invalid("DigestAuthenticationProvider.superDigest", digest, "expected super:<base64 sha1>"));
+            return Err(invalid(
+                "DigestAuthenticationProvider.superDigest",
+                digest,
+                "expected super:<base64 sha1>",
+            ));
         }
 
         let known: BTreeSet<&str> = [
@@ -201,6 +212,16 @@ impl Config {
             "znode.container.maxPerMinute",
             "znode.container.maxNeverUsedIntervalMs",
             "connection.outboundQueueMax",
+            "snapCount",
+            "txnLogSizeLimitInKb",
+            "preAllocSize",
+            "forceSync",
+            "flushDelay",
+            "maxBatchSize",
+            "txnLogBatchBytesMax",
+            "txnLogBackend",
+            "autopurge.snapRetainCount",
+            "autopurge.purgeInterval",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -214,8 +235,40 @@ impl Config {
             unknown_keys.push(key.clone());
         }
 
+        let mut log = crate::txlog::LogSettings::new(data_log_dir.join("fk-log"));
+        log.force_sync = match value_of("forceSync") {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("no") || v.eq_ignore_ascii_case("false") => false,
+            Some(v) => return Err(invalid("forceSync", v, "expected yes or no")),
+        };
+        log.batch_txns_max = parse_or(value_of("maxBatchSize"), "maxBatchSize", 1000usize)?.max(1);
+        log.batch_bytes_max =
+            parse_or(value_of("txnLogBatchBytesMax"), "txnLogBatchBytesMax", 4 * 1024 * 1024usize)?.max(1);
+        log.flush_delay =
+            std::time::Duration::from_millis(parse_or(value_of("flushDelay"), "flushDelay", 0u64)?);
+        log.prealloc_bytes = parse_or(value_of("preAllocSize"), "preAllocSize", 65536u64)?.max(4) * 1024;
+        let size_limit_kb: i64 = parse_or(value_of("txnLogSizeLimitInKb"), "txnLogSizeLimitInKb", -1)?;
+        log.segment_bytes_max =
+            if size_limit_kb > 0 { size_limit_kb as u64 * 1024 } else { 64 * 1024 * 1024 };
+        log.backend = match value_of("txnLogBackend") {
+            None => crate::txlog::Backend::Uring,
+            Some("uring") => crate::txlog::Backend::Uring,
+            Some("sync") => crate::txlog::Backend::Sync,
+            Some(v) => return Err(invalid("txnLogBackend", v, "expected uring or sync")),
+        };
+        let snap_count: u64 = parse_or(value_of("snapCount"), "snapCount", 100_000)?;
+        let snap_retain_count: usize =
+            parse_or(value_of("autopurge.snapRetainCount"), "autopurge.snapRetainCount", 3)?;
+        let purge_interval_hours =
+            parse_or(value_of("autopurge.purgeInterval"), "autopurge.purgeInterval", 0)?;
+
         Ok(Config {
             path: path.to_owned(),
+            log,
+            snap_count: snap_count.max(2),
+            snap_retain_count: snap_retain_count.max(3),
+            purge_interval_hours,
             tick_time_ms,
             data_dir,
             data_log_dir,
@@ -224,7 +277,11 @@ impl Config {
             max_client_cnxns: parse_or(value_of("maxClientCnxns"), "maxClientCnxns", 60)?,
             min_session_timeout_ms,
             max_session_timeout_ms,
-            global_outstanding_limit: parse_or(value_of("globalOutstandingLimit"), "globalOutstandingLimit", 1000)?,
+            global_outstanding_limit: parse_or(
+                value_of("globalOutstandingLimit"),
+                "globalOutstandingLimit",
+                1000,
+            )?,
             four_letter_whitelist,
             max_buffer_bytes,
             super_digest,

@@ -1,8 +1,8 @@
 //! ferrokeeper server: a ZooKeeper-compatible coordination service.
 //!
-//! - [`tree`]: the pure state machine (znodes, session table, ACLs, watches, prep/apply).
-//! - [`config`]: zoo.cfg parsing.
-//! - [`server`]: the tokio shell: listener, connection tasks, the core task that owns the
+//! - [`tree`] — the pure state machine (znodes, session table, ACLs, watches, prep/apply).
+//! - [`config`] — zoo.cfg parsing.
+//! - [`server`] — the tokio shell: listener, connection tasks, the core task that owns the
 //!   tree, four-letter words.
 
 pub mod config;

@@ -57,16 +57,25 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        let code = tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("shutting down");
+                ExitCode::SUCCESS
+            }
+            reason = server.failed() => {
+                eprintln!("ferrokeeper: fatal: {reason}");
+                ExitCode::FAILURE
+            }
+        };
         server.shutdown().await;
-        ExitCode::SUCCESS
+        code
     })
 }
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         // Without signal handlers the process can still be stopped by SIGKILL.
         std::future::pending::<()>().await;
         return;

@@ -179,7 +179,10 @@ impl Connection {
                 let _ = tokio::time::timeout(FOUR_LETTER_TIMEOUT, self.fill(12)).await;
             }
             let (reply, answer) = oneshot::channel();
-            self.events.send(Event::FourLetter { word, reply }).await.map_err(|_| "server stopping".to_string())?;
+            self.events
+                .send(Event::FourLetter { word, reply })
+                .await
+                .map_err(|_| "server stopping".to_string())?;
             match tokio::time::timeout(FOUR_LETTER_TIMEOUT, answer).await {
                 Ok(Ok(text)) => text,
                 _ => "This ZooKeeper instance is not currently serving requests\n".to_owned(),

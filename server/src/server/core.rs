@@ -2,7 +2,7 @@
 //! It executes requests in arrival order, stamps writes with zxids and time, delivers watch
 //! events and replies, expires sessions and reaps containers/TTL nodes on a timer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::{Bytes, BytesMut};
 use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::response::{Response, Response as R};
-use ferrokeeper_proto::txn::ErrorTxn;
+use ferrokeeper_proto::txn::{ErrorTxn, TxnRecord};
 use ferrokeeper_proto::{
     Code, ConnectRequest, ConnectResponse, Id, Jute, ReplyHeader, SetWatches2, SyncResponse, WatcherEvent,
     WhoAmIResponse, frame, op,
@@ -18,10 +18,12 @@ use ferrokeeper_proto::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
-use crate::tree::{self, Caller, ConnId, DataTree, SessionId, SessionTracker, TreeConfig, Txn, TxnHeader};
+use crate::tree::{self, Caller, ConnId, DataTree, SessionId, SessionTracker, Txn, TxnHeader};
+use crate::txlog::{LogStatus, LogWriter};
 
 /// The version string clients parse (they decide which opcodes to use from it).
-pub const VERSION: &str = concat!("3.9.3-ferrokeeper-", env!("CARGO_PKG_VERSION"), ", built on 2026-11-22 00:00 UTC");
+pub const VERSION: &str =
+    concat!("3.9.3-ferrokeeper-", env!("CARGO_PKG_VERSION"), ", built on 2026-11-22 00:00 UTC");
 
 /// Why a request body could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +71,26 @@ impl LatencyStats {
     }
 }
 
+/// Who waits for a txn to be applied.
+enum Origin {
+    /// A client request: reply to it.
+    Client { conn: ConnId, xid: i32, op: i32, received: Instant },
+    /// A new session: send the ConnectResponse.
+    Connect { conn: ConnId, response: ConnectResponse },
+    /// closeSession from the client: reply, then close the connection.
+    Close { conn: ConnId, xid: i32, op: i32, received: Instant },
+    /// Session expiry, container reaping: nobody to answer.
+    Internal,
+}
+
+/// An entry of the commit queue, in the order it must complete.
+enum Pending {
+    /// A txn in the log, applied once durable.
+    Write { record: TxnRecord, origin: Origin },
+    /// A request that must not overtake its connection's earlier writes.
+    Deferred { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
+}
+
 pub struct ConnState {
     pub peer: SocketAddr,
     pub caller: Caller,
@@ -85,6 +107,8 @@ pub struct ConnState {
     pub last_response_ms: i64,
     pub last_latency_ms: u64,
     pub latency: LatencyStats,
+    /// Entries of this connection in the commit queue; while non-zero, its reads wait.
+    pub queued: u32,
 }
 
 pub struct Core {
@@ -102,6 +126,11 @@ pub struct Core {
     pub latency: LatencyStats,
     last_reap: Instant,
     pub trace_mask: i64,
+    log: LogWriter,
+    log_status: watch::Receiver<LogStatus>,
+    /// Writes waiting for the log, and reads waiting behind them, in order.
+    pending: VecDeque<Pending>,
+    fatal: watch::Sender<Option<String>>,
 }
 
 fn wall_ms() -> i64 {
@@ -109,17 +138,26 @@ fn wall_ms() -> i64 {
 }
 
 impl Core {
-    pub fn new(config: Arc<Config>) -> Core {
-        let tree_config = TreeConfig {
-            skip_acl: config.skip_acl,
-            extended_types_enabled: config.extended_types_enabled,
-            container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
-        };
-        let tree = DataTree::new(tree_config);
+    /// A core over a recovered tree. Every session in the tree is tracked afresh with its full
+    /// timeout, as ZooKeeper does after a restart.
+    pub fn new(
+        config: Arc<Config>,
+        tree: DataTree,
+        log: LogWriter,
+        fatal: watch::Sender<Option<String>>,
+    ) -> Core {
         let next_zxid = tree.last_processed_zxid() + 1;
         let started = Instant::now();
+        let mut tracker = SessionTracker::new(i64::from(config.tick_time_ms), 1, wall_ms());
+        for (session_id, timeout_ms) in tree.sessions() {
+            tracker.add(*session_id, *timeout_ms, 0);
+        }
         Core {
-            tracker: SessionTracker::new(i64::from(config.tick_time_ms), 1, wall_ms()),
+            tracker,
+            log_status: log.status(),
+            log,
+            pending: VecDeque::new(),
+            fatal,
             config,
             tree,
             connections: HashMap::new(),
@@ -145,15 +183,29 @@ impl Core {
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut batch = Vec::with_capacity(256);
+        let outstanding_max = (self.config.global_outstanding_limit as usize).max(1);
+        let mut log_status = self.log_status.clone();
         loop {
             tokio::select! {
-                n = events.recv_many(&mut batch, 256) => {
+                // Stop taking requests while too many wait for the log: connections then stop
+                // being read and clients feel the backpressure.
+                n = events.recv_many(&mut batch, 256), if self.pending.len() < outstanding_max => {
                     if n == 0 {
                         break;
                     }
                     for event in batch.drain(..) {
                         self.handle(event);
                     }
+                }
+                changed = log_status.changed() => {
+                    let status = log_status.borrow_and_update().clone();
+                    if changed.is_err() || status.failure.is_some() {
+                        let reason = status.failure.unwrap_or_else(|| "transaction log writer stopped".into());
+                        tracing::error!("{reason}; stopping the server");
+                        let _ = self.fatal.send(Some(reason));
+                        break;
+                    }
+                    self.on_durable(status.durable_zxid);
                 }
                 _ = ticker.tick() => self.on_tick(),
                 _ = shutdown.changed() => break,
@@ -167,7 +219,9 @@ impl Core {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connect { conn, peer, request, outbound } => self.on_connect(conn, peer, request, outbound),
+            Event::Connect { conn, peer, request, outbound } => {
+                self.on_connect(conn, peer, request, outbound)
+            }
             Event::Request { conn, xid, op, request, received } => {
                 self.on_request(conn, xid, op, request, received)
             }
@@ -179,7 +233,13 @@ impl Core {
         }
     }
 
-    fn on_connect(&mut self, conn: ConnId, peer: SocketAddr, request: ConnectRequest, outbound: mpsc::Sender<Outbound>) {
+    fn on_connect(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        request: ConnectRequest,
+        outbound: mpsc::Sender<Outbound>,
+    ) {
         let last_zxid = self.tree.last_processed_zxid();
         if request.last_zxid_seen > last_zxid {
             tracing::info!(
@@ -193,41 +253,34 @@ impl Core {
         }
         let timeout_ms = self.config.negotiate_timeout(request.timeout);
         let now = self.mono_ms();
+        let read_only = request.read_only.map(|_| false);
         let session_id = if request.session_id == 0 {
             let session_id = self.tracker.next_session_id();
             self.tracker.add(session_id, timeout_ms, now);
-            let txn = Txn::CreateSession(ferrokeeper_proto::txn::CreateSessionTxn { time_out: timeout_ms });
-            let caller = Caller { session_id, conn, auth: Vec::new() };
-            let (_, reply) = self.commit(&caller, 0, txn);
-            debug_assert!(reply.is_ok(), "createSession cannot fail");
-            Some(session_id)
+            session_id
         } else {
             let id = request.session_id;
             let password = tree::session_password(id);
             let valid = self.tree.sessions().contains_key(&id)
                 && self.tracker.is_live(id)
                 && request.passwd.as_deref() == Some(&password[..]);
-            if valid {
-                self.tracker.add(id, timeout_ms, now);
-                Some(id)
-            } else {
-                None
+            if !valid {
+                tracing::info!(conn, session = format_args!("0x{id:x}"), "invalid or expired session");
+                let response = ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 0,
+                    session_id: 0,
+                    passwd: Some(Bytes::from_static(&[0; 16])),
+                    read_only,
+                };
+                let mut out = BytesMut::new();
+                frame::write(&mut out, |b| response.write(b));
+                let _ = outbound.try_send(Outbound::Data(out.freeze()));
+                let _ = outbound.try_send(Outbound::Close);
+                return;
             }
-        };
-        let Some(session_id) = session_id else {
-            tracing::info!(conn, session = format_args!("0x{:x}", request.session_id), "invalid or expired session");
-            let response = ConnectResponse {
-                protocol_version: 0,
-                timeout: 0,
-                session_id: 0,
-                passwd: Some(Bytes::from_static(&[0; 16])),
-                read_only: request.read_only.map(|_| false),
-            };
-            let mut out = BytesMut::new();
-            frame::write(&mut out, |b| response.write(b));
-            let _ = outbound.try_send(Outbound::Data(out.freeze()));
-            let _ = outbound.try_send(Outbound::Close);
-            return;
+            self.tracker.add(id, timeout_ms, now);
+            id
         };
         if let Some(old) = self.session_conn.insert(session_id, conn)
             && old != conn
@@ -239,17 +292,15 @@ impl Core {
             timeout: timeout_ms,
             session_id,
             passwd: Some(Bytes::copy_from_slice(&tree::session_password(session_id))),
-            read_only: request.read_only.map(|_| false),
+            read_only,
         };
-        let mut pending = BytesMut::with_capacity(4096);
-        frame::write(&mut pending, |b| response.write(b));
         let ip = peer.ip().to_string();
         let state = ConnState {
             peer,
             caller: Caller { session_id, conn, auth: vec![Id::new("ip", &ip)] },
             timeout_ms,
             outbound,
-            pending,
+            pending: BytesMut::with_capacity(4096),
             received: 0,
             sent: 0,
             established_ms: wall_ms(),
@@ -259,10 +310,24 @@ impl Core {
             last_response_ms: 0,
             last_latency_ms: 0,
             latency: LatencyStats::default(),
+            queued: 0,
         };
         self.connections.insert(conn, state);
-        self.dirty.push(conn);
+        if request.session_id == 0 {
+            // A new session is a txn: the client hears of it once it is durable.
+            let caller = Caller { session_id, conn, auth: Vec::new() };
+            let txn = self.tree.prep_create_session(session_id, timeout_ms, self.next_zxid);
+            self.propose(&caller, 0, txn, Origin::Connect { conn, response });
+        } else {
+            self.send_connect_response(conn, &response);
+        }
         tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
+    }
+
+    fn send_connect_response(&mut self, conn: ConnId, response: &ConnectResponse) {
+        let Some(state) = self.connections.get_mut(&conn) else { return };
+        frame::write(&mut state.pending, |b| response.write(b));
+        self.dirty.push(conn);
     }
 
     fn on_request(
@@ -279,7 +344,14 @@ impl Core {
         self.packets_received += 1;
         let session_id = conn.caller.session_id;
         if !self.tracker.touch(session_id, now) {
-            self.reply(conn_id, xid, self.tree.last_processed_zxid(), Err(Code::SessionExpired), op_code, received);
+            self.reply(
+                conn_id,
+                xid,
+                self.tree.last_processed_zxid(),
+                Err(Code::SessionExpired),
+                op_code,
+                received,
+            );
             self.close_connection(conn_id);
             return;
         }
@@ -287,16 +359,27 @@ impl Core {
             Ok(request) => request,
             Err(RequestFault::UnknownOp) => {
                 tracing::warn!(conn = conn_id, op = op_code, "unknown opcode; closing connection");
-                self.reply(conn_id, xid, self.tree.last_processed_zxid(), Err(Code::Unimplemented), op_code, received);
+                self.reply(
+                    conn_id,
+                    xid,
+                    self.tree.last_processed_zxid(),
+                    Err(Code::Unimplemented),
+                    op_code,
+                    received,
+                );
                 self.close_connection(conn_id);
                 return;
             }
             Err(RequestFault::Malformed) => {
                 if is_write_op(op_code) {
                     let caller = self.caller(conn_id);
-                    let (zxid, _) =
-                        self.commit(&caller, xid, Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }));
-                    self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
+                    let txn = Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() });
+                    self.propose(
+                        &caller,
+                        xid,
+                        txn,
+                        Origin::Client { conn: conn_id, xid, op: op_code, received },
+                    );
                 } else {
                     let zxid = self.tree.last_processed_zxid();
                     self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
@@ -304,6 +387,20 @@ impl Core {
                 return;
             }
         };
+        let must_wait = conn.queued > 0;
+        if request.is_write() {
+            self.propose_request(conn_id, xid, op_code, request, received);
+        } else if must_wait && !matches!(request, Request::Ping) {
+            conn.queued += 1;
+            self.pending.push_back(Pending::Deferred { conn: conn_id, xid, op: op_code, request, received });
+        } else {
+            self.execute(conn_id, xid, op_code, request, received);
+        }
+    }
+
+    /// Runs a request that needs no txn.
+    fn execute(&mut self, conn_id: ConnId, xid: i32, op_code: i32, request: Request, received: Instant) {
+        let Some(conn) = self.connections.get_mut(&conn_id) else { return };
         match request {
             Request::Ping => {
                 let zxid = self.tree.last_processed_zxid();
@@ -312,7 +409,8 @@ impl Core {
             Request::Auth(packet) => {
                 let ip = conn.peer.ip().to_string();
                 let auth = packet.auth.as_deref().unwrap_or(&[]);
-                match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref()) {
+                match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
+                {
                     Ok(ids) => {
                         for id in ids {
                             if !conn.caller.auth.contains(&id) {
@@ -342,7 +440,14 @@ impl Core {
             Request::SetWatches2(w) => self.set_watches(conn_id, xid, op_code, &w, received),
             Request::Sync(sync) => {
                 let zxid = self.tree.last_processed_zxid();
-                self.reply(conn_id, xid, zxid, Ok(R::Sync(SyncResponse { path: sync.path })), op_code, received);
+                self.reply(
+                    conn_id,
+                    xid,
+                    zxid,
+                    Ok(R::Sync(SyncResponse { path: sync.path })),
+                    op_code,
+                    received,
+                );
             }
             Request::WhoAmI => {
                 let client_info = conn
@@ -358,7 +463,14 @@ impl Core {
                     })
                     .collect();
                 let zxid = self.tree.last_processed_zxid();
-                self.reply(conn_id, xid, zxid, Ok(R::WhoAmI(WhoAmIResponse { client_info })), op_code, received);
+                self.reply(
+                    conn_id,
+                    xid,
+                    zxid,
+                    Ok(R::WhoAmI(WhoAmIResponse { client_info })),
+                    op_code,
+                    received,
+                );
             }
             Request::Check(_) => {
                 // check is only valid inside multi; ZooKeeper answers Unimplemented and closes.
@@ -370,30 +482,6 @@ impl Core {
                 let zxid = self.tree.last_processed_zxid();
                 self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
             }
-            Request::Reconfig(_) => {
-                // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
-                let caller = self.caller(conn_id);
-                let (zxid, _) =
-                    self.commit(&caller, xid, Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }));
-                self.reply(conn_id, xid, zxid, Err(Code::ReconfigDisabled), op_code, received);
-            }
-            Request::CloseSession => {
-                let caller = self.caller(conn_id);
-                let zxid = self.next_zxid;
-                let txn = self.tree.prep(&caller, &Request::CloseSession, zxid, wall_ms());
-                let (zxid, reply) = self.commit(&caller, xid, txn);
-                self.reply(conn_id, xid, zxid, reply, op_code, received);
-                self.tracker.remove(session_id);
-                self.session_conn.remove(&session_id);
-                self.close_connection(conn_id);
-            }
-            request if request.is_write() => {
-                let caller = self.caller(conn_id);
-                let zxid = self.next_zxid;
-                let txn = self.tree.prep(&caller, &request, zxid, wall_ms());
-                let (zxid, reply) = self.commit(&caller, xid, txn);
-                self.reply(conn_id, xid, zxid, reply, op_code, received);
-            }
             request => {
                 let result = self.tree.read(&conn.caller, &request);
                 let zxid = self.tree.last_processed_zxid();
@@ -402,11 +490,42 @@ impl Core {
         }
     }
 
+    /// Turns a write request into a txn and queues it on the log.
+    fn propose_request(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: Request,
+        received: Instant,
+    ) {
+        let caller = self.caller(conn_id);
+        let txn = match &request {
+            // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
+            Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+            request => self.tree.prep(&caller, request, self.next_zxid, wall_ms()),
+        };
+        let origin = if matches!(request, Request::CloseSession) {
+            self.tracker.remove(caller.session_id);
+            Origin::Close { conn: conn_id, xid, op: op_code, received }
+        } else {
+            Origin::Client { conn: conn_id, xid, op: op_code, received }
+        };
+        self.propose(&caller, xid, txn, origin);
+    }
+
     fn caller(&self, conn: ConnId) -> Caller {
         self.connections.get(&conn).map(|c| c.caller.clone()).unwrap_or_default()
     }
 
-    fn set_watches(&mut self, conn: ConnId, xid: i32, op_code: i32, watches: &SetWatches2, received: Instant) {
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op_code: i32,
+        watches: &SetWatches2,
+        received: Instant,
+    ) {
         let events = self.tree.set_watches(conn, watches);
         for event in &events {
             self.push_event(conn, -1, event);
@@ -415,18 +534,85 @@ impl Core {
         self.reply(conn, xid, zxid, Ok(Response::Empty), op_code, received);
     }
 
-    /// Stamps `txn` with the next zxid, applies it and delivers its watch events. Returns the
-    /// zxid and the reply for the issuing client.
-    fn commit(&mut self, caller: &Caller, cxid: i32, txn: Txn) -> (i64, Result<Response, Code>) {
+    /// Stamps `txn` with the next zxid and the time, appends it to the log and queues it to be
+    /// applied once durable.
+    fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
         let zxid = self.next_zxid;
         self.next_zxid += 1;
         let header =
             TxnHeader { client_id: caller.session_id, cxid, zxid, time: wall_ms(), txn_type: txn.txn_type() };
-        let outcome = self.tree.apply(&header, &txn);
+        let record = TxnRecord { header, txn };
+        self.log.append(zxid, record.encode_to_vec());
+        match &origin {
+            Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
+                if let Some(state) = self.connections.get_mut(conn) {
+                    state.queued += 1;
+                }
+            }
+            Origin::Internal => {}
+        }
+        self.pending.push_back(Pending::Write { record, origin });
+    }
+
+    /// The log made everything up to `durable` durable: apply those txns in order, answer their
+    /// clients, and run the reads that waited behind them.
+    fn on_durable(&mut self, durable: i64) {
+        while let Some(front) = self.pending.front() {
+            if let Pending::Write { record, .. } = front
+                && record.header.zxid > durable
+            {
+                break;
+            }
+            let Some(entry) = self.pending.pop_front() else { break };
+            match entry {
+                Pending::Write { record, origin } => self.apply(record, origin),
+                Pending::Deferred { conn, xid, op, request, received } => {
+                    if let Some(state) = self.connections.get_mut(&conn) {
+                        state.queued -= 1;
+                    }
+                    self.execute(conn, xid, op, request, received);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, record: TxnRecord, origin: Origin) {
+        let zxid = record.header.zxid;
+        let outcome = self.tree.apply(&record.header, &record.txn);
         for (conn, event) in &outcome.events {
             self.push_event(*conn, zxid, event);
         }
-        (zxid, outcome.reply)
+        match origin {
+            Origin::Client { conn, xid, op, received } => {
+                self.dequeue(conn);
+                self.reply(conn, xid, zxid, outcome.reply, op, received);
+            }
+            Origin::Connect { conn, response } => {
+                self.dequeue(conn);
+                self.send_connect_response(conn, &response);
+            }
+            Origin::Close { conn, xid, op, received } => {
+                self.dequeue(conn);
+                self.reply(conn, xid, zxid, outcome.reply, op, received);
+                let session_id = record.header.client_id;
+                if self.session_conn.get(&session_id) == Some(&conn) {
+                    self.session_conn.remove(&session_id);
+                }
+                self.close_connection(conn);
+            }
+            Origin::Internal => {
+                if let Err(code) = outcome.reply {
+                    // A reaped node changed since reapable() looked; the next round sees it.
+                    tracing::debug!(%code, zxid = format_args!("0x{zxid:x}"), "internal txn failed");
+                }
+            }
+        }
+    }
+
+    fn dequeue(&mut self, conn: ConnId) {
+        if let Some(state) = self.connections.get_mut(&conn) {
+            state.queued -= 1;
+        }
     }
 
     fn push_event(&mut self, conn: ConnId, zxid: i64, event: &WatcherEvent) {
@@ -523,29 +709,25 @@ impl Core {
         for session_id in self.tracker.expired(now) {
             tracing::info!(session = format_args!("0x{session_id:x}"), "session expired");
             let caller = Caller { session_id, conn: 0, auth: Vec::new() };
-            let zxid = self.next_zxid;
-            let txn = self.tree.prep(&caller, &Request::CloseSession, zxid, wall_ms());
-            let (_, reply) = self.commit(&caller, 0, txn);
-            debug_assert!(reply.is_ok(), "closeSession of a live session cannot fail");
+            let txn = self.tree.prep(&caller, &Request::CloseSession, self.next_zxid, wall_ms());
+            self.propose(&caller, 0, txn, Origin::Internal);
             self.tracker.remove(session_id);
             if let Some(conn) = self.session_conn.remove(&session_id) {
                 self.close_connection(conn);
             }
         }
         let interval = Duration::from_millis(self.config.container_check_interval_ms.max(1));
-        if self.last_reap.elapsed() >= interval {
+        // Reap only when nothing is in flight, so a node is never proposed for deletion twice.
+        if self.last_reap.elapsed() >= interval && self.pending.is_empty() {
             self.last_reap = Instant::now();
-            let per_interval =
-                (u128::from(self.config.container_max_per_minute) * interval.as_millis() / 60_000).max(1) as usize;
+            let per_interval = (u128::from(self.config.container_max_per_minute) * interval.as_millis()
+                / 60_000)
+                .max(1) as usize;
             let system = Caller { session_id: 0, conn: 0, auth: vec![Id::new("super", "")] };
             for path in self.tree.reapable(wall_ms(), per_interval) {
                 let request = Request::DeleteContainer(ferrokeeper_proto::DeleteContainerRequest { path });
-                let zxid = self.next_zxid;
-                let txn = self.tree.prep(&system, &request, zxid, wall_ms());
-                if let (_, Err(code)) = self.commit(&system, 0, txn) {
-                    // The node changed since reapable() looked; the next round will see it.
-                    tracing::debug!(%code, "container/TTL reap skipped");
-                }
+                let txn = self.tree.prep(&system, &request, self.next_zxid, wall_ms());
+                self.propose(&system, 0, txn, Origin::Internal);
             }
         }
     }

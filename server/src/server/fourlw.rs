@@ -57,7 +57,8 @@ fn server_lines(core: &Core, with_clients: bool) -> String {
     if with_clients {
         out.push_str("Clients:\n");
         for state in core.connections.values() {
-            let _ = writeln!(out, " /{}[1](queued=0,recved={},sent={})", state.peer, state.received, state.sent);
+            let _ =
+                writeln!(out, " /{}[1](queued=0,recved={},sent={})", state.peer, state.received, state.sent);
         }
         out.push('\n');
     }
@@ -224,7 +225,12 @@ fn dump(core: &Core) -> String {
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
-            entries.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
         })
         .unwrap_or(0)
 }

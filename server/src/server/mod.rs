@@ -28,11 +28,37 @@ use crate::config::Config;
 
 pub use self::core::VERSION;
 
+use crate::tree::{DataTree, TreeConfig};
+use crate::txlog::LogWriter;
+use crate::txlog::reader::recover;
+
 /// A running standalone server; [`Server::shutdown`] stops it.
 pub struct Server {
     local_addr: SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    fatal: watch::Receiver<Option<String>>,
+}
+
+/// Rebuilds the tree from the transaction log.
+pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
+    let tree_config = TreeConfig {
+        skip_acl: config.skip_acl,
+        extended_types_enabled: config.extended_types_enabled,
+        container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
+    };
+    let mut tree = DataTree::new(tree_config);
+    let started = std::time::Instant::now();
+    let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| {
+        tree.apply(&record.header, &record.txn);
+    })?;
+    tracing::info!(
+        txns = recovery.replayed,
+        last_zxid = format_args!("0x{:x}", recovery.last_zxid),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered from the transaction log"
+    );
+    Ok(tree)
 }
 
 impl Server {
@@ -40,20 +66,44 @@ impl Server {
     pub async fn start(config: Config) -> anyhow::Result<Server> {
         let config = Arc::new(config);
         let addr = SocketAddr::new(config.client_port_address, config.client_port);
-        let listener = TcpListener::bind(addr).await.with_context(|| format!("cannot bind client port {addr}"))?;
+        let listener =
+            TcpListener::bind(addr).await.with_context(|| format!("cannot bind client port {addr}"))?;
         let local_addr = listener.local_addr()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let capacity = (config.global_outstanding_limit as usize).max(16);
         let (events, events_rx) = mpsc::channel(capacity);
-        let core = core::Core::new(config.clone());
+        let tree = recover_tree(&config)?;
+        let log = LogWriter::start(config.log.clone(), tree.last_processed_zxid())
+            .with_context(|| format!("cannot start the transaction log in {}", config.log.dir.display()))?;
+        tracing::info!(
+            backend = log.backend().name(),
+            force_sync = config.log.force_sync,
+            dir = %config.log.dir.display(),
+            "transaction log ready"
+        );
+        let (fatal_tx, fatal) = watch::channel(None);
+        let core = core::Core::new(config.clone(), tree, log, fatal_tx);
         let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
         let accept_task = tokio::spawn(accept_loop(listener, config, events, shutdown_rx));
         tracing::info!(%local_addr, "serving clients");
-        Ok(Server { local_addr, shutdown, tasks: vec![core_task, accept_task] })
+        Ok(Server { local_addr, shutdown, tasks: vec![core_task, accept_task], fatal })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Resolves when the server cannot go on (the transaction log failed), with the reason.
+    pub async fn failed(&self) -> String {
+        let mut fatal = self.fatal.clone();
+        loop {
+            if let Some(reason) = fatal.borrow_and_update().clone() {
+                return reason;
+            }
+            if fatal.changed().await.is_err() {
+                return "the server stopped".to_owned();
+            }
+        }
     }
 
     /// Stops accepting, closes every connection and waits for the tasks to end.

@@ -134,10 +134,20 @@ mod tests {
     use std::io::Read;
 
     fn round_trip(mut device: Box<dyn Device>) {
-        let dir = std::env::temp_dir().join(format!("fk-device-{}-{}", std::process::id(), device.backend().name()));
+        let dir = std::env::temp_dir().join(format!(
+            "fk-device-{}-{}",
+            std::process::id(),
+            device.backend().name()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("f");
-        let file = std::fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
         device.write_at(&file, 0, b"hello ", true).unwrap();
         device.write_at(&file, 6, b"world", false).unwrap();
         let mut text = String::new();

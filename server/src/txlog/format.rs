@@ -249,7 +249,11 @@ mod tests {
         let victim = scan_segment(&bytes, 0).records[7].clone();
         bytes[victim.payload.start] ^= 1;
         let scan = scan_segment(&bytes, 0);
-        assert!(matches!(scan.tail, Tail::Corrupt { offset, .. } if offset == victim.offset), "{:?}", scan.tail);
+        assert!(
+            matches!(scan.tail, Tail::Corrupt { offset, .. } if offset == victim.offset),
+            "{:?}",
+            scan.tail
+        );
         assert_eq!(scan.records.len(), 7);
     }
 

@@ -59,7 +59,7 @@ pub fn recover<F: FnMut(TxnRecord)>(dir: &Path, after: i64, mut apply: F) -> Res
         let is_last = index + 1 == list.len();
         let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
         if let Err(error) = decode_segment_header(&bytes) {
-            if is_last && bytes.iter().skip(4).all(|b| *b == 0) || is_last && bytes.len() < 32 {
+            if is_last && (bytes.len() < 32 || bytes.iter().all(|b| *b == 0)) {
                 // Crashed while creating the segment: nothing in it was ever acknowledged.
                 tracing::warn!(path = %path.display(), %error, "removing a segment whose header was never written");
                 std::fs::remove_file(path).map_err(|e| io_error(path, e))?;
@@ -86,7 +86,11 @@ pub fn recover<F: FnMut(TxnRecord)>(dir: &Path, after: i64, mut apply: F) -> Res
                 });
             }
             Tail::Corrupt { offset, reason } => {
-                return Err(RecoveryError::Corrupt { path: path.clone(), offset: *offset, reason: reason.clone() });
+                return Err(RecoveryError::Corrupt {
+                    path: path.clone(),
+                    offset: *offset,
+                    reason: reason.clone(),
+                });
             }
         }
         for record in &scan.records {
@@ -94,11 +98,12 @@ pub fn recover<F: FnMut(TxnRecord)>(dir: &Path, after: i64, mut apply: F) -> Res
             if record.zxid <= after {
                 continue;
             }
-            let txn = TxnRecord::decode(&bytes[record.payload.clone()]).map_err(|e| RecoveryError::Corrupt {
-                path: path.clone(),
-                offset: record.offset,
-                reason: format!("checksum is right but the txn does not decode: {e}"),
-            })?;
+            let txn =
+                TxnRecord::decode(&bytes[record.payload.clone()]).map_err(|e| RecoveryError::Corrupt {
+                    path: path.clone(),
+                    offset: record.offset,
+                    reason: format!("checksum is right but the txn does not decode: {e}"),
+                })?;
             if txn.header.zxid != record.zxid {
                 return Err(RecoveryError::Corrupt {
                     path: path.clone(),

@@ -23,7 +23,10 @@ fn record(zxid: i64) -> TxnRecord {
         data: Some(vec![zxid as u8; 100].into()),
         version: zxid as i32,
     });
-    TxnRecord { header: TxnHeader { client_id: 7, cxid: zxid as i32, zxid, time: 1000 + zxid, txn_type: 5 }, txn }
+    TxnRecord {
+        header: TxnHeader { client_id: 7, cxid: zxid as i32, zxid, time: 1000 + zxid, txn_type: 5 },
+        txn,
+    }
 }
 
 fn write_all(settings: LogSettings, zxids: std::ops::RangeInclusive<i64>) -> LogWriter {

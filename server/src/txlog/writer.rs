@@ -96,7 +96,8 @@ impl LogWriter {
             segment: None,
             buffer: Vec::with_capacity(1 << 20),
         };
-        let thread = std::thread::Builder::new().name("txlog-writer".into()).spawn(move || thread_state.run())?;
+        let thread =
+            std::thread::Builder::new().name("txlog-writer".into()).spawn(move || thread_state.run())?;
         Ok(LogWriter { sender, thread: Some(thread), status, stats, backend })
     }
 
