@@ -61,6 +61,8 @@ pub struct Config {
     /// Transaction log settings (forceSync, maxBatchSize, txnLogBatchBytesMax, flushDelay,
     /// preAllocSize, txnLogSizeLimitInKb, txnLogBackend).
     pub log: crate::txlog::LogSettings,
+    /// Where snapshots go: `<dataDir>/fk-snap`.
+    pub snap_dir: PathBuf,
     /// `snapCount`: a snapshot is taken after snapCount/2 + rand(snapCount/2) txns.
     pub snap_count: u64,
     /// `autopurge.snapRetainCount` (at least 3).
@@ -266,6 +268,7 @@ impl Config {
         Ok(Config {
             path: path.to_owned(),
             log,
+            snap_dir: data_dir.join("fk-snap"),
             snap_count: snap_count.max(2),
             snap_retain_count: snap_retain_count.max(3),
             purge_interval_hours,

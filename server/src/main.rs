@@ -1,5 +1,6 @@
 //! `ferrokeeper`: run a server from a zoo.cfg (`ferrokeeper --config zoo.cfg`, or
-//! `ferrokeeper zoo.cfg` as a drop-in for QuorumPeerMain).
+//! `ferrokeeper zoo.cfg` as a drop-in for QuorumPeerMain), and the offline tools:
+//! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +20,67 @@ struct Args {
     positional: Option<PathBuf>,
 }
 
+/// Offline tools on a server's files.
+#[derive(Parser, Debug)]
+#[command(name = "ferrokeeper")]
+enum Tool {
+    /// Delete old snapshots and the log segments only they needed (zkCleanup.sh).
+    Purge {
+        /// The server's zoo.cfg (dataDir / dataLogDir are read from it).
+        #[arg(long = "config", short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Snapshots to keep (at least 3, as ZooKeeper).
+        #[arg(short = 'n', default_value_t = 3)]
+        count: usize,
+    },
+    /// Print log records (zkTxnLogToolkit).
+    #[command(subcommand)]
+    Log(DumpCommand),
+    /// Print a snapshot (zkSnapShotToolkit).
+    #[command(subcommand)]
+    Snapshot(DumpCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum DumpCommand {
+    /// Print every record of a file (or, for logs, of every segment in a directory).
+    Dump { path: PathBuf },
+}
+
+fn run_tool() -> ExitCode {
+    let result = match Tool::parse() {
+        Tool::Purge { config, count } => {
+            Config::load(&config).map_err(|e| e.to_string()).and_then(|config| {
+                let retain = count.max(3);
+                ferrokeeper_server::txlog::purge::purge(&config.snap_dir, &config.log.dir, retain)
+                    .map(|report| {
+                        for path in &report.deleted {
+                            println!("deleted {}", path.display());
+                        }
+                        println!(
+                            "kept {} snapshots and {} log segments",
+                            report.kept_snapshots, report.kept_segments
+                        );
+                    })
+                    .map_err(|e| e.to_string())
+            })
+        }
+        Tool::Log(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::log(&path),
+        Tool::Snapshot(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::snapshot(&path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ferrokeeper: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot")) {
+        return run_tool();
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -131,6 +131,12 @@ pub struct Core {
     /// Writes waiting for the log, and reads waiting behind them, in order.
     pending: VecDeque<Pending>,
     fatal: watch::Sender<Option<String>>,
+    /// Txns applied since the last snapshot, and how many trigger the next one (snapCount/2 +
+    /// a random part, so ensemble members do not snapshot together).
+    txns_since_snapshot: u64,
+    snapshot_after: u64,
+    snapshot_running: Arc<std::sync::atomic::AtomicBool>,
+    last_purge: Instant,
 }
 
 fn wall_ms() -> i64 {
@@ -158,6 +164,10 @@ impl Core {
             log,
             pending: VecDeque::new(),
             fatal,
+            txns_since_snapshot: 0,
+            snapshot_after: snapshot_threshold(config.snap_count),
+            snapshot_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            last_purge: started,
             config,
             tree,
             connections: HashMap::new(),
@@ -579,6 +589,10 @@ impl Core {
     fn apply(&mut self, record: TxnRecord, origin: Origin) {
         let zxid = record.header.zxid;
         let outcome = self.tree.apply(&record.header, &record.txn);
+        self.txns_since_snapshot += 1;
+        if self.txns_since_snapshot >= self.snapshot_after {
+            self.take_snapshot();
+        }
         for (conn, event) in &outcome.events {
             self.push_event(*conn, zxid, event);
         }
@@ -606,6 +620,43 @@ impl Core {
                     tracing::debug!(%code, zxid = format_args!("0x{zxid:x}"), "internal txn failed");
                 }
             }
+        }
+    }
+
+    /// Rolls the log and writes a snapshot of the applied tree on a thread of its own. The
+    /// tree is serialized here (a memory copy); the disk work does not stall requests.
+    fn take_snapshot(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.snapshot_running.swap(true, Ordering::AcqRel) {
+            tracing::warn!("Too busy to snap, skipping");
+            return;
+        }
+        self.txns_since_snapshot = 0;
+        self.snapshot_after = snapshot_threshold(self.config.snap_count);
+        self.log.roll();
+        let started = Instant::now();
+        let zxid = self.tree.last_processed_zxid();
+        let bytes = crate::txlog::snapshot::encode(&self.tree);
+        let serialize_ms = started.elapsed().as_millis() as u64;
+        let dir = self.config.snap_dir.clone();
+        let running = self.snapshot_running.clone();
+        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            match crate::txlog::snapshot::write(&dir, zxid, &bytes) {
+                Ok(path) => tracing::info!(
+                    path = %path.display(),
+                    bytes = bytes.len(),
+                    serialize_ms,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                ),
+                // The log still holds everything: a failed snapshot loses nothing.
+                Err(error) => tracing::error!(%error, dir = %dir.display(), "snapshot failed"),
+            }
+            running.store(false, Ordering::Release);
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the snapshot thread");
+            self.snapshot_running.store(false, Ordering::Release);
         }
     }
 
@@ -716,6 +767,17 @@ impl Core {
                 self.close_connection(conn);
             }
         }
+        if self.config.purge_interval_hours > 0
+            && self.last_purge.elapsed() >= Duration::from_secs(self.config.purge_interval_hours * 3600)
+        {
+            self.last_purge = Instant::now();
+            let (snaps, logs, retain) =
+                (self.config.snap_dir.clone(), self.config.log.dir.clone(), self.config.snap_retain_count);
+            tokio::task::spawn_blocking(move || match crate::txlog::purge::purge(&snaps, &logs, retain) {
+                Ok(report) => tracing::info!(deleted = report.deleted.len(), "autopurge done"),
+                Err(error) => tracing::warn!(%error, "autopurge failed"),
+            });
+        }
         let interval = Duration::from_millis(self.config.container_check_interval_ms.max(1));
         // Reap only when nothing is in flight, so a node is never proposed for deletion twice.
         if self.last_reap.elapsed() >= interval && self.pending.is_empty() {
@@ -752,6 +814,12 @@ impl Core {
             state.last_latency_ms = 0;
         }
     }
+}
+
+/// ZooKeeper's SyncRequestProcessor: snapshot after snapCount/2 + rand[0, snapCount/2) txns.
+fn snapshot_threshold(snap_count: u64) -> u64 {
+    let half = (snap_count / 2).max(1);
+    half + rand::random_range(0..half)
 }
 
 fn is_write_op(op_code: i32) -> bool {

@@ -47,8 +47,16 @@ pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
         extended_types_enabled: config.extended_types_enabled,
         container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
     };
-    let mut tree = DataTree::new(tree_config);
     let started = std::time::Instant::now();
+    let mut tree = match crate::txlog::snapshot::load_newest(&config.snap_dir, &tree_config)
+        .with_context(|| format!("cannot read snapshots in {}", config.snap_dir.display()))?
+    {
+        Some((path, tree)) => {
+            tracing::info!(path = %path.display(), nodes = tree.node_count(), "loaded snapshot");
+            tree
+        }
+        None => DataTree::new(tree_config),
+    };
     let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| {
         tree.apply(&record.header, &record.txn);
     })?;

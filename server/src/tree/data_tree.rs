@@ -1058,6 +1058,54 @@ impl DataTree {
         h.0
     }
 
+    /// Visits every node in path order (a parent before its children), with its data, ACL and
+    /// stored stat: what a snapshot holds.
+    pub fn for_each_node<F: FnMut(&str, &Option<Bytes>, &[Acl], &StatPersisted)>(&self, mut visit: F) {
+        for (path, node) in &self.nodes {
+            visit(path, &node.data, &node.acl, &node.stat);
+        }
+    }
+
+    /// Rebuilds a tree from a snapshot's contents: nodes (any order), the session table and
+    /// the zxid the snapshot was taken at. Children and the ephemeral index are derived.
+    pub fn restore(
+        config: TreeConfig,
+        zxid: i64,
+        sessions: BTreeMap<SessionId, i32>,
+        snapshot_nodes: Vec<(String, Option<Bytes>, Vec<Acl>, StatPersisted)>,
+    ) -> Result<DataTree, String> {
+        let mut tree = DataTree::new(config);
+        tree.nodes.clear();
+        for (path, data, acl, stat) in snapshot_nodes {
+            if path != "/" && path::validate(&path).is_err() {
+                return Err(format!("invalid path {path:?} in snapshot"));
+            }
+            let node = Node { data, acl, stat, children: BTreeSet::new() };
+            if tree.nodes.insert(path.clone(), node).is_some() {
+                return Err(format!("path {path} appears twice in snapshot"));
+            }
+        }
+        if !tree.nodes.contains_key("/") {
+            return Err("snapshot has no root node".into());
+        }
+        let paths: Vec<String> = tree.nodes.keys().filter(|p| p.as_str() != "/").cloned().collect();
+        for child in paths {
+            let parent = path::parent(&child);
+            let name = path::name(&child).to_owned();
+            let Some(parent_node) = tree.nodes.get_mut(parent) else {
+                return Err(format!("node {child} has no parent in snapshot"));
+            };
+            parent_node.children.insert(name);
+            let owner = tree.nodes.get(&child).map_or(0, |n| n.stat.ephemeral_owner);
+            if tree.is_session_owner(owner) {
+                tree.ephemerals.entry(owner).or_default().insert(child);
+            }
+        }
+        tree.sessions = sessions;
+        tree.last_processed_zxid = zxid;
+        Ok(tree)
+    }
+
     /// Whether prep has changes not yet applied (for tests and the shell's assertions).
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()

@@ -8,8 +8,11 @@
 //! - [`stats`] — counters for metrics.
 
 pub mod device;
+pub mod dump;
 pub mod format;
+pub mod purge;
 pub mod reader;
+pub mod snapshot;
 pub mod stats;
 pub mod writer;
 

@@ -168,7 +168,7 @@ impl WriterThread {
             let (first_zxid, first_payload) = match self.receiver.recv() {
                 Ok(Command::Append { zxid, payload }) => (zxid, payload),
                 Ok(Command::Roll) => {
-                    self.segment = None;
+                    self.close_segment();
                     continue;
                 }
                 Ok(Command::Shutdown) | Err(_) => return,
@@ -222,11 +222,21 @@ impl WriterThread {
             self.status.send_modify(|s| s.durable_zxid = last_zxid);
             let full = self.segment.as_ref().is_some_and(|s| s.offset >= self.settings.segment_bytes_max);
             if roll_after || full {
-                self.segment = None;
+                self.close_segment();
             }
             if stop_after {
                 return;
             }
+        }
+    }
+
+    /// Gives back the unused preallocation of a finished segment so later scans read only
+    /// data. Not synced: if the truncation is lost, the segment just keeps its zero fill.
+    fn close_segment(&mut self) {
+        if let Some(segment) = self.segment.take()
+            && let Err(error) = segment.file.set_len(segment.offset)
+        {
+            tracing::warn!(%error, "cannot trim a finished log segment");
         }
     }
 
