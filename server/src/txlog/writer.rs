@@ -260,7 +260,10 @@ impl WriterThread {
 
     fn create_segment(&mut self, first_zxid: i64) -> io::Result<Segment> {
         let path = self.settings.dir.join(segment_name(first_zxid));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        // A file of this name can exist only if an earlier run created it and crashed before
+        // any record in it became durable (recovery found nothing at or after this zxid), so
+        // it holds nothing acknowledged and is started afresh.
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
         let header = encode_segment_header(first_zxid);
         let allocated = self.settings.prealloc_bytes.max(header.len() as u64);
         preallocate(&file, 0, allocated)?;
