@@ -81,8 +81,17 @@ pub struct LogWriter {
 impl LogWriter {
     /// Starts the writer thread. `durable_zxid` is the last zxid already on disk.
     pub fn start(settings: LogSettings, durable_zxid: i64) -> io::Result<LogWriter> {
-        std::fs::create_dir_all(&settings.dir)?;
         let device = open_device(settings.backend);
+        LogWriter::start_with_device(settings, durable_zxid, device)
+    }
+
+    /// Starts the writer over a given device (tests inject failing devices this way).
+    pub fn start_with_device(
+        settings: LogSettings,
+        durable_zxid: i64,
+        device: Box<dyn Device>,
+    ) -> io::Result<LogWriter> {
+        std::fs::create_dir_all(&settings.dir)?;
         let backend = device.backend();
         let (sender, receiver) = std::sync::mpsc::channel();
         let (status_tx, status) = watch::channel(LogStatus { durable_zxid, failure: None });
