@@ -104,7 +104,11 @@ impl Builder {
             connected_host: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(self.queue);
-        let config = Config { hosts: cs.hosts.clone(), session_timeout: self.session_timeout, read_only: self.read_only };
+        let config = Config {
+            hosts: cs.hosts.clone(),
+            session_timeout: self.session_timeout,
+            read_only: self.read_only,
+        };
         tokio::spawn(session::run(shared.clone(), config, rx));
         let limit = self.connect_timeout.unwrap_or(self.session_timeout.max(Duration::from_secs(5)));
         let waited = tokio::time::timeout(limit, state_rx.wait_for(|s| *s != SessionState::Connecting)).await;
@@ -419,7 +423,8 @@ impl ZooKeeper {
 
     /// Replaces the node's ACL; `version` (the aclVersion) -1 matches any.
     pub async fn set_acl(&self, path: &str, acl: &[Acl], version: i32) -> Result<Stat> {
-        let request = Request::SetAcl(SetAclRequest { path: self.server_path(path)?, acl: acl.to_vec(), version });
+        let request =
+            Request::SetAcl(SetAclRequest { path: self.server_path(path)?, acl: acl.to_vec(), version });
         let body = self.call(request, None, path).await?;
         match Self::decode(op::SET_ACL, &body)? {
             Response::SetAcl(r) => Ok(r.stat),
@@ -509,7 +514,8 @@ impl ZooKeeper {
             *path = self.shared.chroot.prepend(path);
         }
         let request = MultiRequest { ops };
-        let request = if op_code == op::MULTI { Request::Multi(request) } else { Request::MultiRead(request) };
+        let request =
+            if op_code == op::MULTI { Request::Multi(request) } else { Request::MultiRead(request) };
         let first = client_paths.first().map(String::as_str).unwrap_or("/");
         let body = self.call(request, None, first).await?;
         let results = match Self::decode(op_code, &body)? {
@@ -519,7 +525,9 @@ impl ZooKeeper {
         let mut out = Vec::with_capacity(results.len());
         for (i, r) in results.into_iter().enumerate() {
             let r = match r {
-                OpResult::Error { err } if atomic && err != 0 && err != Code::RuntimeInconsistency.as_i32() => {
+                OpResult::Error { err }
+                    if atomic && err != 0 && err != Code::RuntimeInconsistency.as_i32() =>
+                {
                     return Err(Error::from_raw(err, client_paths.get(i).map(String::as_str)));
                 }
                 OpResult::Create { path } => OpResult::Create { path: self.strip(path) },
@@ -562,7 +570,8 @@ impl ZooKeeper {
     /// (DataWatchRemoved, ...) are delivered to [`Events`] and to one-shot [`Watch`]es.
     pub async fn remove_watches(&self, path: &str, kind: WatcherType) -> Result<()> {
         let sp = self.server_path(path)?;
-        let request = Request::RemoveWatches(RemoveWatchesRequest { path: sp.clone(), watcher_type: kind.as_i32() });
+        let request =
+            Request::RemoveWatches(RemoveWatchesRequest { path: sp.clone(), watcher_type: kind.as_i32() });
         self.call(request, None, path).await?;
         let events = lock(&self.shared.watches).remove(&sp, kind.as_i32(), &self.shared.chroot);
         for e in events {
@@ -591,7 +600,8 @@ impl ZooKeeper {
 
     /// The number of all descendants of `path`.
     pub async fn get_all_children_number(&self, path: &str) -> Result<i32> {
-        let request = Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: self.server_path(path)? });
+        let request =
+            Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: self.server_path(path)? });
         let body = self.call(request, None, path).await?;
         match Self::decode(op::GET_ALL_CHILDREN_NUMBER, &body)? {
             Response::GetAllChildrenNumber(r) => Ok(r.total_number),
@@ -693,7 +703,14 @@ impl Multi {
     }
 
     /// Adds a create (TTL modes need `ttl`).
-    pub fn create(mut self, path: &str, data: &[u8], acl: &[Acl], mode: CreateMode, ttl: Option<i64>) -> Self {
+    pub fn create(
+        mut self,
+        path: &str,
+        data: &[u8],
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Option<i64>,
+    ) -> Self {
         let data = Some(Bytes::copy_from_slice(data));
         let acl = acl.to_vec();
         let flags = mode.flags();

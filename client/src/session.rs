@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use ferrokeeper_proto::WatcherEvent;
 use ferrokeeper_proto::frame::{self, MAX_FRAME_DEFAULT};
 use ferrokeeper_proto::op::{self, xid};
 use ferrokeeper_proto::request::Request;
-use ferrokeeper_proto::{AuthPacket, Code, ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, RequestHeader};
-use ferrokeeper_proto::WatcherEvent;
+use ferrokeeper_proto::{
+    AuthPacket, Code, ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, RequestHeader,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -101,7 +103,8 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
         }
         let host = &config.hosts[host_index % config.hosts.len()];
         host_index = host_index.wrapping_add(1);
-        let per_host = (config.session_timeout / config.hosts.len().max(1) as u32).max(Duration::from_millis(500));
+        let per_host =
+            (config.session_timeout / config.hosts.len().max(1) as u32).max(Duration::from_millis(500));
         match handshake(&shared, &config, host, &passwd, per_host).await {
             Handshake::Ok(stream, resp) => {
                 failures_in_row = 0;
@@ -112,7 +115,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
                     passwd = p;
                 }
                 *lock(&shared.connected_host) = Some(host.clone());
-                let _ = shared.state.send(SessionState::Connected);
+                shared.state.send_replace(SessionState::Connected);
                 shared.emit(WatchedEvent::state(KeeperState::SyncConnected));
                 let negotiated = Duration::from_millis(resp.timeout.max(1) as u64);
                 let end = Connection::new(&shared, negotiated).run(stream, &mut rx).await;
@@ -127,7 +130,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
                         if rx.is_closed() {
                             break SessionState::Closed;
                         }
-                        let _ = shared.state.send(SessionState::Connecting);
+                        shared.state.send_replace(SessionState::Connecting);
                         shared.emit(WatchedEvent::state(KeeperState::Disconnected));
                     }
                 }
@@ -141,7 +144,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
                 if rx.is_closed() && rx.is_empty() {
                     break SessionState::Closed;
                 }
-                let pause = if failures_in_row % config.hosts.len().max(1) == 0 { 200 } else { 20 };
+                let pause = if failures_in_row.is_multiple_of(config.hosts.len().max(1)) { 200 } else { 20 };
                 sleep(Duration::from_millis(pause)).await;
             }
         }
@@ -152,7 +155,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
         _ => (Code::SessionExpired, KeeperState::Closed),
     };
     lock(&shared.watches).clear(kstate);
-    let _ = shared.state.send(end_state);
+    shared.state.send_replace(end_state);
     if end_state == SessionState::Closed {
         shared.emit(WatchedEvent::state(KeeperState::Closed));
     }
@@ -164,7 +167,13 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
     }
 }
 
-async fn handshake(shared: &Shared, config: &Config, host: &str, passwd: &Bytes, limit: Duration) -> Handshake {
+async fn handshake(
+    shared: &Shared,
+    config: &Config,
+    host: &str,
+    passwd: &Bytes,
+    limit: Duration,
+) -> Handshake {
     let attempt = async {
         let mut stream = TcpStream::connect(host).await.ok()?;
         let _ = stream.set_nodelay(true);
@@ -430,4 +439,3 @@ impl<'a> Connection<'a> {
         self.shared.emit(event);
     }
 }
-

@@ -114,10 +114,19 @@ impl Registry {
 
     /// Drops local registrations after a successful removeWatches and returns the events
     /// Java's client would deliver for them.
-    pub(crate) fn remove(&mut self, server_path: &str, watcher_type: i32, chroot: &Chroot) -> Vec<WatchedEvent> {
+    pub(crate) fn remove(
+        &mut self,
+        server_path: &str,
+        watcher_type: i32,
+        chroot: &Chroot,
+    ) -> Vec<WatchedEvent> {
         use ferrokeeper_proto::op::watcher_type as wt;
         let client_path = Some(chroot.strip(server_path.to_owned()));
-        let ev = |event_type| WatchedEvent { event_type, state: KeeperState::SyncConnected, path: client_path.clone() };
+        let ev = |event_type| WatchedEvent {
+            event_type,
+            state: KeeperState::SyncConnected,
+            path: client_path.clone(),
+        };
         let mut out = Vec::new();
         if watcher_type == wt::DATA || watcher_type == wt::ANY {
             let e = ev(EventType::DataWatchRemoved);
@@ -135,10 +144,9 @@ impl Registry {
             }
             fire(&mut self.child, server_path, &e);
         }
-        if watcher_type == wt::PERSISTENT || watcher_type == wt::ANY {
-            if self.persistent.remove(server_path) {
-                out.push(ev(EventType::PersistentWatchRemoved));
-            }
+        if (watcher_type == wt::PERSISTENT || watcher_type == wt::ANY) && self.persistent.remove(server_path)
+        {
+            out.push(ev(EventType::PersistentWatchRemoved));
         }
         if (watcher_type == wt::PERSISTENT_RECURSIVE || watcher_type == wt::ANY)
             && self.recursive.remove(server_path)
@@ -175,7 +183,8 @@ impl Registry {
         for (which, paths) in lists {
             for path in paths {
                 if size + path.len() > LIMIT && size > 0 {
-                    let full = std::mem::replace(&mut cur, SetWatches2 { relative_zxid, ..Default::default() });
+                    let full =
+                        std::mem::replace(&mut cur, SetWatches2 { relative_zxid, ..Default::default() });
                     out.push(SetWatchesMsg::new(full, persistent));
                     size = 0;
                 }
