@@ -279,6 +279,49 @@ impl ZooKeeper {
         }
     }
 
+    /// [`ZooKeeper::create2`] with possibly-null data (`None` is stored as a null buffer, which
+    /// zkCli prints as `null`).
+    pub async fn create_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: &[Acl],
+        mode: CreateMode,
+        ttl: Option<i64>,
+    ) -> Result<Created> {
+        let checked = if mode.is_sequential() { format!("{path}1") } else { path.to_owned() };
+        ferrokeeper_proto::path::validate(&checked).map_err(Error::InvalidPath)?;
+        let server_path = self.shared.chroot.prepend(path);
+        let mut request = build_create(server_path, &[], acl, mode, ttl, false)?;
+        let null = data.is_none();
+        let bytes = data.map(Bytes::copy_from_slice);
+        match &mut request {
+            Request::Create(r) | Request::CreateContainer(r) => r.data = if null { None } else { bytes },
+            Request::CreateTtl(r) => r.data = if null { None } else { bytes },
+            _ => {}
+        }
+        let op_code = request.op();
+        let body = self.call(request, None, path).await?;
+        match Self::decode(op_code, &body)? {
+            Response::Create(r) => Ok(Created { path: self.strip(r.path), stat: None }),
+            Response::Create2(r) => Ok(Created { path: self.strip(r.path), stat: Some(r.stat) }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// [`ZooKeeper::get_data`] keeping a null buffer distinct from empty data; `watch` sets
+    /// a data watch delivered to [`Events`].
+    pub async fn get_data_nullable(&self, path: &str, watch: bool) -> Result<(Option<Bytes>, Stat)> {
+        let reg = if watch { self.reg(WatchKind::Data, path, false).0 } else { None };
+        let sp = self.server_path(path)?;
+        let request = Request::GetData(GetDataRequest { path: sp, watch });
+        let body = self.call(request, reg, path).await?;
+        match Self::decode(op::GET_DATA, &body)? {
+            Response::GetData(r) => Ok((r.data, r.stat)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Creates `path` and any missing ancestors as empty persistent nodes (open ACL);
     /// succeeds if it already exists.
     pub async fn ensure_path(&self, path: &str) -> Result<()> {

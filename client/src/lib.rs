@@ -29,6 +29,7 @@
 //! Modules: [`recipes`] has a distributed lock, leader election, service registry and config
 //! watcher; `fkcli` (the binary) is a zkCli-compatible shell built on this crate.
 
+pub mod cli;
 mod client;
 mod error;
 pub mod recipes;
