@@ -69,6 +69,9 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 = no automatic purge.
     pub purge_interval_hours: u64,
+    /// Where `/metrics` is served: `metricsProvider.httpHost:httpPort`; on when the port is
+    /// given or the Prometheus provider class is named (port 7000 then, as ZooKeeper).
+    pub metrics_http: Option<std::net::SocketAddr>,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -265,8 +268,21 @@ impl Config {
         let purge_interval_hours =
             parse_or(value_of("autopurge.purgeInterval"), "autopurge.purgeInterval", 0)?;
 
+        let metrics_port: Option<u16> = match value_of("metricsProvider.httpPort") {
+            Some(v) => Some(parse_value("metricsProvider.httpPort", v)?),
+            None => value_of("metricsProvider.className").filter(|c| c.contains("Prometheus")).map(|_| 7000),
+        };
+        let metrics_host: IpAddr = match value_of("metricsProvider.httpHost") {
+            Some(v) => {
+                v.parse().map_err(|_| invalid("metricsProvider.httpHost", v, "expected an IP address"))?
+            }
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let metrics_http = metrics_port.map(|port| std::net::SocketAddr::new(metrics_host, port));
+
         Ok(Config {
             path: path.to_owned(),
+            metrics_http,
             log,
             snap_dir: data_dir.join("fk-snap"),
             snap_count: snap_count.max(2),

@@ -6,6 +6,7 @@
 //!   tree, four-letter words.
 
 pub mod config;
+pub mod metrics;
 pub mod server;
 pub mod tree;
 pub mod txlog;

@@ -55,7 +55,13 @@ struct Row {
     backend: Backend,
 }
 
-fn run(dir: &Path, backend: Backend, force_sync: bool, outstanding: usize, args: &Args) -> std::io::Result<Row> {
+fn run(
+    dir: &Path,
+    backend: Backend,
+    force_sync: bool,
+    outstanding: usize,
+    args: &Args,
+) -> std::io::Result<Row> {
     let log_dir = dir.join(format!("log-{}-{force_sync}-{outstanding}", backend.name()));
     let mut settings = LogSettings::new(log_dir.clone());
     settings.backend = backend;
@@ -119,7 +125,11 @@ fn main() -> std::io::Result<()> {
     let scratch = args.dir.join(format!("fk-logbench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let (rate, each) = fdatasync_rate(&scratch, args.seconds)?;
-    println!("Disk: {} — raw 4 KiB pwrite+fdatasync: {rate:.0}/s ({} µs each)\n", args.dir.display(), each.as_micros());
+    println!(
+        "Disk: {} — raw 4 KiB pwrite+fdatasync: {rate:.0}/s ({} µs each)\n",
+        args.dir.display(),
+        each.as_micros()
+    );
     println!("| backend | forceSync | in flight | txns/s | txns/fsync batch | p50 µs | p99 µs |");
     println!("|---|---|---:|---:|---:|---:|---:|");
     let outstanding: Vec<usize> = args.outstanding.split(',').filter_map(|v| v.trim().parse().ok()).collect();
