@@ -74,6 +74,13 @@ pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
 impl Server {
     /// Binds the client port and starts the listener and the core task.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        if let Some(quorum) = &config.quorum {
+            anyhow::bail!(
+                "zoo.cfg lists an ensemble of {} servers (server.N lines); this build runs standalone only: \
+                 remove the server.N lines (or keep one with standaloneEnabled=true)",
+                quorum.servers.len()
+            );
+        }
         let config = Arc::new(config);
         let addr = SocketAddr::new(config.client_port_address, config.client_port);
         let listener =
