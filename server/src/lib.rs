@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod metrics;
+pub mod quorum;
 pub mod server;
 pub mod tree;
 pub mod txlog;
