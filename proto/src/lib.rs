@@ -7,15 +7,16 @@
 //! (see `shared/docs/zookeeper-reference.md` §1).
 //!
 //! Module map:
-//! - [`jute`]: primitive encoding (`Jute` trait, [`jute::Reader`]) and the `record!` macro.
-//! - [`records`]: handshake, headers, data records, requests, responses, watcher events.
-//! - [`request`]: a decoded client request ([`request::Request`]) chosen by opcode.
-//! - [`response`]: a typed success reply body.
-//! - [`multi`]: multi / multiRead requests and responses.
-//! - [`txn`]: transaction records (what is logged and replicated).
-//! - [`code`]: `KeeperException.Code`; [`op`]: opcodes, special xids, flags and watch types.
-//! - [`frame`]: `int32 length | payload` framing with a size limit.
-//! - [`path`]: `PathUtils.validatePath`.
+//! - [`jute`] — primitive encoding (`Jute` trait, [`jute::Reader`]) and the `record!` macro.
+//! - [`records`] — handshake, headers, data records, requests, responses, watcher events.
+//! - [`request`] — a decoded client request ([`request::Request`]) chosen by opcode.
+//! - [`response`] — a typed success reply body.
+//! - [`multi`] — multi / multiRead requests and responses.
+//! - [`txn`] — transaction records (what is logged and replicated).
+//! - [`code`] — `KeeperException.Code`.
+//! - [`op`] — opcodes, special xids, flags and watch types.
+//! - [`frame`] — `int32 length | payload` framing with a size limit.
+//! - [`path`] — `PathUtils.validatePath`.
 
 pub mod code;
 pub mod frame;

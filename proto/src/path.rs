@@ -23,9 +23,7 @@ pub fn validate(path: &str) -> Result<(), String> {
             Some("null character not allowed")
         } else if c == '/' && last == '/' {
             Some("empty node name specified")
-        } else if c == '.' && last == '.' && i >= 2 && chars[i - 2] == '/' && next_is_end {
-            Some("relative paths not allowed")
-        } else if c == '.' && last == '/' && next_is_end {
+        } else if c == '.' && next_is_end && (last == '/' || (last == '.' && i >= 2 && chars[i - 2] == '/')) {
             Some("relative paths not allowed")
         } else if is_invalid_char(c) {
             Some("invalid character")

@@ -139,7 +139,7 @@ proptest! {
         let mut bytes = len.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0; 8]);
         let decoded = Vec::<String>::decode(&bytes);
-        if len > 2 || len < -1 {
+        if !(-1..=2).contains(&len) {
             prop_assert!(decoded.is_err());
         }
     }

@@ -1,8 +1,11 @@
 //! ferrokeeper server: a ZooKeeper-compatible coordination service.
 //!
-//! - [`tree`]: the pure state machine (znodes, sessions table, ACLs, watches, prep/apply).
-//! - [`config`]: zoo.cfg parsing.
-//! - [`server`]: the tokio shell: listener, connections, the core task that owns the tree.
-//! - [`fourlw`]: four-letter-word commands.
+//! - [`tree`] — the pure state machine (znodes, session table, ACLs, watches, prep/apply).
+//! - [`config`] — zoo.cfg parsing.
+//! - [`server`] — the tokio shell: listener, connection tasks, the core task that owns the
+//!   tree, four-letter words.
 
+pub mod config;
+pub mod server;
 pub mod tree;
+pub mod txlog;

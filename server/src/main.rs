@@ -1,1 +1,148 @@
-fn main() {}
+//! `ferrokeeper`: run a server from a zoo.cfg (`ferrokeeper --config zoo.cfg`, or
+//! `ferrokeeper zoo.cfg` as a drop-in for QuorumPeerMain), and the offline tools:
+//! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferrokeeper_server::config::Config;
+use ferrokeeper_server::server::Server;
+
+#[derive(Parser, Debug)]
+#[command(name = "ferrokeeper", version, about = "A ZooKeeper-compatible coordination server")]
+struct Args {
+    /// Path of the zoo.cfg to read.
+    #[arg(long = "config", short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The zoo.cfg path given positionally, as QuorumPeerMain takes it.
+    #[arg(value_name = "ZOO_CFG")]
+    positional: Option<PathBuf>,
+}
+
+/// Offline tools on a server's files.
+#[derive(Parser, Debug)]
+#[command(name = "ferrokeeper")]
+enum Tool {
+    /// Delete old snapshots and the log segments only they needed (zkCleanup.sh).
+    Purge {
+        /// The server's zoo.cfg (dataDir / dataLogDir are read from it).
+        #[arg(long = "config", short = 'c', value_name = "FILE")]
+        config: PathBuf,
+        /// Snapshots to keep (at least 3, as ZooKeeper).
+        #[arg(short = 'n', default_value_t = 3)]
+        count: usize,
+    },
+    /// Print log records (zkTxnLogToolkit).
+    #[command(subcommand)]
+    Log(DumpCommand),
+    /// Print a snapshot (zkSnapShotToolkit).
+    #[command(subcommand)]
+    Snapshot(DumpCommand),
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum DumpCommand {
+    /// Print every record of a file (or, for logs, of every segment in a directory).
+    Dump { path: PathBuf },
+}
+
+fn run_tool() -> ExitCode {
+    let result = match Tool::parse() {
+        Tool::Purge { config, count } => {
+            Config::load(&config).map_err(|e| e.to_string()).and_then(|config| {
+                let retain = count.max(3);
+                ferrokeeper_server::txlog::purge::purge(&config.snap_dir, &config.log.dir, retain)
+                    .map(|report| {
+                        for path in &report.deleted {
+                            println!("deleted {}", path.display());
+                        }
+                        println!(
+                            "kept {} snapshots and {} log segments",
+                            report.kept_snapshots, report.kept_segments
+                        );
+                    })
+                    .map_err(|e| e.to_string())
+            })
+        }
+        Tool::Log(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::log(&path),
+        Tool::Snapshot(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::snapshot(&path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("ferrokeeper: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot")) {
+        return run_tool();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let Some(path) = args.config.or(args.positional) else {
+        eprintln!("ferrokeeper: no configuration given; usage: ferrokeeper --config zoo.cfg");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("ferrokeeper: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    for key in &config.unknown_keys {
+        tracing::warn!(key, "unknown configuration key ignored");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("ferrokeeper: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let server = match Server::start(config).await {
+            Ok(server) => server,
+            Err(error) => {
+                eprintln!("ferrokeeper: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let code = tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("shutting down");
+                ExitCode::SUCCESS
+            }
+            reason = server.failed() => {
+                eprintln!("ferrokeeper: fatal: {reason}");
+                ExitCode::FAILURE
+            }
+        };
+        server.shutdown().await;
+        code
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
+        // Without signal handlers the process can still be stopped by SIGKILL.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

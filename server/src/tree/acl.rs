@@ -1,11 +1,18 @@
 //! ACL schemes and permission checks: world, auth, digest, ip (with CIDR), super.
+//!
+//! This module owns the rules of ZooKeeper's `ZooKeeperServer.checkACL`,
+//! `PrepRequestProcessor.fixupACL` and the `digest` / `ip` authentication providers.
 
-use ferrokeeper_proto::{Code, Id};
+use base64::Engine;
+use ferrokeeper_proto::{Acl, Code, Id};
+use sha1::{Digest, Sha1};
 
 /// `user:BASE64(SHA1("user:password"))` for `user:password`, as DigestAuthenticationProvider.
 pub fn digest(user_password: &str) -> String {
-    let _ = user_password;
-    todo!()
+    // The user part is everything before the first colon, as Java's `split(":", 2)`.
+    let user = user_password.split(':').next().unwrap_or("");
+    let hash = Sha1::digest(user_password.as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
 }
 
 /// Handles an `auth` packet: the ids the connection gains, or AuthFailed.
@@ -17,6 +24,344 @@ pub fn authenticate(
     client_ip: &str,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, Code> {
-    let _ = (scheme, auth, client_ip, super_digest);
-    todo!()
+    match scheme {
+        "digest" => {
+            // Java decodes the bytes with the platform charset (UTF-8); invalid bytes become
+            // replacement characters rather than failing.
+            let text = String::from_utf8_lossy(auth);
+            let d = digest(&text);
+            let mut ids = Vec::new();
+            // The super id comes first, as DigestAuthenticationProvider adds it first.
+            if super_digest == Some(d.as_str()) {
+                ids.push(Id::new("super", ""));
+            }
+            ids.push(Id::new("digest", &d));
+            Ok(ids)
+        }
+        "ip" => Ok(vec![Id::new("ip", client_ip)]),
+        _ => Err(Code::AuthFailed),
+    }
+}
+
+/// Java's `String.split(regex)` for a literal one-char separator: trailing empty strings are
+/// dropped, which decides whether `user:` is a valid digest id.
+fn java_split(s: &str, sep: char) -> Vec<&str> {
+    let mut parts: Vec<&str> = s.split(sep).collect();
+    while parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
+        parts.pop();
+    }
+    if parts.len() == 1 && parts[0].is_empty() {
+        // "".split(":") yields [""] in Java; keep it as one element.
+        return parts;
+    }
+    parts
+}
+
+/// Parses a dotted IPv4 address as IPAuthenticationProvider.v4addr2Bytes.
+fn v4_bytes(addr: &str) -> Option<Vec<u8>> {
+    let parts: Vec<&str> = addr.split('.').collect();
+    if parts.len() != 4 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(4);
+    for p in parts {
+        // Java's Integer.parseInt accepts a leading sign; a '+' or '-' prefixed octet is
+        // rare enough that rejecting non-digits is fine for out-of-range values anyway.
+        let v: i64 = p.parse().ok()?;
+        if !(0..=255).contains(&v) {
+            return None;
+        }
+        out.push(v as u8);
+    }
+    Some(out)
+}
+
+/// Parses an IPv6 address (with `::` compression, optional trailing dotted quad).
+fn v6_bytes(addr: &str) -> Option<Vec<u8>> {
+    if !addr.contains(':') {
+        return None;
+    }
+    let (head, tail) = match addr.find("::") {
+        Some(i) => (&addr[..i], Some(&addr[i + 2..])),
+        None => (addr, None),
+    };
+    let parse_groups = |s: &str| -> Option<Vec<u16>> {
+        if s.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut groups = Vec::new();
+        let segs: Vec<&str> = s.split(':').collect();
+        for (i, seg) in segs.iter().enumerate() {
+            if i + 1 == segs.len() && seg.contains('.') {
+                let b = v4_bytes(seg)?;
+                groups.push(u16::from(b[0]) << 8 | u16::from(b[1]));
+                groups.push(u16::from(b[2]) << 8 | u16::from(b[3]));
+            } else {
+                if seg.is_empty() || seg.len() > 4 {
+                    return None;
+                }
+                groups.push(u16::from_str_radix(seg, 16).ok()?);
+            }
+        }
+        Some(groups)
+    };
+    let h = parse_groups(head)?;
+    let groups = match tail {
+        Some(t) => {
+            if t.contains("::") {
+                return None;
+            }
+            let t = parse_groups(t)?;
+            if h.len() + t.len() > 7 {
+                return None;
+            }
+            let mut g = h;
+            g.resize(8 - t.len(), 0);
+            g.extend(t);
+            g
+        }
+        None => h,
+    };
+    if groups.len() != 8 {
+        return None;
+    }
+    Some(groups.iter().flat_map(|g| g.to_be_bytes()).collect())
+}
+
+fn addr_bytes(addr: &str) -> Option<Vec<u8>> {
+    if addr.contains(':') { v6_bytes(addr) } else { v4_bytes(addr) }
+}
+
+fn mask(b: &mut [u8], bits: usize) {
+    let mut start = bits / 8;
+    let mut start_mask: u8 = !(((1u16 << (8 - (bits % 8))) - 1) as u8);
+    while start < b.len() {
+        b[start] &= start_mask;
+        start_mask = 0;
+        start += 1;
+    }
+}
+
+/// Splits `addr/bits`; `None` when the expression is not a valid address or prefix length.
+fn parse_ip_expr(expr: &str) -> Option<(Vec<u8>, usize)> {
+    let (addr, bits) = match expr.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
+        None => (expr, None),
+    };
+    let bytes = addr_bytes(addr)?;
+    let max = bytes.len() * 8;
+    let bits = match bits {
+        Some(b) => {
+            let n: i64 = b.parse().ok()?;
+            if n < 0 || n as usize > max {
+                return None;
+            }
+            n as usize
+        }
+        None => max,
+    };
+    Some((bytes, bits))
+}
+
+/// IPAuthenticationProvider.matches: `id` is the client address, `expr` an address or CIDR.
+pub fn ip_matches(id: &str, expr: &str) -> bool {
+    let Some((mut acl_addr, bits)) = parse_ip_expr(expr) else {
+        return false;
+    };
+    let Some(mut remote) = addr_bytes(id) else {
+        return false;
+    };
+    mask(&mut acl_addr, bits);
+    mask(&mut remote, bits);
+    remote == acl_addr
+}
+
+/// Whether `id` is a well-formed id of `scheme` for an ACL being set (provider `isValid`).
+/// Schemes without a server-side provider (including `super` and `world` with another id)
+/// are invalid.
+pub fn is_valid_id(scheme: &str, id: &str) -> bool {
+    match scheme {
+        "world" => id == "anyone",
+        "digest" => java_split(id, ':').len() == 2,
+        "ip" => parse_ip_expr(id).is_some(),
+        _ => false,
+    }
+}
+
+/// Whether authenticated ids of `scheme` may stand in for the `auth` scheme. Only digest
+/// ids are "authenticated" (`isAuthenticated()`); ip and super are not.
+fn is_authenticated_scheme(scheme: &str) -> bool {
+    scheme == "digest"
+}
+
+/// PrepRequestProcessor.fixupACL: removes duplicates, expands `auth`, validates the rest.
+pub fn fixup_acl(auth: &[Id], acls: &[Acl]) -> Result<Vec<Acl>, Code> {
+    let mut uniq: Vec<&Acl> = Vec::with_capacity(acls.len());
+    for a in acls {
+        if !uniq.contains(&a) {
+            uniq.push(a);
+        }
+    }
+    if uniq.is_empty() {
+        return Err(Code::InvalidAcl);
+    }
+    let mut out = Vec::new();
+    for a in uniq {
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            out.push(a.clone());
+        } else if a.id.scheme == "auth" {
+            let mut any = false;
+            for cid in auth {
+                if is_authenticated_scheme(&cid.scheme) {
+                    any = true;
+                    out.push(Acl { perms: a.perms, id: cid.clone() });
+                }
+            }
+            if !any {
+                return Err(Code::InvalidAcl);
+            }
+        } else if is_valid_id(&a.id.scheme, &a.id.id) {
+            out.push(a.clone());
+        } else {
+            return Err(Code::InvalidAcl);
+        }
+    }
+    Ok(out)
+}
+
+/// ZooKeeperServer.checkACL: `Ok` when any ACL entry granting one of `perm`'s bits matches
+/// one of the caller's ids. An empty ACL allows everything; `super` bypasses all checks.
+pub fn check(skip_acl: bool, acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
+    if skip_acl || acl.is_empty() {
+        return Ok(());
+    }
+    if auth.iter().any(|id| id.scheme == "super") {
+        return Ok(());
+    }
+    for a in acl {
+        if a.perms & perm == 0 {
+            continue;
+        }
+        if a.id.scheme == "world" && a.id.id == "anyone" {
+            return Ok(());
+        }
+        for cid in auth {
+            if cid.scheme != a.id.scheme {
+                continue;
+            }
+            let matched = match a.id.scheme.as_str() {
+                "digest" => cid.id == a.id.id,
+                "ip" => ip_matches(&cid.id, &a.id.id),
+                _ => false,
+            };
+            if matched {
+                return Ok(());
+            }
+        }
+    }
+    Err(Code::NoAuth)
+}
+
+/// The ACL as getACL shows it to a caller without ADMIN: digest ids masked as `user:x`
+/// (Java's `replaceAll(":.*", ":x")`, which cuts at the first colon).
+pub fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| {
+            if a.id.scheme == "digest" {
+                let id = match a.id.id.find(':') {
+                    Some(i) => format!("{}:x", &a.id.id[..i]),
+                    None => a.id.id.clone(),
+                };
+                Acl { perms: a.perms, id: Id { scheme: a.id.scheme.clone(), id } }
+            } else {
+                a.clone()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrokeeper_proto::op::perms;
+
+    #[test]
+    fn digest_matches_zookeeper() {
+        // Value from ZooKeeper's documentation / DigestAuthenticationProvider.generateDigest.
+        assert_eq!(digest("super:test"), "super:D/InIHSb7yEEbrWz8b9l71RjZJU=");
+        assert_eq!(digest("user:"), "user:".to_owned() + &digest("user:")[5..]);
+    }
+
+    #[test]
+    fn authenticate_digest_ip_super_and_unknown() {
+        let ids = authenticate("digest", b"u:p", "1.2.3.4", None).expect("ok");
+        assert_eq!(ids, vec![Id::new("digest", &digest("u:p"))]);
+        let sup = format!("super:{}", &digest("super:test")[6..]);
+        let ids = authenticate("digest", b"super:test", "1.2.3.4", Some(&sup)).expect("ok");
+        assert_eq!(ids[0], Id::new("super", ""));
+        assert_eq!(ids.len(), 2);
+        assert_eq!(authenticate("ip", b"", "1.2.3.4", None), Ok(vec![Id::new("ip", "1.2.3.4")]));
+        assert_eq!(authenticate("sasl", b"", "1.2.3.4", None), Err(Code::AuthFailed));
+    }
+
+    #[test]
+    fn ip_cidr() {
+        assert!(ip_matches("10.1.2.3", "10.1.2.3"));
+        assert!(!ip_matches("10.1.2.4", "10.1.2.3"));
+        assert!(ip_matches("10.1.2.200", "10.1.2.0/24"));
+        assert!(!ip_matches("10.1.3.1", "10.1.2.0/24"));
+        assert!(ip_matches("10.1.3.1", "10.1.2.0/16"));
+        assert!(ip_matches("1.2.3.4", "0.0.0.0/0"));
+        assert!(!ip_matches("1.2.3.4", "1.2.3.4/33"));
+        assert!(ip_matches("::1", "0:0:0:0:0:0:0:1"));
+        assert!(ip_matches("fe80::1", "fe80::/16"));
+        assert!(!ip_matches("fe80::1", "10.0.0.1"));
+        assert!(is_valid_id("ip", "10.0.0.0/8"));
+        assert!(!is_valid_id("ip", "10.0.0.0/40"));
+        assert!(!is_valid_id("ip", "host"));
+    }
+
+    #[test]
+    fn validity_of_ids() {
+        assert!(is_valid_id("digest", "u:h"));
+        assert!(is_valid_id("digest", ":h"));
+        assert!(!is_valid_id("digest", "u:"));
+        assert!(!is_valid_id("digest", "u:h:x"));
+        assert!(!is_valid_id("world", "someone"));
+        assert!(!is_valid_id("super", ""));
+        assert!(!is_valid_id("x509", "cn"));
+    }
+
+    #[test]
+    fn fixup_expands_auth_and_rejects_bad() {
+        let d = Id::new("digest", "u:h");
+        let ip = Id::new("ip", "1.2.3.4");
+        let acl = fixup_acl(&[ip.clone(), d.clone()], &Acl::creator_all()).expect("ok");
+        assert_eq!(acl, vec![Acl { perms: perms::ALL, id: d }]);
+        assert_eq!(fixup_acl(&[ip], &Acl::creator_all()), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&[], &[]), Err(Code::InvalidAcl));
+        let dup = vec![Acl::new(1, "world", "anyone"), Acl::new(1, "world", "anyone")];
+        assert_eq!(fixup_acl(&[], &dup).expect("ok").len(), 1);
+    }
+
+    #[test]
+    fn check_rules() {
+        let acl = vec![Acl::new(perms::READ, "digest", "u:h"), Acl::new(perms::WRITE, "ip", "10.0.0.0/8")];
+        let d = vec![Id::new("digest", "u:h")];
+        assert_eq!(check(false, &acl, perms::READ, &d), Ok(()));
+        assert_eq!(check(false, &acl, perms::WRITE, &d), Err(Code::NoAuth));
+        assert_eq!(check(false, &acl, perms::WRITE, &[Id::new("ip", "10.9.9.9")]), Ok(()));
+        assert_eq!(check(false, &acl, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
+        assert_eq!(check(true, &acl, perms::ADMIN, &[]), Ok(()));
+        assert_eq!(check(false, &[], perms::ADMIN, &[]), Ok(()));
+        assert_eq!(check(false, &acl, perms::READ | perms::ADMIN, &d), Ok(()));
+    }
+
+    #[test]
+    fn masks_digests() {
+        let acl = vec![Acl::new(1, "digest", "u:abc"), Acl::new(1, "ip", "1.2.3.4")];
+        let m = mask_digests(&acl);
+        assert_eq!(m[0].id.id, "u:x");
+        assert_eq!(m[1].id.id, "1.2.3.4");
+    }
 }

@@ -19,6 +19,7 @@
 
 pub mod acl;
 mod data_tree;
+mod prep;
 pub mod session;
 mod watch;
 

@@ -1,0 +1,406 @@
+//! zoo.cfg: ZooKeeper's `key=value` configuration file, read as QuorumPeerConfig reads it.
+//!
+//! Keys ZooKeeper knows but ferrokeeper does not act on yet are accepted quietly (logged at
+//! debug); keys nobody knows are warned about, never fatal. Keys ZooKeeper turns into
+//! `zookeeper.<key>` system properties (extendedTypesEnabled, skipACL,
+//! DigestAuthenticationProvider.superDigest, jute.maxbuffer) are read the same way here.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use ferrokeeper_proto::frame::MAX_FRAME_DEFAULT;
+
+/// A configuration error: names the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: expected key=value, got {text:?}")]
+    Syntax { path: PathBuf, line: usize, text: String },
+    #[error("{key} is not set in {path}")]
+    Missing { key: &'static str, path: PathBuf },
+    #[error("{key}={value}: {reason}")]
+    Invalid { key: String, value: String, reason: String },
+}
+
+/// Every four-letter word ferrokeeper answers.
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "cons", "envi", "wchs", "wchc", "wchp", "dump", "isro", "dirs",
+    "srst", "crst", "gtmk", "stmk", "hash",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file was read from (shown by `conf`).
+    pub path: PathBuf,
+    pub tick_time_ms: u32,
+    pub data_dir: PathBuf,
+    pub data_log_dir: PathBuf,
+    pub client_port: u16,
+    pub client_port_address: IpAddr,
+    /// Per client IP; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    /// Requests queued in the server at once before connections stop being read.
+    pub global_outstanding_limit: u32,
+    /// Enabled four-letter words (`srvr` always).
+    pub four_letter_whitelist: BTreeSet<String>,
+    /// Largest frame accepted (`jute.maxbuffer`).
+    pub max_buffer_bytes: usize,
+    /// `super:<base64 sha1>` from `DigestAuthenticationProvider.superDigest`.
+    pub super_digest: Option<String>,
+    pub extended_types_enabled: bool,
+    pub skip_acl: bool,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+    pub container_max_never_used_interval_ms: i64,
+    /// Outbound messages queued per connection before a client that stopped reading is cut off.
+    pub connection_outbound_queue_max: usize,
+    /// Transaction log settings (forceSync, maxBatchSize, txnLogBatchBytesMax, flushDelay,
+    /// preAllocSize, txnLogSizeLimitInKb, txnLogBackend).
+    pub log: crate::txlog::LogSettings,
+    /// Where snapshots go: `<dataDir>/fk-snap`.
+    pub snap_dir: PathBuf,
+    /// `snapCount`: a snapshot is taken after snapCount/2 + rand(snapCount/2) txns.
+    pub snap_count: u64,
+    /// `autopurge.snapRetainCount` (at least 3).
+    pub snap_retain_count: usize,
+    /// `autopurge.purgeInterval` in hours; 0 = no automatic purge.
+    pub purge_interval_hours: u64,
+    /// Keys that were not understood, for one warning each at startup.
+    pub unknown_keys: Vec<String>,
+}
+
+/// Keys ZooKeeper accepts that later ferrokeeper features read (or that do not apply).
+const KNOWN_NOT_YET_USED: &[&str] = &[
+    "initLimit",
+    "syncLimit",
+    "electionAlg",
+    "peerType",
+    "standaloneEnabled",
+    "reconfigEnabled",
+    "syncEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "snapSizeLimitInKb",
+    "fsync.warningthresholdms",
+    "maxWriteQueuePollTime",
+    "commitLogCount",
+    "snapshotSizeFactor",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "clientPortListenBacklog",
+    "dynamicConfigFile",
+    "metricsProvider.className",
+    "metricsProvider.httpPort",
+    "metricsProvider.httpHost",
+    "metricsProvider.exportJvmInfo",
+    "admin.enableServer",
+    "admin.serverPort",
+    "admin.serverAddress",
+    "quorumListenOnAllIPs",
+    "multiAddress.enabled",
+    "4lw.commands.whitelist",
+];
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut pairs = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once('=') else {
+                return Err(ConfigError::Syntax {
+                    path: path.to_owned(),
+                    line: index + 1,
+                    text: raw.to_owned(),
+                });
+            };
+            pairs.push((key.trim().to_owned(), value.trim().to_owned()));
+        }
+        let get = |key: &str| pairs.iter().rev().find(|(k, _)| k == key || k == &format!("zookeeper.{key}"));
+        let value_of = |key: &str| get(key).map(|(_, v)| v.as_str());
+
+        let tick_time_ms: u32 = parse_or(value_of("tickTime"), "tickTime", 3000)?;
+        if tick_time_ms == 0 {
+            return Err(invalid("tickTime", "0", "must be positive"));
+        }
+        let data_dir = PathBuf::from(
+            value_of("dataDir").ok_or(ConfigError::Missing { key: "dataDir", path: path.to_owned() })?,
+        );
+        let data_log_dir = value_of("dataLogDir").map(PathBuf::from).unwrap_or_else(|| data_dir.clone());
+        let client_port: u16 = match value_of("clientPort") {
+            Some(v) => parse_value("clientPort", v)?,
+            None => return Err(ConfigError::Missing { key: "clientPort", path: path.to_owned() }),
+        };
+        let client_port_address: IpAddr = match value_of("clientPortAddress") {
+            Some(v) => resolve_address(v)?,
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let tick = tick_time_ms as i32;
+        let min_session_timeout_ms = parse_or(value_of("minSessionTimeout"), "minSessionTimeout", -1)?;
+        let min_session_timeout_ms =
+            if min_session_timeout_ms < 0 { tick * 2 } else { min_session_timeout_ms };
+        let max_session_timeout_ms = parse_or(value_of("maxSessionTimeout"), "maxSessionTimeout", -1)?;
+        let max_session_timeout_ms =
+            if max_session_timeout_ms < 0 { tick * 20 } else { max_session_timeout_ms };
+        if min_session_timeout_ms > max_session_timeout_ms {
+            return Err(invalid(
+                "minSessionTimeout",
+                &min_session_timeout_ms.to_string(),
+                "minSessionTimeout must not be larger than maxSessionTimeout",
+            ));
+        }
+        let mut four_letter_whitelist = BTreeSet::new();
+        match value_of("4lw.commands.whitelist") {
+            Some(list) => {
+                for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+                    if word == "*" {
+                        four_letter_whitelist.extend(FOUR_LETTER_WORDS.iter().map(|w| w.to_string()));
+                    } else if FOUR_LETTER_WORDS.contains(&word) {
+                        four_letter_whitelist.insert(word.to_owned());
+                    } else {
+                        tracing::warn!(word, "unknown four-letter word in 4lw.commands.whitelist");
+                    }
+                }
+            }
+            None => {
+                four_letter_whitelist.insert("srvr".to_owned());
+            }
+        }
+        four_letter_whitelist.insert("srvr".to_owned());
+
+        let max_buffer_bytes =
+            parse_or(value_of("jute.maxbuffer"), "jute.maxbuffer", MAX_FRAME_DEFAULT as u64)? as usize;
+        if max_buffer_bytes < 1024 {
+            return Err(invalid("jute.maxbuffer", &max_buffer_bytes.to_string(), "must be at least 1024"));
+        }
+        let super_digest = value_of("DigestAuthenticationProvider.superDigest").map(str::to_owned);
+        if let Some(digest) = &super_digest
+            && !digest.starts_with("super:")
+        {
+            return Err(invalid(
+                "DigestAuthenticationProvider.superDigest",
+                digest,
+                "expected super:<base64 sha1>",
+            ));
+        }
+
+        let known: BTreeSet<&str> = [
+            "tickTime",
+            "dataDir",
+            "dataLogDir",
+            "clientPort",
+            "clientPortAddress",
+            "maxClientCnxns",
+            "minSessionTimeout",
+            "maxSessionTimeout",
+            "globalOutstandingLimit",
+            "jute.maxbuffer",
+            "DigestAuthenticationProvider.superDigest",
+            "extendedTypesEnabled",
+            "skipACL",
+            "znode.container.checkIntervalMs",
+            "znode.container.maxPerMinute",
+            "znode.container.maxNeverUsedIntervalMs",
+            "connection.outboundQueueMax",
+            "snapCount",
+            "txnLogSizeLimitInKb",
+            "preAllocSize",
+            "forceSync",
+            "flushDelay",
+            "maxBatchSize",
+            "txnLogBatchBytesMax",
+            "txnLogBackend",
+            "autopurge.snapRetainCount",
+            "autopurge.purgeInterval",
+        ]
+        .into_iter()
+        .chain(KNOWN_NOT_YET_USED.iter().copied())
+        .collect();
+        let mut unknown_keys = Vec::new();
+        for (key, _) in &pairs {
+            let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+            if known.contains(bare) || bare.starts_with("server.") || bare.starts_with("metricsProvider.") {
+                continue;
+            }
+            unknown_keys.push(key.clone());
+        }
+
+        let mut log = crate::txlog::LogSettings::new(data_log_dir.join("fk-log"));
+        log.force_sync = match value_of("forceSync") {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("yes") || v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("no") || v.eq_ignore_ascii_case("false") => false,
+            Some(v) => return Err(invalid("forceSync", v, "expected yes or no")),
+        };
+        log.batch_txns_max = parse_or(value_of("maxBatchSize"), "maxBatchSize", 1000usize)?.max(1);
+        log.batch_bytes_max =
+            parse_or(value_of("txnLogBatchBytesMax"), "txnLogBatchBytesMax", 4 * 1024 * 1024usize)?.max(1);
+        log.flush_delay =
+            std::time::Duration::from_millis(parse_or(value_of("flushDelay"), "flushDelay", 0u64)?);
+        log.prealloc_bytes = parse_or(value_of("preAllocSize"), "preAllocSize", 65536u64)?.max(4) * 1024;
+        let size_limit_kb: i64 = parse_or(value_of("txnLogSizeLimitInKb"), "txnLogSizeLimitInKb", -1)?;
+        log.segment_bytes_max =
+            if size_limit_kb > 0 { size_limit_kb as u64 * 1024 } else { 64 * 1024 * 1024 };
+        log.backend = match value_of("txnLogBackend") {
+            None => crate::txlog::Backend::Uring,
+            Some("uring") => crate::txlog::Backend::Uring,
+            Some("sync") => crate::txlog::Backend::Sync,
+            Some(v) => return Err(invalid("txnLogBackend", v, "expected uring or sync")),
+        };
+        let snap_count: u64 = parse_or(value_of("snapCount"), "snapCount", 100_000)?;
+        let snap_retain_count: usize =
+            parse_or(value_of("autopurge.snapRetainCount"), "autopurge.snapRetainCount", 3)?;
+        let purge_interval_hours =
+            parse_or(value_of("autopurge.purgeInterval"), "autopurge.purgeInterval", 0)?;
+
+        Ok(Config {
+            path: path.to_owned(),
+            log,
+            snap_dir: data_dir.join("fk-snap"),
+            snap_count: snap_count.max(2),
+            snap_retain_count: snap_retain_count.max(3),
+            purge_interval_hours,
+            tick_time_ms,
+            data_dir,
+            data_log_dir,
+            client_port,
+            client_port_address,
+            max_client_cnxns: parse_or(value_of("maxClientCnxns"), "maxClientCnxns", 60)?,
+            min_session_timeout_ms,
+            max_session_timeout_ms,
+            global_outstanding_limit: parse_or(
+                value_of("globalOutstandingLimit"),
+                "globalOutstandingLimit",
+                1000,
+            )?,
+            four_letter_whitelist,
+            max_buffer_bytes,
+            super_digest,
+            extended_types_enabled: parse_bool(value_of("extendedTypesEnabled"), "extendedTypesEnabled")?,
+            skip_acl: value_of("skipACL").is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            container_check_interval_ms: parse_or(
+                value_of("znode.container.checkIntervalMs"),
+                "znode.container.checkIntervalMs",
+                60_000,
+            )?,
+            container_max_per_minute: parse_or(
+                value_of("znode.container.maxPerMinute"),
+                "znode.container.maxPerMinute",
+                10_000,
+            )?,
+            container_max_never_used_interval_ms: parse_or(
+                value_of("znode.container.maxNeverUsedIntervalMs"),
+                "znode.container.maxNeverUsedIntervalMs",
+                0,
+            )?,
+            connection_outbound_queue_max: parse_or(
+                value_of("connection.outboundQueueMax"),
+                "connection.outboundQueueMax",
+                4096,
+            )?,
+            unknown_keys,
+        })
+    }
+
+    /// Clamps a requested session timeout to [min, max] as ZooKeeper does.
+    pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
+        requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
+    }
+}
+
+fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), value: value.to_owned(), reason: reason.to_owned() }
+}
+
+fn parse_value<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| invalid(key, value, &e.to_string()))
+}
+
+fn parse_or<T: std::str::FromStr>(value: Option<&str>, key: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match value {
+        Some(v) => parse_value(key, v),
+        None => Ok(default),
+    }
+}
+
+fn parse_bool(value: Option<&str>, key: &str) -> Result<bool, ConfigError> {
+    match value {
+        None => Ok(false),
+        Some(v) if v.eq_ignore_ascii_case("true") || v.eq_ignore_ascii_case("yes") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("no") => Ok(false),
+        Some(v) => Err(invalid(key, v, "expected true or false")),
+    }
+}
+
+fn resolve_address(value: &str) -> Result<IpAddr, ConfigError> {
+    if value == "localhost" {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    value.parse().map_err(|_| invalid("clientPortAddress", value, "expected an IP address"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("zoo.cfg"), text)
+    }
+
+    #[test]
+    fn reads_sample_config() {
+        let config = parse(
+            "tickTime=2000\ndataDir=/tmp/zk\nclientPort=2181\n4lw.commands.whitelist=ruok, mntr\n\
+             initLimit=5\nfoo.bar=1\nextendedTypesEnabled=true\n",
+        )
+        .unwrap();
+        assert_eq!(config.tick_time_ms, 2000);
+        assert_eq!(config.min_session_timeout_ms, 4000);
+        assert_eq!(config.max_session_timeout_ms, 40000);
+        assert_eq!(config.data_log_dir, PathBuf::from("/tmp/zk"));
+        assert!(config.four_letter_whitelist.contains("ruok"));
+        assert!(config.four_letter_whitelist.contains("srvr"));
+        assert!(!config.four_letter_whitelist.contains("stat"));
+        assert!(config.extended_types_enabled);
+        assert_eq!(config.unknown_keys, vec!["foo.bar".to_owned()]);
+        assert_eq!(config.negotiate_timeout(100), 4000);
+        assert_eq!(config.negotiate_timeout(1_000_000), 40000);
+    }
+
+    #[test]
+    fn names_missing_and_bad_keys() {
+        let err = parse("clientPort=1\n").unwrap_err().to_string();
+        assert!(err.contains("dataDir"), "{err}");
+        let err = parse("dataDir=/x\n").unwrap_err().to_string();
+        assert!(err.contains("clientPort"), "{err}");
+        let err = parse("dataDir=/x\nclientPort=abc\n").unwrap_err().to_string();
+        assert!(err.contains("clientPort=abc"), "{err}");
+        let err = parse("dataDir=/x\nclientPort=1\nnonsense\n").unwrap_err().to_string();
+        assert!(err.contains(":3:"), "{err}");
+    }
+
+    #[test]
+    fn star_enables_every_word() {
+        let config = parse("dataDir=/x\nclientPort=1\n4lw.commands.whitelist=*\n").unwrap();
+        assert_eq!(config.four_letter_whitelist.len(), FOUR_LETTER_WORDS.len());
+    }
+}

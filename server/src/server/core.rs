@@ -1,0 +1,839 @@
+//! The core task: the single owner of the tree, the session tracker and the connection table.
+//! It executes requests in arrival order, stamps writes with zxids and time, delivers watch
+//! events and replies, expires sessions and reaps containers/TTL nodes on a timer.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use ferrokeeper_proto::request::Request;
+use ferrokeeper_proto::response::{Response, Response as R};
+use ferrokeeper_proto::txn::{ErrorTxn, TxnRecord};
+use ferrokeeper_proto::{
+    Code, ConnectRequest, ConnectResponse, Id, Jute, ReplyHeader, SetWatches2, SyncResponse, WatcherEvent,
+    WhoAmIResponse, frame, op,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::config::Config;
+use crate::tree::{self, Caller, ConnId, DataTree, SessionId, SessionTracker, Txn, TxnHeader};
+use crate::txlog::{LogStatus, LogWriter};
+
+/// The version string clients parse (they decide which opcodes to use from it).
+pub const VERSION: &str =
+    concat!("3.9.3-ferrokeeper-", env!("CARGO_PKG_VERSION"), ", built on 2026-11-22 00:00 UTC");
+
+/// Why a request body could not be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFault {
+    UnknownOp,
+    Malformed,
+}
+
+/// What connection tasks tell the core.
+pub enum Event {
+    Connect { conn: ConnId, peer: SocketAddr, request: ConnectRequest, outbound: mpsc::Sender<Outbound> },
+    Request { conn: ConnId, xid: i32, op: i32, request: Result<Request, RequestFault>, received: Instant },
+    Closed { conn: ConnId },
+    FourLetter { word: String, reply: oneshot::Sender<String> },
+}
+
+/// What the core tells a connection task.
+pub enum Outbound {
+    Data(Bytes),
+    /// Write what is queued, then close.
+    Close,
+}
+
+/// Latency and packet counters (srvr/stat/mntr/cons).
+#[derive(Debug, Clone, Default)]
+pub struct LatencyStats {
+    pub count: u64,
+    pub total_ms: u64,
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+impl LatencyStats {
+    fn record(&mut self, ms: u64) {
+        if self.count == 0 || ms < self.min_ms {
+            self.min_ms = ms;
+        }
+        self.max_ms = self.max_ms.max(ms);
+        self.count += 1;
+        self.total_ms += ms;
+    }
+
+    pub fn avg_ms(&self) -> f64 {
+        if self.count == 0 { 0.0 } else { self.total_ms as f64 / self.count as f64 }
+    }
+}
+
+/// Who waits for a txn to be applied.
+enum Origin {
+    /// A client request: reply to it.
+    Client { conn: ConnId, xid: i32, op: i32, received: Instant },
+    /// A new session: send the ConnectResponse.
+    Connect { conn: ConnId, response: ConnectResponse },
+    /// closeSession from the client: reply, then close the connection.
+    Close { conn: ConnId, xid: i32, op: i32, received: Instant },
+    /// Session expiry, container reaping: nobody to answer.
+    Internal,
+}
+
+/// An entry of the commit queue, in the order it must complete.
+enum Pending {
+    /// A txn in the log, applied once durable.
+    Write { record: TxnRecord, origin: Origin },
+    /// A request that must not overtake its connection's earlier writes.
+    Deferred { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
+}
+
+pub struct ConnState {
+    pub peer: SocketAddr,
+    pub caller: Caller,
+    pub timeout_ms: i32,
+    pub outbound: mpsc::Sender<Outbound>,
+    /// Frames produced in this batch, sent at the end of it.
+    pub pending: BytesMut,
+    pub received: u64,
+    pub sent: u64,
+    pub established_ms: i64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response_ms: i64,
+    pub last_latency_ms: u64,
+    pub latency: LatencyStats,
+    /// Entries of this connection in the commit queue; while non-zero, its reads wait.
+    pub queued: u32,
+}
+
+pub struct Core {
+    pub config: Arc<Config>,
+    pub tree: DataTree,
+    pub tracker: SessionTracker,
+    pub connections: HashMap<ConnId, ConnState>,
+    pub session_conn: HashMap<SessionId, ConnId>,
+    /// Connections with frames waiting in `pending`.
+    dirty: Vec<ConnId>,
+    pub next_zxid: i64,
+    pub started: Instant,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub latency: LatencyStats,
+    last_reap: Instant,
+    pub trace_mask: i64,
+    log: LogWriter,
+    log_status: watch::Receiver<LogStatus>,
+    /// Writes waiting for the log, and reads waiting behind them, in order.
+    pending: VecDeque<Pending>,
+    fatal: watch::Sender<Option<String>>,
+    /// Txns applied since the last snapshot, and how many trigger the next one (snapCount/2 +
+    /// a random part, so ensemble members do not snapshot together).
+    txns_since_snapshot: u64,
+    snapshot_after: u64,
+    snapshot_running: Arc<std::sync::atomic::AtomicBool>,
+    last_purge: Instant,
+}
+
+fn wall_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Core {
+    /// A core over a recovered tree. Every session in the tree is tracked afresh with its full
+    /// timeout, as ZooKeeper does after a restart.
+    pub fn new(
+        config: Arc<Config>,
+        tree: DataTree,
+        log: LogWriter,
+        fatal: watch::Sender<Option<String>>,
+    ) -> Core {
+        let next_zxid = tree.last_processed_zxid() + 1;
+        let started = Instant::now();
+        let mut tracker = SessionTracker::new(i64::from(config.tick_time_ms), 1, wall_ms());
+        for (session_id, timeout_ms) in tree.sessions() {
+            tracker.add(*session_id, *timeout_ms, 0);
+        }
+        Core {
+            tracker,
+            log_status: log.status(),
+            log,
+            pending: VecDeque::new(),
+            fatal,
+            txns_since_snapshot: 0,
+            snapshot_after: snapshot_threshold(config.snap_count),
+            snapshot_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            last_purge: started,
+            config,
+            tree,
+            connections: HashMap::new(),
+            session_conn: HashMap::new(),
+            dirty: Vec::new(),
+            next_zxid,
+            started,
+            packets_received: 0,
+            packets_sent: 0,
+            latency: LatencyStats::default(),
+            last_reap: started,
+            trace_mask: 0,
+        }
+    }
+
+    /// Monotonic milliseconds, for session expiry.
+    fn mono_ms(&self) -> i64 {
+        self.started.elapsed().as_millis() as i64
+    }
+
+    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
+        let tick = Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut batch = Vec::with_capacity(256);
+        let outstanding_max = (self.config.global_outstanding_limit as usize).max(1);
+        let mut log_status = self.log_status.clone();
+        loop {
+            tokio::select! {
+                // Stop taking requests while too many wait for the log: connections then stop
+                // being read and clients feel the backpressure.
+                n = events.recv_many(&mut batch, 256), if self.pending.len() < outstanding_max => {
+                    if n == 0 {
+                        break;
+                    }
+                    for event in batch.drain(..) {
+                        self.handle(event);
+                    }
+                }
+                changed = log_status.changed() => {
+                    let status = log_status.borrow_and_update().clone();
+                    if changed.is_err() || status.failure.is_some() {
+                        let reason = status.failure.unwrap_or_else(|| "transaction log writer stopped".into());
+                        tracing::error!("{reason}; stopping the server");
+                        let _ = self.fatal.send(Some(reason));
+                        break;
+                    }
+                    self.on_durable(status.durable_zxid);
+                }
+                _ = ticker.tick() => self.on_tick(),
+                _ = shutdown.changed() => break,
+            }
+            self.flush();
+        }
+        for (_, conn) in self.connections.drain() {
+            let _ = conn.outbound.try_send(Outbound::Close);
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Connect { conn, peer, request, outbound } => {
+                self.on_connect(conn, peer, request, outbound)
+            }
+            Event::Request { conn, xid, op, request, received } => {
+                self.on_request(conn, xid, op, request, received)
+            }
+            Event::Closed { conn } => self.drop_connection(conn),
+            Event::FourLetter { word, reply } => {
+                let text = super::fourlw::execute(self, &word);
+                let _ = reply.send(text);
+            }
+        }
+    }
+
+    fn on_connect(
+        &mut self,
+        conn: ConnId,
+        peer: SocketAddr,
+        request: ConnectRequest,
+        outbound: mpsc::Sender<Outbound>,
+    ) {
+        let last_zxid = self.tree.last_processed_zxid();
+        if request.last_zxid_seen > last_zxid {
+            tracing::info!(
+                conn,
+                client_zxid = format_args!("0x{:x}", request.last_zxid_seen),
+                server_zxid = format_args!("0x{:x}", last_zxid),
+                "refusing connection: client has seen a newer zxid; client must try another server"
+            );
+            let _ = outbound.try_send(Outbound::Close);
+            return;
+        }
+        let timeout_ms = self.config.negotiate_timeout(request.timeout);
+        let now = self.mono_ms();
+        let read_only = request.read_only.map(|_| false);
+        let session_id = if request.session_id == 0 {
+            let session_id = self.tracker.next_session_id();
+            self.tracker.add(session_id, timeout_ms, now);
+            session_id
+        } else {
+            let id = request.session_id;
+            let password = tree::session_password(id);
+            let valid = self.tree.sessions().contains_key(&id)
+                && self.tracker.is_live(id)
+                && request.passwd.as_deref() == Some(&password[..]);
+            if !valid {
+                tracing::info!(conn, session = format_args!("0x{id:x}"), "invalid or expired session");
+                let response = ConnectResponse {
+                    protocol_version: 0,
+                    timeout: 0,
+                    session_id: 0,
+                    passwd: Some(Bytes::from_static(&[0; 16])),
+                    read_only,
+                };
+                let mut out = BytesMut::new();
+                frame::write(&mut out, |b| response.write(b));
+                let _ = outbound.try_send(Outbound::Data(out.freeze()));
+                let _ = outbound.try_send(Outbound::Close);
+                return;
+            }
+            self.tracker.add(id, timeout_ms, now);
+            id
+        };
+        if let Some(old) = self.session_conn.insert(session_id, conn)
+            && old != conn
+        {
+            self.close_connection(old);
+        }
+        let response = ConnectResponse {
+            protocol_version: 0,
+            timeout: timeout_ms,
+            session_id,
+            passwd: Some(Bytes::copy_from_slice(&tree::session_password(session_id))),
+            read_only,
+        };
+        let ip = peer.ip().to_string();
+        let state = ConnState {
+            peer,
+            caller: Caller { session_id, conn, auth: vec![Id::new("ip", &ip)] },
+            timeout_ms,
+            outbound,
+            pending: BytesMut::with_capacity(4096),
+            received: 0,
+            sent: 0,
+            established_ms: wall_ms(),
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            last_response_ms: 0,
+            last_latency_ms: 0,
+            latency: LatencyStats::default(),
+            queued: 0,
+        };
+        self.connections.insert(conn, state);
+        if request.session_id == 0 {
+            // A new session is a txn: the client hears of it once it is durable.
+            let caller = Caller { session_id, conn, auth: Vec::new() };
+            let txn = self.tree.prep_create_session(session_id, timeout_ms, self.next_zxid);
+            self.propose(&caller, 0, txn, Origin::Connect { conn, response });
+        } else {
+            self.send_connect_response(conn, &response);
+        }
+        tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
+    }
+
+    fn send_connect_response(&mut self, conn: ConnId, response: &ConnectResponse) {
+        let Some(state) = self.connections.get_mut(&conn) else { return };
+        frame::write(&mut state.pending, |b| response.write(b));
+        self.dirty.push(conn);
+    }
+
+    fn on_request(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: Result<Request, RequestFault>,
+        received: Instant,
+    ) {
+        let now = self.mono_ms();
+        let Some(conn) = self.connections.get_mut(&conn_id) else { return };
+        conn.received += 1;
+        self.packets_received += 1;
+        let session_id = conn.caller.session_id;
+        if !self.tracker.touch(session_id, now) {
+            self.reply(
+                conn_id,
+                xid,
+                self.tree.last_processed_zxid(),
+                Err(Code::SessionExpired),
+                op_code,
+                received,
+            );
+            self.close_connection(conn_id);
+            return;
+        }
+        let request = match request {
+            Ok(request) => request,
+            Err(RequestFault::UnknownOp) => {
+                tracing::warn!(conn = conn_id, op = op_code, "unknown opcode; closing connection");
+                self.reply(
+                    conn_id,
+                    xid,
+                    self.tree.last_processed_zxid(),
+                    Err(Code::Unimplemented),
+                    op_code,
+                    received,
+                );
+                self.close_connection(conn_id);
+                return;
+            }
+            Err(RequestFault::Malformed) => {
+                if is_write_op(op_code) {
+                    let caller = self.caller(conn_id);
+                    let txn = Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() });
+                    self.propose(
+                        &caller,
+                        xid,
+                        txn,
+                        Origin::Client { conn: conn_id, xid, op: op_code, received },
+                    );
+                } else {
+                    let zxid = self.tree.last_processed_zxid();
+                    self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
+                }
+                return;
+            }
+        };
+        let must_wait = conn.queued > 0;
+        if request.is_write() {
+            self.propose_request(conn_id, xid, op_code, request, received);
+        } else if must_wait && !matches!(request, Request::Ping) {
+            conn.queued += 1;
+            self.pending.push_back(Pending::Deferred { conn: conn_id, xid, op: op_code, request, received });
+        } else {
+            self.execute(conn_id, xid, op_code, request, received);
+        }
+    }
+
+    /// Runs a request that needs no txn.
+    fn execute(&mut self, conn_id: ConnId, xid: i32, op_code: i32, request: Request, received: Instant) {
+        let Some(conn) = self.connections.get_mut(&conn_id) else { return };
+        match request {
+            Request::Ping => {
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(conn_id, xid, zxid, Ok(Response::Empty), op_code, received);
+            }
+            Request::Auth(packet) => {
+                let ip = conn.peer.ip().to_string();
+                let auth = packet.auth.as_deref().unwrap_or(&[]);
+                match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
+                {
+                    Ok(ids) => {
+                        for id in ids {
+                            if !conn.caller.auth.contains(&id) {
+                                conn.caller.auth.push(id);
+                            }
+                        }
+                        self.reply(conn_id, xid, 0, Ok(Response::Empty), op_code, received);
+                    }
+                    Err(code) => {
+                        tracing::warn!(conn = conn_id, scheme = packet.scheme, "authentication failed");
+                        self.reply(conn_id, xid, 0, Err(code), op_code, received);
+                        self.close_connection(conn_id);
+                    }
+                }
+            }
+            Request::SetWatches(w) => {
+                let all = SetWatches2 {
+                    relative_zxid: w.relative_zxid,
+                    data_watches: w.data_watches,
+                    exist_watches: w.exist_watches,
+                    child_watches: w.child_watches,
+                    persistent_watches: Vec::new(),
+                    persistent_recursive_watches: Vec::new(),
+                };
+                self.set_watches(conn_id, xid, op_code, &all, received);
+            }
+            Request::SetWatches2(w) => self.set_watches(conn_id, xid, op_code, &w, received),
+            Request::Sync(sync) => {
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(
+                    conn_id,
+                    xid,
+                    zxid,
+                    Ok(R::Sync(SyncResponse { path: sync.path })),
+                    op_code,
+                    received,
+                );
+            }
+            Request::WhoAmI => {
+                let client_info = conn
+                    .caller
+                    .auth
+                    .iter()
+                    .map(|id| ferrokeeper_proto::ClientInfo {
+                        auth_scheme: id.scheme.clone(),
+                        user: match id.scheme.as_str() {
+                            "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+                            _ => id.id.clone(),
+                        },
+                    })
+                    .collect();
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(
+                    conn_id,
+                    xid,
+                    zxid,
+                    Ok(R::WhoAmI(WhoAmIResponse { client_info })),
+                    op_code,
+                    received,
+                );
+            }
+            Request::Check(_) => {
+                // check is only valid inside multi; ZooKeeper answers Unimplemented and closes.
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
+                self.close_connection(conn_id);
+            }
+            Request::Sasl(_) => {
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
+            }
+            request => {
+                let result = self.tree.read(&conn.caller, &request);
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(conn_id, xid, zxid, result, op_code, received);
+            }
+        }
+    }
+
+    /// Turns a write request into a txn and queues it on the log.
+    fn propose_request(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: Request,
+        received: Instant,
+    ) {
+        let caller = self.caller(conn_id);
+        let txn = match &request {
+            // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
+            Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+            request => self.tree.prep(&caller, request, self.next_zxid, wall_ms()),
+        };
+        let origin = if matches!(request, Request::CloseSession) {
+            self.tracker.remove(caller.session_id);
+            Origin::Close { conn: conn_id, xid, op: op_code, received }
+        } else {
+            Origin::Client { conn: conn_id, xid, op: op_code, received }
+        };
+        self.propose(&caller, xid, txn, origin);
+    }
+
+    fn caller(&self, conn: ConnId) -> Caller {
+        self.connections.get(&conn).map(|c| c.caller.clone()).unwrap_or_default()
+    }
+
+    fn set_watches(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op_code: i32,
+        watches: &SetWatches2,
+        received: Instant,
+    ) {
+        let events = self.tree.set_watches(conn, watches);
+        for event in &events {
+            self.push_event(conn, -1, event);
+        }
+        let zxid = self.tree.last_processed_zxid();
+        self.reply(conn, xid, zxid, Ok(Response::Empty), op_code, received);
+    }
+
+    /// Stamps `txn` with the next zxid and the time, appends it to the log and queues it to be
+    /// applied once durable.
+    fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
+        let zxid = self.next_zxid;
+        self.next_zxid += 1;
+        let header =
+            TxnHeader { client_id: caller.session_id, cxid, zxid, time: wall_ms(), txn_type: txn.txn_type() };
+        let record = TxnRecord { header, txn };
+        self.log.append(zxid, record.encode_to_vec());
+        match &origin {
+            Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
+                if let Some(state) = self.connections.get_mut(conn) {
+                    state.queued += 1;
+                }
+            }
+            Origin::Internal => {}
+        }
+        self.pending.push_back(Pending::Write { record, origin });
+    }
+
+    /// The log made everything up to `durable` durable: apply those txns in order, answer their
+    /// clients, and run the reads that waited behind them.
+    fn on_durable(&mut self, durable: i64) {
+        while let Some(front) = self.pending.front() {
+            if let Pending::Write { record, .. } = front
+                && record.header.zxid > durable
+            {
+                break;
+            }
+            let Some(entry) = self.pending.pop_front() else { break };
+            match entry {
+                Pending::Write { record, origin } => self.apply(record, origin),
+                Pending::Deferred { conn, xid, op, request, received } => {
+                    if let Some(state) = self.connections.get_mut(&conn) {
+                        state.queued -= 1;
+                    }
+                    self.execute(conn, xid, op, request, received);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, record: TxnRecord, origin: Origin) {
+        let zxid = record.header.zxid;
+        let outcome = self.tree.apply(&record.header, &record.txn);
+        self.txns_since_snapshot += 1;
+        if self.txns_since_snapshot >= self.snapshot_after {
+            self.take_snapshot();
+        }
+        for (conn, event) in &outcome.events {
+            self.push_event(*conn, zxid, event);
+        }
+        match origin {
+            Origin::Client { conn, xid, op, received } => {
+                self.dequeue(conn);
+                self.reply(conn, xid, zxid, outcome.reply, op, received);
+            }
+            Origin::Connect { conn, response } => {
+                self.dequeue(conn);
+                self.send_connect_response(conn, &response);
+            }
+            Origin::Close { conn, xid, op, received } => {
+                self.dequeue(conn);
+                self.reply(conn, xid, zxid, outcome.reply, op, received);
+                let session_id = record.header.client_id;
+                if self.session_conn.get(&session_id) == Some(&conn) {
+                    self.session_conn.remove(&session_id);
+                }
+                self.close_connection(conn);
+            }
+            Origin::Internal => {
+                if let Err(code) = outcome.reply {
+                    // A reaped node changed since reapable() looked; the next round sees it.
+                    tracing::debug!(%code, zxid = format_args!("0x{zxid:x}"), "internal txn failed");
+                }
+            }
+        }
+    }
+
+    /// Rolls the log and writes a snapshot of the applied tree on a thread of its own. The
+    /// tree is serialized here (a memory copy); the disk work does not stall requests.
+    fn take_snapshot(&mut self) {
+        use std::sync::atomic::Ordering;
+        if self.snapshot_running.swap(true, Ordering::AcqRel) {
+            tracing::warn!("Too busy to snap, skipping");
+            return;
+        }
+        self.txns_since_snapshot = 0;
+        self.snapshot_after = snapshot_threshold(self.config.snap_count);
+        self.log.roll();
+        let started = Instant::now();
+        let zxid = self.tree.last_processed_zxid();
+        let bytes = crate::txlog::snapshot::encode(&self.tree);
+        let serialize_ms = started.elapsed().as_millis() as u64;
+        let dir = self.config.snap_dir.clone();
+        let running = self.snapshot_running.clone();
+        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            match crate::txlog::snapshot::write(&dir, zxid, &bytes) {
+                Ok(path) => tracing::info!(
+                    path = %path.display(),
+                    bytes = bytes.len(),
+                    serialize_ms,
+                    total_ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                ),
+                // The log still holds everything: a failed snapshot loses nothing.
+                Err(error) => tracing::error!(%error, dir = %dir.display(), "snapshot failed"),
+            }
+            running.store(false, Ordering::Release);
+        });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start the snapshot thread");
+            self.snapshot_running.store(false, Ordering::Release);
+        }
+    }
+
+    fn dequeue(&mut self, conn: ConnId) {
+        if let Some(state) = self.connections.get_mut(&conn) {
+            state.queued -= 1;
+        }
+    }
+
+    fn push_event(&mut self, conn: ConnId, zxid: i64, event: &WatcherEvent) {
+        let Some(state) = self.connections.get_mut(&conn) else { return };
+        let header = ReplyHeader { xid: ferrokeeper_proto::op::xid::NOTIFICATION, zxid, err: 0 };
+        frame::write(&mut state.pending, |b| {
+            header.write(b);
+            event.write(b);
+        });
+        state.sent += 1;
+        self.packets_sent += 1;
+        self.dirty.push(conn);
+    }
+
+    fn reply(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        result: Result<Response, Code>,
+        op_code: i32,
+        received: Instant,
+    ) {
+        let Some(state) = self.connections.get_mut(&conn) else { return };
+        let err = match &result {
+            Ok(_) => 0,
+            Err(code) => code.as_i32(),
+        };
+        let header = ReplyHeader { xid, zxid, err };
+        frame::write(&mut state.pending, |b| {
+            header.write(b);
+            if let Ok(body) = &result {
+                body.write_body(b);
+            }
+        });
+        let latency_ms = received.elapsed().as_millis() as u64;
+        state.sent += 1;
+        state.last_op = op::name(op_code);
+        state.last_cxid = xid;
+        state.last_zxid = zxid;
+        state.last_response_ms = wall_ms();
+        state.last_latency_ms = latency_ms;
+        state.latency.record(latency_ms);
+        self.packets_sent += 1;
+        if op_code != op::PING {
+            self.latency.record(latency_ms);
+        }
+        self.dirty.push(conn);
+    }
+
+    /// Sends what each connection accumulated during this batch. A client whose outbound
+    /// queue is full has stopped reading: it is cut off so it cannot grow server memory.
+    fn flush(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for conn in dirty.drain(..) {
+            let Some(state) = self.connections.get_mut(&conn) else { continue };
+            if state.pending.is_empty() {
+                continue;
+            }
+            let data = state.pending.split().freeze();
+            if state.outbound.try_send(Outbound::Data(data)).is_err() {
+                tracing::warn!(conn, peer = %state.peer, "client is not reading its replies; closing connection");
+                self.drop_connection(conn);
+            }
+        }
+        self.dirty = dirty;
+    }
+
+    /// Queues a close after whatever is pending and forgets the connection.
+    fn close_connection(&mut self, conn: ConnId) {
+        if let Some(state) = self.connections.get_mut(&conn) {
+            if !state.pending.is_empty() {
+                let data = state.pending.split().freeze();
+                let _ = state.outbound.try_send(Outbound::Data(data));
+            }
+            let _ = state.outbound.try_send(Outbound::Close);
+        }
+        self.drop_connection(conn);
+    }
+
+    fn drop_connection(&mut self, conn: ConnId) {
+        let Some(state) = self.connections.remove(&conn) else { return };
+        self.tree.remove_connection(conn);
+        let session_id = state.caller.session_id;
+        if self.session_conn.get(&session_id) == Some(&conn) {
+            self.session_conn.remove(&session_id);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.mono_ms();
+        for session_id in self.tracker.expired(now) {
+            tracing::info!(session = format_args!("0x{session_id:x}"), "session expired");
+            let caller = Caller { session_id, conn: 0, auth: Vec::new() };
+            let txn = self.tree.prep(&caller, &Request::CloseSession, self.next_zxid, wall_ms());
+            self.propose(&caller, 0, txn, Origin::Internal);
+            self.tracker.remove(session_id);
+            if let Some(conn) = self.session_conn.remove(&session_id) {
+                self.close_connection(conn);
+            }
+        }
+        if self.config.purge_interval_hours > 0
+            && self.last_purge.elapsed() >= Duration::from_secs(self.config.purge_interval_hours * 3600)
+        {
+            self.last_purge = Instant::now();
+            let (snaps, logs, retain) =
+                (self.config.snap_dir.clone(), self.config.log.dir.clone(), self.config.snap_retain_count);
+            tokio::task::spawn_blocking(move || match crate::txlog::purge::purge(&snaps, &logs, retain) {
+                Ok(report) => tracing::info!(deleted = report.deleted.len(), "autopurge done"),
+                Err(error) => tracing::warn!(%error, "autopurge failed"),
+            });
+        }
+        let interval = Duration::from_millis(self.config.container_check_interval_ms.max(1));
+        // Reap only when nothing is in flight, so a node is never proposed for deletion twice.
+        if self.last_reap.elapsed() >= interval && self.pending.is_empty() {
+            self.last_reap = Instant::now();
+            let per_interval = (u128::from(self.config.container_max_per_minute) * interval.as_millis()
+                / 60_000)
+                .max(1) as usize;
+            let system = Caller { session_id: 0, conn: 0, auth: vec![Id::new("super", "")] };
+            for path in self.tree.reapable(wall_ms(), per_interval) {
+                let request = Request::DeleteContainer(ferrokeeper_proto::DeleteContainerRequest { path });
+                let txn = self.tree.prep(&system, &request, self.next_zxid, wall_ms());
+                self.propose(&system, 0, txn, Origin::Internal);
+            }
+        }
+    }
+
+    /// `srst`: resets server-wide counters.
+    pub fn reset_stats(&mut self) {
+        self.packets_received = 0;
+        self.packets_sent = 0;
+        self.latency = LatencyStats::default();
+    }
+
+    /// `crst`: resets per-connection counters.
+    pub fn reset_connection_stats(&mut self) {
+        for state in self.connections.values_mut() {
+            state.received = 0;
+            state.sent = 0;
+            state.latency = LatencyStats::default();
+            state.last_op = "NA";
+            state.last_cxid = -1;
+            state.last_zxid = -1;
+            state.last_response_ms = 0;
+            state.last_latency_ms = 0;
+        }
+    }
+}
+
+/// ZooKeeper's SyncRequestProcessor: snapshot after snapCount/2 + rand[0, snapCount/2) txns.
+fn snapshot_threshold(snap_count: u64) -> u64 {
+    let half = (snap_count / 2).max(1);
+    half + rand::random_range(0..half)
+}
+
+fn is_write_op(op_code: i32) -> bool {
+    matches!(
+        op_code,
+        op::CREATE
+            | op::CREATE2
+            | op::CREATE_CONTAINER
+            | op::CREATE_TTL
+            | op::DELETE
+            | op::SET_DATA
+            | op::SET_ACL
+            | op::MULTI
+            | op::DELETE_CONTAINER
+            | op::RECONFIG
+    )
+}

@@ -1,0 +1,262 @@
+//! Four-letter words: the text each command prints, in ZooKeeper's formats (reference §3.1).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::core::{Core, VERSION};
+
+/// Runs one whitelisted command against the core's state.
+pub fn execute(core: &mut Core, word: &str) -> String {
+    match word {
+        "ruok" => "imok".to_owned(),
+        "srvr" => server_lines(core, false),
+        "stat" => server_lines(core, true),
+        "mntr" => mntr(core),
+        "conf" => conf(core),
+        "cons" => cons(core),
+        "envi" => envi(),
+        "wchs" => {
+            let stats = core.tree.watch_stats();
+            format!(
+                "{} connections watching {} paths\nTotal watches:{}\n",
+                stats.connections, stats.paths, stats.total
+            )
+        }
+        "wchc" => wchc(core),
+        "wchp" => wchp(core),
+        "dump" => dump(core),
+        "isro" => "rw".to_owned(),
+        "dirs" => format!(
+            "datadir_size: {}\nlogdir_size: {}\n",
+            dir_size(&core.config.data_dir),
+            dir_size(&core.config.data_log_dir)
+        ),
+        "srst" => {
+            core.reset_stats();
+            "Server stats reset.\n".to_owned()
+        }
+        "crst" => {
+            core.reset_connection_stats();
+            "Connection stats reset.\n".to_owned()
+        }
+        "gtmk" | "stmk" => format!("{}\n", core.trace_mask),
+        "hash" => format!("0x{:x}: {}\n", core.tree.last_processed_zxid(), core.tree.digest() as i64),
+        other => format!("Unknown command: {other}\n"),
+    }
+}
+
+/// A double as Java's `Double.toString` prints the values we produce (rounded to 4 places).
+pub fn java_double(value: f64) -> String {
+    let rounded = (value * 10_000.0).round() / 10_000.0;
+    let text = format!("{rounded}");
+    if text.contains('.') { text } else { format!("{text}.0") }
+}
+
+fn server_lines(core: &Core, with_clients: bool) -> String {
+    let mut out = format!("Zookeeper version: {VERSION}\n");
+    if with_clients {
+        out.push_str("Clients:\n");
+        for state in core.connections.values() {
+            let _ =
+                writeln!(out, " /{}[1](queued=0,recved={},sent={})", state.peer, state.received, state.sent);
+        }
+        out.push('\n');
+    }
+    let latency = &core.latency;
+    let _ = write!(
+        out,
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\n\
+         Zxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        latency.min_ms,
+        java_double(latency.avg_ms()),
+        latency.max_ms,
+        core.packets_received,
+        core.packets_sent,
+        core.connections.len(),
+        core.tree.last_processed_zxid(),
+        core.tree.node_count(),
+    );
+    out
+}
+
+fn mntr(core: &Core) -> String {
+    let latency = &core.latency;
+    let watches = core.tree.watch_stats();
+    let ephemerals: usize = core.tree.ephemerals().values().map(Vec::len).sum();
+    let (open_fds, max_fds) = file_descriptors();
+    let lines: Vec<(&str, String)> = vec![
+        ("zk_version", VERSION.to_owned()),
+        ("zk_server_state", "standalone".to_owned()),
+        ("zk_avg_latency", java_double(latency.avg_ms())),
+        ("zk_max_latency", latency.max_ms.to_string()),
+        ("zk_min_latency", latency.min_ms.to_string()),
+        ("zk_packets_received", core.packets_received.to_string()),
+        ("zk_packets_sent", core.packets_sent.to_string()),
+        ("zk_num_alive_connections", core.connections.len().to_string()),
+        ("zk_outstanding_requests", "0".to_owned()),
+        ("zk_znode_count", core.tree.node_count().to_string()),
+        ("zk_watch_count", watches.total.to_string()),
+        ("zk_ephemerals_count", ephemerals.to_string()),
+        ("zk_approximate_data_size", core.tree.approximate_data_size().to_string()),
+        ("zk_open_file_descriptor_count", open_fds.to_string()),
+        ("zk_max_file_descriptor_count", max_fds.to_string()),
+        ("zk_uptime", core.started.elapsed().as_millis().to_string()),
+        ("zk_global_sessions", core.tree.sessions().len().to_string()),
+        ("zk_local_sessions", "0".to_owned()),
+        ("zk_last_proposal_size", "-1".to_owned()),
+    ];
+    let mut out = String::new();
+    for (key, value) in lines {
+        let _ = writeln!(out, "{key}\t{value}");
+    }
+    out
+}
+
+fn conf(core: &Core) -> String {
+    let c = &core.config;
+    format!(
+        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
+         tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
+         clientPortListenBacklog=-1\nserverId=0\n",
+        c.client_port,
+        c.data_dir.display(),
+        dir_size(&c.data_dir),
+        c.data_log_dir.display(),
+        dir_size(&c.data_log_dir),
+        c.tick_time_ms,
+        c.max_client_cnxns,
+        c.min_session_timeout_ms,
+        c.max_session_timeout_ms,
+    )
+}
+
+fn cons(core: &Core) -> String {
+    let mut out = String::new();
+    for state in core.connections.values() {
+        let _ = writeln!(
+            out,
+            " /{}[1](queued=0,recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},\
+             lresp={},llat={},minlat={},avglat={},maxlat={})",
+            state.peer,
+            state.received,
+            state.sent,
+            state.caller.session_id,
+            state.last_op,
+            state.established_ms,
+            state.timeout_ms,
+            state.last_cxid,
+            state.last_zxid,
+            state.last_response_ms,
+            state.last_latency_ms,
+            state.latency.min_ms,
+            state.latency.avg_ms() as u64,
+            state.latency.max_ms,
+        );
+    }
+    out.push('\n');
+    out
+}
+
+fn envi() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let os_release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+    let user = std::env::var("USER").unwrap_or_default();
+    let home = std::env::var("HOME").unwrap_or_default();
+    format!(
+        "Environment:\nzookeeper.version={VERSION}\nhost.name={}\nos.name={}\nos.arch={}\nos.version={}\n\
+         user.name={user}\nuser.home={home}\nuser.dir={cwd}\n",
+        host.trim(),
+        std::env::consts::OS,
+        std::env::consts::ARCH,
+        os_release.trim(),
+    )
+}
+
+fn session_of(core: &Core, conn: crate::tree::ConnId) -> i64 {
+    core.connections.get(&conn).map(|s| s.caller.session_id).unwrap_or(0)
+}
+
+fn wchc(core: &Core) -> String {
+    let mut out = String::new();
+    for (conn, paths) in core.tree.watches_by_connection() {
+        let _ = writeln!(out, "0x{:x}", session_of(core, conn));
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn wchp(core: &Core) -> String {
+    let mut out = String::new();
+    for (path, conns) in core.tree.watches_by_path() {
+        let _ = writeln!(out, "{path}");
+        for conn in conns {
+            let _ = writeln!(out, "\t0x{:x}", session_of(core, conn));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+fn dump(core: &Core) -> String {
+    let sessions = core.tree.sessions();
+    let mut out = format!("SessionTracker dump:\nGlobal Sessions({}):\n", sessions.len());
+    for (id, timeout) in sessions {
+        let _ = writeln!(out, "0x{id:x}\t{timeout}ms");
+    }
+    let ephemerals = core.tree.ephemerals();
+    let _ = writeln!(out, "ephemeral nodes dump:\nSessions with Ephemerals ({}):", ephemerals.len());
+    for (id, paths) in ephemerals {
+        let _ = writeln!(out, "0x{id:x}:");
+        for path in paths {
+            let _ = writeln!(out, "\t{path}");
+        }
+    }
+    let _ = writeln!(out, "Connections dump:\nConnections Sets ({}):", core.connections.len());
+    for state in core.connections.values() {
+        let _ = writeln!(out, "0x{:x}", state.caller.session_id);
+    }
+    out
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn file_descriptors() -> (usize, u64) {
+    let open = std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let max = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            limits
+                .lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0);
+    (open, max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_double;
+
+    #[test]
+    fn doubles_print_like_java() {
+        assert_eq!(java_double(0.0), "0.0");
+        assert_eq!(java_double(2.0), "2.0");
+        assert_eq!(java_double(1.23456), "1.2346");
+    }
+}

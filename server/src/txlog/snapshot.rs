@@ -1,0 +1,247 @@
+//! Snapshots: the whole tree and session table at one zxid, in one checksummed file.
+//!
+//! ```text
+//! snapshot = header(32) body trailer(8)
+//! header   = "FKSN" | version u32 | zxid i64 | reserved[12] | crc32c u32 (of bytes 0..28)
+//! body     = session_count i32 | (session_id i64, timeout i32)*
+//!            node_count i64   | (path ustring, data buffer, acl vector<ACL>, StatPersisted)*
+//! trailer  = crc32c u32 (of body) | "FKSE"
+//! ```
+//! A snapshot is written to `snapshot.<zxid>.tmp`, fsynced, renamed into place and the
+//! directory fsynced, so a file named `snapshot.<zxid>` is whole or absent; a damaged one is
+//! skipped (with a warning) in favour of the next older.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use bytes::{BufMut, Bytes};
+use ferrokeeper_proto::jute::{Jute, Reader};
+use ferrokeeper_proto::{Acl, StatPersisted};
+
+use crate::tree::{DataTree, TreeConfig};
+
+const MAGIC: [u8; 4] = *b"FKSN";
+const END: [u8; 4] = *b"FKSE";
+const VERSION: u32 = 1;
+const HEADER_BYTES: usize = 32;
+
+/// Serializes the tree as of its last applied zxid.
+pub fn encode(tree: &DataTree) -> Vec<u8> {
+    let zxid = tree.last_processed_zxid();
+    let mut out = Vec::with_capacity(64 * 1024);
+    out.extend_from_slice(&MAGIC);
+    out.put_u32(VERSION);
+    out.put_i64(zxid);
+    out.extend_from_slice(&[0u8; 12]);
+    let crc = crc32c::crc32c(&out[0..28]);
+    out.put_u32(crc);
+    let body_start = out.len();
+    out.put_i32(tree.sessions().len() as i32);
+    for (id, timeout) in tree.sessions() {
+        out.put_i64(*id);
+        out.put_i32(*timeout);
+    }
+    let count_at = out.len();
+    out.put_i64(0);
+    let mut count: i64 = 0;
+    tree.for_each_node(|path, data, acl, stat| {
+        path.to_owned().write(&mut out);
+        data.write(&mut out);
+        acl.to_vec().write(&mut out);
+        stat.write(&mut out);
+        count += 1;
+    });
+    out[count_at..count_at + 8].copy_from_slice(&count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[body_start..]);
+    out.put_u32(crc);
+    out.extend_from_slice(&END);
+    out
+}
+
+/// Parses a snapshot file's bytes into a tree.
+pub fn decode(bytes: &[u8], config: TreeConfig) -> Result<DataTree, String> {
+    if bytes.len() < HEADER_BYTES + 8 {
+        return Err(format!("too short ({} bytes)", bytes.len()));
+    }
+    if bytes[0..4] != MAGIC {
+        return Err("bad magic: not a ferrokeeper snapshot".into());
+    }
+    let header_crc = u32::from_be_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]);
+    if header_crc != crc32c::crc32c(&bytes[0..28]) {
+        return Err("header checksum mismatch".into());
+    }
+    let version = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    if version != VERSION {
+        return Err(format!("unsupported snapshot version {version}"));
+    }
+    let mut zxid_bytes = [0u8; 8];
+    zxid_bytes.copy_from_slice(&bytes[8..16]);
+    let zxid = i64::from_be_bytes(zxid_bytes);
+    let trailer = bytes.len() - 8;
+    if bytes[trailer + 4..] != END {
+        return Err("missing end marker (incomplete file)".into());
+    }
+    let body = &bytes[HEADER_BYTES..trailer];
+    let body_crc =
+        u32::from_be_bytes([bytes[trailer], bytes[trailer + 1], bytes[trailer + 2], bytes[trailer + 3]]);
+    if body_crc != crc32c::crc32c(body) {
+        return Err("body checksum mismatch".into());
+    }
+    let mut r = Reader::new(body);
+    let fail = |e: ferrokeeper_proto::DecodeError| format!("undecodable body: {e}");
+    let session_count = r.read_i32().map_err(fail)?;
+    let mut sessions = BTreeMap::new();
+    for _ in 0..session_count.max(0) {
+        let id = r.read_i64().map_err(fail)?;
+        let timeout = r.read_i32().map_err(fail)?;
+        sessions.insert(id, timeout);
+    }
+    let node_count = r.read_i64().map_err(fail)?;
+    let mut nodes = Vec::with_capacity(node_count.clamp(0, 1 << 20) as usize);
+    for _ in 0..node_count.max(0) {
+        let path = String::read(&mut r).map_err(fail)?;
+        let data: Option<Bytes> = Jute::read(&mut r).map_err(fail)?;
+        let acl: Vec<Acl> = Jute::read(&mut r).map_err(fail)?;
+        let stat = StatPersisted::read(&mut r).map_err(fail)?;
+        nodes.push((path, data, acl, stat));
+    }
+    if r.remaining() != 0 {
+        return Err(format!("{} unexpected bytes after the nodes", r.remaining()));
+    }
+    DataTree::restore(config, zxid, sessions, nodes)
+}
+
+pub fn file_name(zxid: i64) -> String {
+    format!("snapshot.{zxid:016x}")
+}
+
+fn parse_name(name: &str) -> Option<i64> {
+    let hex = name.strip_prefix("snapshot.")?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok().map(|v| v as i64)
+}
+
+/// Snapshot files in `dir`, oldest first.
+pub fn list(dir: &Path) -> io::Result<Vec<(i64, PathBuf)>> {
+    let mut found = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if let Some(zxid) = entry.file_name().to_str().and_then(parse_name) {
+            found.push((zxid, entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Writes a snapshot durably: temp file, fsync, rename, directory fsync.
+pub fn write(dir: &Path, zxid: i64, bytes: &[u8]) -> io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(file_name(zxid));
+    let temp = dir.join(format!("{}.tmp", file_name(zxid)));
+    {
+        let file = std::fs::File::create(&temp)?;
+        io::Write::write_all(&mut &file, bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, &path)?;
+    super::writer::sync_dir(dir)?;
+    Ok(path)
+}
+
+/// The newest snapshot that loads, if any. Damaged snapshots are skipped with a warning.
+pub fn load_newest(dir: &Path, config: &TreeConfig) -> io::Result<Option<(PathBuf, DataTree)>> {
+    for (_, path) in list(dir)?.into_iter().rev() {
+        let bytes = std::fs::read(&path)?;
+        match decode(&bytes, config.clone()) {
+            Ok(tree) => return Ok(Some((path, tree))),
+            Err(reason) => tracing::warn!(path = %path.display(), %reason, "skipping unusable snapshot"),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::tree::Caller;
+    use ferrokeeper_proto::txn::TxnHeader;
+    use ferrokeeper_proto::{CreateRequest, request::Request};
+
+    fn sample_tree() -> DataTree {
+        let mut tree = DataTree::new(TreeConfig::default());
+        let session = 0x100;
+        let create_session = tree.prep_create_session(session, 30_000, 1);
+        let header = |zxid, txn: &crate::tree::Txn| TxnHeader {
+            client_id: session,
+            cxid: 0,
+            zxid,
+            time: 1000 + zxid,
+            txn_type: txn.txn_type(),
+        };
+        tree.apply(&header(1, &create_session), &create_session);
+        let caller = Caller { session_id: session, conn: 1, auth: vec![] };
+        for (zxid, (path, flags)) in [("/a", 0), ("/a/b", 0), ("/a/e", 1), ("/c", 2)].into_iter().enumerate()
+        {
+            let zxid = zxid as i64 + 2;
+            let request = Request::Create(CreateRequest {
+                path: path.into(),
+                data: Some(Bytes::from(path.as_bytes().to_vec())),
+                acl: Acl::open_unsafe(),
+                flags,
+            });
+            let txn = tree.prep(&caller, &request, zxid, 1000 + zxid);
+            let outcome = tree.apply(&header(zxid, &txn), &txn);
+            assert!(outcome.reply.is_ok(), "{:?}", outcome.reply);
+        }
+        tree
+    }
+
+    #[test]
+    fn round_trips_with_equal_digest() {
+        let tree = sample_tree();
+        let bytes = encode(&tree);
+        let restored = decode(&bytes, TreeConfig::default()).unwrap();
+        assert_eq!(restored.digest(), tree.digest());
+        assert_eq!(restored.last_processed_zxid(), tree.last_processed_zxid());
+        assert_eq!(restored.node_count(), tree.node_count());
+        assert_eq!(restored.ephemerals(), tree.ephemerals());
+        assert_eq!(restored.ephemerals().get(&0x100).map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn damage_is_detected() {
+        let bytes = encode(&sample_tree());
+        for at in [3, 12, 40, bytes.len() / 2, bytes.len() - 3] {
+            let mut damaged = bytes.clone();
+            damaged[at] ^= 0x20;
+            assert!(decode(&damaged, TreeConfig::default()).is_err(), "flip at {at} not detected");
+        }
+        assert!(decode(&bytes[..bytes.len() - 1], TreeConfig::default()).is_err());
+    }
+
+    #[test]
+    fn newest_valid_snapshot_wins() {
+        let dir = std::env::temp_dir().join(format!("fk-snap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tree = sample_tree();
+        let good = encode(&tree);
+        write(&dir, 3, &good).unwrap();
+        let mut bad = good.clone();
+        bad[50] ^= 1;
+        write(&dir, 9, &bad).unwrap();
+        let (path, loaded) = load_newest(&dir, &TreeConfig::default()).unwrap().unwrap();
+        assert!(path.ends_with(file_name(3)));
+        assert_eq!(loaded.digest(), tree.digest());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
