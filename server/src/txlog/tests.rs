@@ -115,3 +115,59 @@ fn torn_tail_is_truncated_and_middle_damage_refused() {
     assert!(error.contains("offset"), "{error}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A device that fails every write after the first `healthy` ones, as a full disk or a
+/// failing fsync would.
+struct FailingDevice {
+    healthy: usize,
+}
+
+impl super::device::Device for FailingDevice {
+    fn backend(&self) -> Backend {
+        Backend::Sync
+    }
+
+    fn write_at(
+        &mut self,
+        file: &std::fs::File,
+        offset: u64,
+        data: &[u8],
+        sync: bool,
+    ) -> std::io::Result<()> {
+        if self.healthy == 0 {
+            return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+        }
+        self.healthy -= 1;
+        super::device::SyncDevice.write_at(file, offset, data, sync)
+    }
+}
+
+#[test]
+fn an_io_error_poisons_the_log() {
+    let dir = temp_dir("poison");
+    let mut settings = LogSettings::new(dir.clone());
+    settings.prealloc_bytes = 64 * 1024;
+    settings.batch_txns_max = 1;
+    // Header write + two batches succeed, then the disk "fills".
+    let writer = LogWriter::start_with_device(settings, 0, Box::new(FailingDevice { healthy: 3 })).unwrap();
+    let mut status = writer.status();
+    for zxid in 1..=10 {
+        writer.append(zxid, record(zxid).encode_to_vec());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status.borrow().failure.is_none() {
+        assert!(std::time::Instant::now() < deadline, "failure never reported");
+        std::thread::sleep(Duration::from_millis(2));
+        let _ = status.borrow_and_update();
+    }
+    let final_status = status.borrow().clone();
+    assert_eq!(final_status.durable_zxid, 2, "nothing after the failure is reported durable");
+    assert!(final_status.failure.unwrap().contains("No space left"));
+    // Later appends are never written or acknowledged.
+    writer.append(11, record(11).encode_to_vec());
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(status.borrow().durable_zxid, 2);
+    drop(writer);
+    assert_eq!(replayed(&dir, 0).unwrap().len(), 2);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

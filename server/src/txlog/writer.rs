@@ -81,8 +81,17 @@ pub struct LogWriter {
 impl LogWriter {
     /// Starts the writer thread. `durable_zxid` is the last zxid already on disk.
     pub fn start(settings: LogSettings, durable_zxid: i64) -> io::Result<LogWriter> {
-        std::fs::create_dir_all(&settings.dir)?;
         let device = open_device(settings.backend);
+        LogWriter::start_with_device(settings, durable_zxid, device)
+    }
+
+    /// Starts the writer over a given device (tests inject failing devices this way).
+    pub fn start_with_device(
+        settings: LogSettings,
+        durable_zxid: i64,
+        device: Box<dyn Device>,
+    ) -> io::Result<LogWriter> {
+        std::fs::create_dir_all(&settings.dir)?;
         let backend = device.backend();
         let (sender, receiver) = std::sync::mpsc::channel();
         let (status_tx, status) = watch::channel(LogStatus { durable_zxid, failure: None });
@@ -260,7 +269,10 @@ impl WriterThread {
 
     fn create_segment(&mut self, first_zxid: i64) -> io::Result<Segment> {
         let path = self.settings.dir.join(segment_name(first_zxid));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        // A file of this name can exist only if an earlier run created it and crashed before
+        // any record in it became durable (recovery found nothing at or after this zxid), so
+        // it holds nothing acknowledged and is started afresh.
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
         let header = encode_segment_header(first_zxid);
         let allocated = self.settings.prealloc_bytes.max(header.len() as u64);
         preallocate(&file, 0, allocated)?;
