@@ -7,6 +7,8 @@
 //! - `FK_DIFF_SEEDS=k`  number of seeds (1..=k, default 3).
 //! - `FK_DIFF_OPS=m`    operations per seed (default 300).
 //! - `FK_DIFF_SELF=1`   ZooKeeper-vs-ZooKeeper: validates the harness itself.
+//! - `FK_DIFF_EXCLUDE=a,b` never generate these step kinds (see `Step::kind`), e.g. to look
+//!   past a known difference: `FK_DIFF_EXCLUDE=badPassword,whoAmI`.
 //! - `FK_DIFF_VERBOSE=1` print every operation and the oracle's outcome.
 //! - `FK_SKIP_ORACLE=1` skip (instead of fail) when Apache ZooKeeper is not installed.
 //!
@@ -102,6 +104,23 @@ enum Step {
 }
 
 impl Step {
+    /// A short name used by `FK_DIFF_EXCLUDE`: the opcode name for requests (`create2`,
+    /// `whoAmI`, `auth`, ...), else `open`, `disconnect`, `reconnect`, `close`,
+    /// `badPassword`, `probe`, `setWatchesLive`, `rawOp`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Step::Open { .. } => "open",
+            Step::Disconnect { .. } => "disconnect",
+            Step::Reconnect { .. } => "reconnect",
+            Step::Close { .. } => "close",
+            Step::BadPassword { .. } => "badPassword",
+            Step::Probe { .. } => "probe",
+            Step::SetWatchesLive { .. } => "setWatchesLive",
+            Step::Req { req, .. } => op::name(req.op()),
+            Step::RawOp { .. } => "rawOp",
+        }
+    }
+
     fn describe(&self) -> String {
         match self {
             Step::Req { slot, req } => format!("s{slot} {} {:?}", op::name(req.op()), req),
@@ -806,9 +825,18 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
     let mut history: Vec<(usize, String, Outcome)> = Vec::new();
     let mut labels = 0usize;
     let verbose = std::env::var("FK_DIFF_VERBOSE").as_deref() == Ok("1");
+    let exclude: Vec<String> = std::env::var("FK_DIFF_EXCLUDE")
+        .unwrap_or_default()
+        .split(',')
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .collect();
     for i in 0..ops {
         // The oracle's slot states drive generation; both worlds agree until a mismatch.
-        let step = generator.step(&b.kinds());
+        let mut step = generator.step(&b.kinds());
+        while exclude.iter().any(|k| k == step.kind()) {
+            step = generator.step(&b.kinds());
+        }
         if matches!(step, Step::Open { .. } | Step::Probe { .. }) {
             labels += 1;
         }
@@ -831,9 +859,11 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
             for (j, d, o) in history.iter().rev().take(10).rev() {
                 writeln!(report, "    #{j} {d}\n        => {} {:?}", o.result, o.events).unwrap();
             }
+            let excl =
+                std::env::var("FK_DIFF_EXCLUDE").map(|e| format!("FK_DIFF_EXCLUDE={e} ")).unwrap_or_default();
             writeln!(
                 report,
-                "  replay: FK_DIFF_SEED={seed} FK_DIFF_OPS={} cargo test -p ferrokeeper-server --test differential -- --nocapture",
+                "  replay: {excl}FK_DIFF_SEED={seed} FK_DIFF_OPS={} cargo test -p ferrokeeper-server --test differential -- --nocapture",
                 i + 1
             )
             .unwrap();
