@@ -273,6 +273,11 @@ impl Core {
             session_id
         } else {
             let id = request.session_id;
+            // As ZooKeeper: whatever connection the session had is closed first, even when
+            // the password then turns out wrong.
+            if let Some(old) = self.session_conn.remove(&id) {
+                self.close_connection(old);
+            }
             let password = tree::session_password(id);
             let valid = self.tree.sessions().contains_key(&id)
                 && self.tracker.is_live(id)
@@ -372,14 +377,8 @@ impl Core {
             Ok(request) => request,
             Err(RequestFault::UnknownOp) => {
                 tracing::warn!(conn = conn_id, op = op_code, "unknown opcode; closing connection");
-                self.reply(
-                    conn_id,
-                    xid,
-                    self.tree.last_processed_zxid(),
-                    Err(Code::Unimplemented),
-                    op_code,
-                    received,
-                );
+                // UnimplementedRequestProcessor answers with the request's unassigned zxid, -1.
+                self.reply(conn_id, xid, -1, Err(Code::Unimplemented), op_code, received);
                 self.close_connection(conn_id);
                 return;
             }
@@ -428,6 +427,8 @@ impl Core {
                         for id in ids {
                             if !conn.caller.auth.contains(&id) {
                                 conn.caller.auth.push(id);
+                                // Keep ZooKeeper's iteration order of its auth-info set.
+                                tree::acl::java_set_order(&mut conn.caller.auth);
                             }
                         }
                         self.reply(conn_id, xid, 0, Ok(Response::Empty), op_code, received);
@@ -463,10 +464,13 @@ impl Core {
                 );
             }
             Request::WhoAmI => {
+                // AuthUtil.getClientInfos: ids of schemes with an auth provider (ip, digest),
+                // never `super`.
                 let client_info = conn
                     .caller
                     .auth
                     .iter()
+                    .filter(|id| id.scheme == "digest" || id.scheme == "ip")
                     .map(|id| ferrokeeper_proto::ClientInfo {
                         auth_scheme: id.scheme.clone(),
                         user: match id.scheme.as_str() {
@@ -615,8 +619,15 @@ impl Core {
         if self.txns_since_snapshot >= self.snapshot_after {
             self.take_snapshot();
         }
-        for (conn, event) in &outcome.events {
-            self.push_event(*conn, zxid, event);
+        for (conn, event, acl) in &outcome.events {
+            // ZooKeeper sends a node's event only to connections allowed to READ the node.
+            let allowed = self.connections.get(conn).is_some_and(|state| {
+                tree::acl::check(self.config.skip_acl, acl, ferrokeeper_proto::op::perms::READ, &state.caller.auth)
+                    .is_ok()
+            });
+            if allowed {
+                self.push_event(*conn, zxid, event);
+            }
         }
         match origin {
             Origin::Client { conn, xid, op, received } => {

@@ -5,6 +5,7 @@
 //! `dataLength` of null data is 0, and containers / TTL nodes show `ephemeralOwner` 0.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ferrokeeper_proto::multi::{MultiOp, MultiResponse, OpResult};
@@ -38,8 +39,9 @@ struct Node {
     children: BTreeSet<String>,
 }
 
-/// Events produced while applying, in delivery order.
-type Events = Vec<(ConnId, WatcherEvent)>;
+/// Events produced while applying, in delivery order, each with the ACL of the node it is
+/// about (ZooKeeper delivers an event only to connections with READ on that ACL).
+type Events = Vec<(ConnId, WatcherEvent, Arc<Vec<Acl>>)>;
 
 /// The special nodes ZooKeeper refuses to delete (`DataTree.isSpecialPath`).
 const SPECIAL: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
@@ -265,6 +267,11 @@ impl DataTree {
         let mode = CreateMode::from_flags(req.flags).ok_or(Code::BadArguments)?;
         if mode.is_ttl() && !self.config.extended_types_enabled {
             return Err(Code::Unimplemented);
+        }
+        // createTTL with a non-TTL mode and a negative ttl passes ZooKeeper's checks and then
+        // fails while applying (3.8.0 stops serving). Refuse it up front.
+        if opcode == op::CREATE_TTL && !mode.is_ttl() {
+            return Err(Code::BadArguments);
         }
         if mode.is_ttl() {
             if ttl <= 0 || ttl > ephemeral_owner::TTL_MAX {
@@ -607,8 +614,11 @@ impl DataTree {
                 node.stat.version = t.version;
                 node.stat.mtime = time;
                 node.stat.mzxid = zxid;
+                let acl = Arc::new(node.acl.clone());
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
-                events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path))));
+                events.extend(
+                    fired.into_iter().map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone())),
+                );
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
             }
@@ -684,6 +694,7 @@ impl DataTree {
             parent.stat.cversion = cv;
             parent.stat.pzxid = zxid;
         }
+        let parent_acl = Arc::new(parent.acl.clone());
         let inserted = parent.children.insert(name);
         debug_assert!(inserted, "child index out of sync with the node map");
         let node = Node {
@@ -698,10 +709,13 @@ impl DataTree {
             self.ephemerals.entry(owner).or_default().insert(path.to_owned());
         }
         let none = BTreeSet::new();
+        let acl = Arc::new(acl.to_vec());
         let fired = self.watches.data.trigger(path, &none);
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path))));
+        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
         let fired = self.watches.child.trigger(&parent_path, &none);
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path))));
+        events.extend(
+            fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
+        );
         Ok(stat)
     }
 
@@ -712,7 +726,9 @@ impl DataTree {
         let node = self.nodes.remove(path).ok_or(Code::NoNode)?;
         debug_assert!(node.children.is_empty(), "deleting a node with children");
         let parent_path = path::parent(path).to_owned();
+        let mut parent_acl = Arc::new(Vec::new());
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
+            parent_acl = Arc::new(parent.acl.clone());
             parent.children.remove(path::name(path));
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
@@ -729,10 +745,13 @@ impl DataTree {
         }
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
-        events.extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path))));
-        events.extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path))));
+        let acl = Arc::new(node.acl);
+        events.extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
+        events.extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
         let fired = self.watches.child.trigger(&parent_path, &BTreeSet::new());
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path))));
+        events.extend(
+            fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
+        );
         Ok(())
     }
 
@@ -858,12 +877,19 @@ impl DataTree {
             Request::CheckWatches(r) => {
                 let (p, c) = (&r.path, caller.conn);
                 let w = &self.watches;
+                // ZooKeeper 3.8's WatchManager.containsWatcher answers "yes" when *any*
+                // connection watches the exact path ("at the leaf node, all watcher types
+                // match"), or this connection watches it recursively. Clients see that, so
+                // we answer the same.
+                let any_on = |m: &super::watch::WatchManager| m.watched(p);
                 let found = match r.watcher_type {
-                    watcher_type::CHILDREN => w.child.contains(p, c, STANDARD),
-                    watcher_type::DATA => w.data.contains(p, c, STANDARD),
+                    watcher_type::CHILDREN => any_on(&w.child) || w.child.contains(p, c, RECURSIVE),
+                    watcher_type::DATA => any_on(&w.data) || w.data.contains(p, c, RECURSIVE),
                     watcher_type::PERSISTENT => w.data.contains(p, c, PERSISTENT),
                     watcher_type::PERSISTENT_RECURSIVE => w.data.contains(p, c, RECURSIVE),
-                    watcher_type::ANY => w.child.contains(p, c, 0) || w.data.contains(p, c, 0),
+                    watcher_type::ANY => {
+                        any_on(&w.child) || any_on(&w.data) || w.data.contains(p, c, RECURSIVE)
+                    }
                     _ => return Err(Code::MarshallingError),
                 };
                 if found { Ok(Response::Empty) } else { Err(Code::NoWatcher) }
