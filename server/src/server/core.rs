@@ -464,13 +464,10 @@ impl Core {
                 );
             }
             Request::WhoAmI => {
-                // AuthUtil.getClientInfos: ids of schemes with an auth provider (ip, digest),
-                // never `super`.
                 let client_info = conn
                     .caller
                     .auth
                     .iter()
-                    .filter(|id| id.scheme == "digest" || id.scheme == "ip")
                     .map(|id| ferrokeeper_proto::ClientInfo {
                         auth_scheme: id.scheme.clone(),
                         user: match id.scheme.as_str() {

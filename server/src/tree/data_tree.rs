@@ -268,11 +268,6 @@ impl DataTree {
         if mode.is_ttl() && !self.config.extended_types_enabled {
             return Err(Code::Unimplemented);
         }
-        // createTTL with a non-TTL mode and a negative ttl passes ZooKeeper's checks and then
-        // fails while applying (3.8.0 stops serving). Refuse it up front.
-        if opcode == op::CREATE_TTL && !mode.is_ttl() {
-            return Err(Code::BadArguments);
-        }
         if mode.is_ttl() {
             if ttl <= 0 || ttl > ephemeral_owner::TTL_MAX {
                 return Err(Code::BadArguments);
@@ -304,6 +299,12 @@ impl DataTree {
         }
         if self.is_session_owner(parent.stat.ephemeral_owner) {
             return Err(Code::NoChildrenForEphemerals);
+        }
+        // createTTL with a non-TTL mode and a negative ttl passes every ZooKeeper check above
+        // and then fails while applying (3.8.0 stops serving). Refuse it here, last, so the
+        // earlier errors come out as ZooKeeper reports them.
+        if opcode == op::CREATE_TTL && !mode.is_ttl() {
+            return Err(Code::BadArguments);
         }
         let new_cversion = parent_cversion.wrapping_add(1);
         let txn = match opcode {

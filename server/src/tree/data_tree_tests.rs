@@ -379,7 +379,9 @@ fn persistent_and_recursive_watches() {
         Request::CheckWatches(ferrokeeper_proto::CheckWatchesRequest { path: p.into(), watcher_type: ty })
     };
     assert_eq!(t.tree.read(&w, &chk("/p", 4)), Ok(Response::Empty));
-    assert_eq!(t.tree.read(&w, &chk("/p", 2)).err(), Some(Code::NoWatcher));
+    // ZooKeeper's containsWatcher: any watch on the exact path matches a Data check.
+    assert_eq!(t.tree.read(&w, &chk("/p", 2)), Ok(Response::Empty));
+    assert_eq!(t.tree.read(&w, &chk("/q", 2)).err(), Some(Code::NoWatcher));
     assert_eq!(t.tree.read(&r, &chk("/", 5)), Ok(Response::Empty));
     assert_eq!(t.tree.read(&r, &chk("/", 3)), Ok(Response::Empty));
     let rm = |p: &str, ty| {
