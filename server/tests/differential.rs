@@ -245,7 +245,13 @@ impl Gen {
         let acl = self.acl();
         let req = match opcode {
             op::CREATE_TTL => {
-                let ttl = self.rng.pick(&[3_600_000, 3_600_000, 86_400_000, 0, -5, 1 << 40, (1 << 40) - 1]);
+                let mut ttl =
+                    self.rng.pick(&[3_600_000, 3_600_000, 86_400_000, 0, -5, 1 << 40, (1 << 40) - 1]);
+                if ttl < 0 && !matches!(flags, 5 | 6) {
+                    // ZooKeeper 3.8.0 drops every connection (its request processor dies) on a
+                    // createTTL with a negative ttl and a non-TTL mode; don't generate that.
+                    ttl = 0;
+                }
                 Request::CreateTtl(CreateTtlRequest { path, data, acl, flags, ttl })
             }
             _ => {
