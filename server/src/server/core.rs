@@ -86,7 +86,7 @@ enum Origin {
 /// An entry of the commit queue, in the order it must complete.
 enum Pending {
     /// A txn in the log, applied once durable.
-    Write { record: TxnRecord, origin: Origin },
+    Write { record: TxnRecord, origin: Origin, proposed: Instant },
     /// A request that must not overtake its connection's earlier writes.
     Deferred { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
 }
@@ -137,6 +137,7 @@ pub struct Core {
     snapshot_after: u64,
     snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     last_purge: Instant,
+    metrics: crate::metrics::ServerMetrics,
 }
 
 fn wall_ms() -> i64 {
@@ -151,6 +152,7 @@ impl Core {
         tree: DataTree,
         log: LogWriter,
         fatal: watch::Sender<Option<String>>,
+        metrics: crate::metrics::ServerMetrics,
     ) -> Core {
         let next_zxid = tree.last_processed_zxid() + 1;
         let started = Instant::now();
@@ -168,6 +170,7 @@ impl Core {
             snapshot_after: snapshot_threshold(config.snap_count),
             snapshot_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             last_purge: started,
+            metrics,
             config,
             tree,
             connections: HashMap::new(),
@@ -561,12 +564,13 @@ impl Core {
             }
             Origin::Internal => {}
         }
-        self.pending.push_back(Pending::Write { record, origin });
+        self.pending.push_back(Pending::Write { record, origin, proposed: Instant::now() });
     }
 
     /// The log made everything up to `durable` durable: apply those txns in order, answer their
     /// clients, and run the reads that waited behind them.
     fn on_durable(&mut self, durable: i64) {
+        let durable_at = Instant::now();
         while let Some(front) = self.pending.front() {
             if let Pending::Write { record, .. } = front
                 && record.header.zxid > durable
@@ -575,7 +579,25 @@ impl Core {
             }
             let Some(entry) = self.pending.pop_front() else { break };
             match entry {
-                Pending::Write { record, origin } => self.apply(record, origin),
+                Pending::Write { record, origin, proposed } => {
+                    self.metrics.observe_stage(STAGE_LOG, durable_at.duration_since(proposed).as_secs_f64());
+                    if let Origin::Client { received, .. } | Origin::Close { received, .. } = &origin {
+                        let wait = proposed.duration_since(*received).as_secs_f64();
+                        self.metrics.observe_stage(STAGE_QUEUE, wait);
+                    }
+                    let client = match &origin {
+                        Origin::Client { received, .. } | Origin::Close { received, .. } => Some(*received),
+                        _ => None,
+                    };
+                    self.apply(record, origin);
+                    let applied_at = Instant::now();
+                    self.metrics
+                        .observe_stage(STAGE_APPLY, applied_at.duration_since(durable_at).as_secs_f64());
+                    if let Some(received) = client {
+                        let total = applied_at.duration_since(received).as_secs_f64();
+                        self.metrics.observe_stage(STAGE_END_TO_END, total);
+                    }
+                }
                 Pending::Deferred { conn, xid, op, request, received } => {
                     if let Some(state) = self.connections.get_mut(&conn) {
                         state.queued -= 1;
@@ -640,15 +662,20 @@ impl Core {
         let serialize_ms = started.elapsed().as_millis() as u64;
         let dir = self.config.snap_dir.clone();
         let running = self.snapshot_running.clone();
+        let (duration, size) = (self.metrics.snapshot_duration.clone(), self.metrics.snapshot_size.clone());
         let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
             match crate::txlog::snapshot::write(&dir, zxid, &bytes) {
-                Ok(path) => tracing::info!(
-                    path = %path.display(),
-                    bytes = bytes.len(),
-                    serialize_ms,
-                    total_ms = started.elapsed().as_millis() as u64,
-                    "snapshot written"
-                ),
+                Ok(path) => {
+                    duration.observe(started.elapsed().as_secs_f64());
+                    size.set(bytes.len() as i64);
+                    tracing::info!(
+                        path = %path.display(),
+                        bytes = bytes.len(),
+                        serialize_ms,
+                        total_ms = started.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    )
+                }
                 // The log still holds everything: a failed snapshot loses nothing.
                 Err(error) => tracing::error!(%error, dir = %dir.display(), "snapshot failed"),
             }
@@ -699,7 +726,12 @@ impl Core {
                 body.write_body(b);
             }
         });
-        let latency_ms = received.elapsed().as_millis() as u64;
+        let elapsed = received.elapsed();
+        self.metrics.observe_request(op_code, elapsed.as_secs_f64());
+        if err != 0 {
+            self.metrics.count_error(err);
+        }
+        let latency_ms = elapsed.as_millis() as u64;
         state.sent += 1;
         state.last_op = op::name(op_code);
         state.last_cxid = xid;
@@ -755,7 +787,21 @@ impl Core {
         }
     }
 
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        m.connections.set(self.connections.len() as i64);
+        m.sessions.set(self.tree.sessions().len() as i64);
+        m.znodes.set(self.tree.node_count() as i64);
+        m.watches.set(self.tree.watch_stats().total as i64);
+        m.ephemerals.set(self.tree.ephemerals().values().map(|v| v.len() as i64).sum());
+        m.approximate_data_size.set(self.tree.approximate_data_size() as i64);
+        m.outstanding_requests.set(self.pending.len() as i64);
+        m.last_zxid.set(self.tree.last_processed_zxid());
+        m.epoch.set(self.tree.last_processed_zxid() >> 32);
+    }
+
     fn on_tick(&mut self) {
+        self.update_gauges();
         let now = self.mono_ms();
         for session_id in self.tracker.expired(now) {
             tracing::info!(session = format_args!("0x{session_id:x}"), "session expired");
@@ -794,6 +840,14 @@ impl Core {
         }
     }
 
+    pub fn log_stats(&self) -> Arc<crate::txlog::stats::LogStats> {
+        self.log.stats()
+    }
+
+    pub fn log_backend(&self) -> &'static str {
+        self.log.backend().name()
+    }
+
     /// `srst`: resets server-wide counters.
     pub fn reset_stats(&mut self) {
         self.packets_received = 0;
@@ -815,6 +869,11 @@ impl Core {
         }
     }
 }
+
+const STAGE_QUEUE: usize = 0;
+const STAGE_LOG: usize = 1;
+const STAGE_APPLY: usize = 4;
+const STAGE_END_TO_END: usize = 5;
 
 /// ZooKeeper's SyncRequestProcessor: snapshot after snapCount/2 + rand[0, snapCount/2) txns.
 fn snapshot_threshold(snap_count: u64) -> u64 {

@@ -105,6 +105,25 @@ fn mntr(core: &Core) -> String {
         ("zk_local_sessions", "0".to_owned()),
         ("zk_last_proposal_size", "-1".to_owned()),
     ];
+    let mut lines = lines;
+    let log = core.log_stats();
+    // ZooKeeper's BASIC summaries: fsync time in ms, txns per group commit.
+    let summary = |name: &str, h: &crate::txlog::stats::Histogram, scale: f64| {
+        let avg = if h.count() == 0 { 0.0 } else { h.sum() as f64 / h.count() as f64 * scale };
+        vec![
+            (format!("zk_avg_{name}"), java_double(avg)),
+            (format!("zk_min_{name}"), ((h.min() as f64 * scale) as u64).to_string()),
+            (format!("zk_max_{name}"), ((h.max() as f64 * scale) as u64).to_string()),
+            (format!("zk_cnt_{name}"), h.count().to_string()),
+            (format!("zk_sum_{name}"), ((h.sum() as f64 * scale) as u64).to_string()),
+        ]
+    };
+    let mut extra = summary("fsynctime", &log.fsync_micros, 0.001);
+    extra.extend(summary("sync_processor_batch_size", &log.txns_per_batch, 1.0));
+    extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
+    extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
+    let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    lines.extend(extra);
     let mut out = String::new();
     for (key, value) in lines {
         let _ = writeln!(out, "{key}\t{value}");

@@ -15,6 +15,7 @@
 mod connection;
 mod core;
 mod fourlw;
+mod http;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -35,6 +36,7 @@ use crate::txlog::reader::recover;
 /// A running standalone server; [`Server::shutdown`] stops it.
 pub struct Server {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     fatal: watch::Receiver<Option<String>>,
@@ -72,6 +74,13 @@ pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
 impl Server {
     /// Binds the client port and starts the listener and the core task.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        if let Some(quorum) = &config.quorum {
+            anyhow::bail!(
+                "zoo.cfg lists an ensemble of {} servers (server.N lines); this build runs standalone only: \
+                 remove the server.N lines (or keep one with standaloneEnabled=true)",
+                quorum.servers.len()
+            );
+        }
         let config = Arc::new(config);
         let addr = SocketAddr::new(config.client_port_address, config.client_port);
         let listener =
@@ -90,15 +99,36 @@ impl Server {
             "transaction log ready"
         );
         let (fatal_tx, fatal) = watch::channel(None);
-        let core = core::Core::new(config.clone(), tree, log, fatal_tx);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics =
+            crate::metrics::ServerMetrics::register(&mut registry, log.stats(), log.backend().name());
+        metrics.set_role("standalone");
+        let registry = Arc::new(Mutex::new(registry));
+        let mut metrics_addr = None;
+        let mut extra_tasks = Vec::new();
+        if let Some(addr) = config.metrics_http {
+            let listener =
+                http::bind(addr).await.with_context(|| format!("cannot bind the metrics port {addr}"))?;
+            metrics_addr = Some(listener.local_addr()?);
+            tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
+            extra_tasks.push(tokio::spawn(http::serve(listener, registry.clone(), shutdown_rx.clone())));
+        }
+        let core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics);
         let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
         let accept_task = tokio::spawn(accept_loop(listener, config, events, shutdown_rx));
         tracing::info!(%local_addr, "serving clients");
-        Ok(Server { local_addr, shutdown, tasks: vec![core_task, accept_task], fatal })
+        let mut tasks = vec![core_task, accept_task];
+        tasks.extend(extra_tasks);
+        Ok(Server { local_addr, metrics_addr, shutdown, tasks, fatal })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Resolves when the server cannot go on (the transaction log failed), with the reason.
