@@ -12,6 +12,9 @@
 //! - `FK_DIFF_VERBOSE=1` print every operation and the oracle's outcome.
 //! - `FK_SKIP_ORACLE=1` skip (instead of fail) when Apache ZooKeeper is not installed.
 //!
+//! Every 20 operations (and at the end) a super-user observer session dumps the whole tree
+//! (data, stat, ACL of every node) on both servers and the dumps are compared too.
+//!
 //! Determinism: after every operation each live session sends a barrier (`exists /`); the
 //! server writes notifications in order with replies, so all events caused by the operation
 //! arrive before the barrier's reply. zxids are renamed canonically (by first appearance),
@@ -141,10 +144,15 @@ const DATA: &[&str] = &["", "x", "hello", "spring", "0123456789abcdef0123456789a
 struct Gen {
     rng: Rng,
     pool: Vec<String>,
+    /// Nodes that existed at the last tree dump (oracle's view), outside /zookeeper.
+    existing: Vec<String>,
 }
 
 impl Gen {
     fn path(&mut self) -> String {
+        if !self.existing.is_empty() && self.rng.chance(35) {
+            return self.rng.pick(&self.existing);
+        }
         let r = self.rng.below(100);
         if r < 72 || (r < 84 && self.pool.is_empty()) {
             self.rng.pick(BASE_PATHS).to_owned()
@@ -158,7 +166,29 @@ impl Gen {
     }
 
     fn create_path(&mut self, sequential: bool) -> String {
-        if sequential && self.rng.chance(60) { self.rng.pick(SEQ_PREFIXES).to_owned() } else { self.path() }
+        if sequential && self.rng.chance(60) {
+            self.rng.pick(SEQ_PREFIXES).to_owned()
+        } else if self.rng.chance(45) {
+            // Under a node that exists (or the root), so trees grow deeper.
+            let parent = if self.existing.is_empty() || self.rng.chance(25) {
+                String::new()
+            } else {
+                self.rng.pick(&self.existing)
+            };
+            format!("{parent}/{}", self.rng.pick(&["a", "b", "c", "x", "q-"]))
+        } else {
+            self.path()
+        }
+    }
+
+    /// Learns the oracle's current nodes from a tree dump.
+    fn learn_tree(&mut self, dump: &[String]) {
+        self.existing = dump
+            .iter()
+            .filter_map(|line| line.split(' ').next())
+            .filter(|p| *p != "/" && !p.starts_with("/zookeeper"))
+            .map(str::to_owned)
+            .collect();
     }
 
     fn data(&mut self) -> Option<Bytes> {
@@ -215,7 +245,13 @@ impl Gen {
         let acl = self.acl();
         let req = match opcode {
             op::CREATE_TTL => {
-                let ttl = self.rng.pick(&[3_600_000, 3_600_000, 86_400_000, 0, -5, 1 << 40, (1 << 40) - 1]);
+                let mut ttl =
+                    self.rng.pick(&[3_600_000, 3_600_000, 86_400_000, 0, -5, 1 << 40, (1 << 40) - 1]);
+                if ttl < 0 && !matches!(flags, 5 | 6) {
+                    // ZooKeeper 3.8.0 drops every connection (its request processor dies) on a
+                    // createTTL with a negative ttl and a non-TTL mode; don't generate that.
+                    ttl = 0;
+                }
                 Request::CreateTtl(CreateTtlRequest { path, data, acl, flags, ttl })
             }
             _ => {
@@ -553,6 +589,8 @@ struct World {
     norm: Norm,
     /// Paths the last step created (for the generator's pool).
     created: Vec<String>,
+    /// A super-user session used only to dump the whole tree.
+    observer: Option<TestClient>,
 }
 
 impl World {
@@ -563,7 +601,49 @@ impl World {
             slots: [Slot::Empty, Slot::Empty, Slot::Empty],
             norm: Norm::default(),
             created: vec![],
+            observer: None,
         }
+    }
+
+    /// Opens the observer session (session label 0), authenticated as super.
+    fn start_observer(&mut self) {
+        let mut c = TestClient::connect(self.port).unwrap();
+        self.norm.sessions.insert(c.session_id, 0);
+        assert_eq!(c.auth("digest", format!("super:{}", support::SUPER_PASSWORD).as_bytes()).unwrap(), 0);
+        self.observer = Some(c);
+    }
+
+    /// Every node (breadth first, children sorted) with data, stat and ACL, normalised.
+    fn dump(&mut self) -> Vec<String> {
+        let mut c = self.observer.take().expect("observer session");
+        let mut out = Vec::new();
+        let mut queue = std::collections::VecDeque::from([String::from("/")]);
+        while let Some(path) = queue.pop_front() {
+            let line = match c.call(&Request::GetData(GetDataRequest { path: path.clone(), watch: false })) {
+                Ok((_, Ok(Response::GetData(d)))) => {
+                    format!("data={} {}", data(&d.data), self.norm.stat(&d.stat))
+                }
+                Ok((h, _)) => format!("getData {}", code(h.err)),
+                Err(e) => format!("getData failed: {e}"),
+            };
+            let acl = match c.call(&Request::GetAcl(GetAclRequest { path: path.clone() })) {
+                Ok((_, Ok(Response::GetAcl(a)))) => acls(&a.acl),
+                Ok((h, _)) => format!("getACL {}", code(h.err)),
+                Err(e) => format!("getACL failed: {e}"),
+            };
+            out.push(format!("{path} {line} acl={acl}"));
+            if let Ok((_, Ok(Response::GetChildren(k)))) =
+                c.call(&Request::GetChildren(GetChildrenRequest { path: path.clone(), watch: false }))
+            {
+                let mut kids = k.children;
+                kids.sort();
+                for kid in kids {
+                    queue.push_back(if path == "/" { format!("/{kid}") } else { format!("{path}/{kid}") });
+                }
+            }
+        }
+        self.observer = Some(c);
+        out
     }
 
     fn kinds(&self) -> [SlotKind; SLOTS] {
@@ -821,7 +901,9 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
     let name_a = if kind_a == ServerKind::ZooKeeper { "zookeeper#1" } else { "ferrokeeper" };
     let mut a = World::new(name_a, server_a.port);
     let mut b = World::new("zookeeper", server_b.port);
-    let mut generator = Gen { rng: Rng(seed ^ 0x5EED_0FF3), pool: vec![] };
+    a.start_observer();
+    b.start_observer();
+    let mut generator = Gen { rng: Rng(seed ^ 0x5EED_0FF3), pool: vec![], existing: vec![] };
     let mut history: Vec<(usize, String, Outcome)> = Vec::new();
     let mut labels = 0usize;
     let verbose = std::env::var("FK_DIFF_VERBOSE").as_deref() == Ok("1");
@@ -845,13 +927,37 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
         let out_b = b.exec(&step, labels);
         generator.learn(&b.created);
         let desc = step.describe();
-        if out_a != out_b || a.kinds() != b.kinds() {
+        let dumps = if out_a == out_b && (i % 20 == 19 || i + 1 == ops) {
+            let (da, db) = (a.dump(), b.dump());
+            generator.learn_tree(&db);
+            if verbose {
+                eprintln!("tree after #{i} (zookeeper):\n  {}", db.join("\n  "));
+            }
+            if da != db { Some((da, db)) } else { None }
+        } else {
+            None
+        };
+        if out_a != out_b || a.kinds() != b.kinds() || dumps.is_some() {
             let mut report = String::new();
             writeln!(report, "MISMATCH seed={seed} op#{i} (of {ops}): {desc}").unwrap();
             writeln!(report, "  {name_a:>12}: {}", out_a.result).unwrap();
             writeln!(report, "  {:>12}: {}", "zookeeper", out_b.result).unwrap();
             writeln!(report, "  {name_a:>12} events: {:?}", out_a.events).unwrap();
             writeln!(report, "  {:>12} events: {:?}", "zookeeper", out_b.events).unwrap();
+            if let Some((da, db)) = &dumps {
+                writeln!(
+                    report,
+                    "  the results agree but the trees differ afterwards (! marks differing lines):"
+                )
+                .unwrap();
+                for j in 0..da.len().max(db.len()) {
+                    let (x, y) = (da.get(j), db.get(j));
+                    if x != y {
+                        writeln!(report, "  ! {name_a}: {}", x.map_or("<none>", String::as_str)).unwrap();
+                        writeln!(report, "  ! zookeeper: {}", y.map_or("<none>", String::as_str)).unwrap();
+                    }
+                }
+            }
             if a.kinds() != b.kinds() {
                 writeln!(report, "  session slots differ: {:?} vs {:?}", a.kinds(), b.kinds()).unwrap();
             }

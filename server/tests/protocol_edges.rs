@@ -159,3 +159,40 @@ fn protocol_edges_match_zookeeper() {
     }
     assert!(diffs.is_empty(), "protocol edge cases differ from Apache ZooKeeper:\n{diffs}");
 }
+
+/// With the default whitelist only `srvr` runs; other words get ZooKeeper's refusal text.
+#[test]
+fn default_four_letter_whitelist_matches_zookeeper() {
+    if !support::oracle_available() {
+        return;
+    }
+    let other = if std::env::var("FK_DIFF_SELF").as_deref() == Ok("1") {
+        ServerKind::ZooKeeper
+    } else {
+        ServerKind::Ferrokeeper
+    };
+    let observe = |port: u16| -> Vec<String> {
+        let mut out: Vec<String> = ["ruok", "stat", "mntr", "wchs", "xyzw"]
+            .iter()
+            .map(|w| format!("{w}: {:?}", support::four_letter(port, w).map_err(|e| e.kind())))
+            .collect();
+        let srvr = support::four_letter(port, "srvr").unwrap_or_default();
+        out.push(format!("srvr has Mode: {}", srvr.contains("Mode: standalone")));
+        out
+    };
+    let zk = ServerProcess::start(ServerKind::ZooKeeper, &[]);
+    let expected = observe(zk.port);
+    drop(zk);
+    assert!(
+        expected[0].contains("ruok is not executed because it is not in the whitelist."),
+        "oracle sanity: {expected:?}"
+    );
+    let server = ServerProcess::start(other, &[]);
+    let actual = observe(server.port);
+    assert_eq!(
+        actual,
+        expected,
+        "four-letter words with the default whitelist ({} vs zookeeper)",
+        other.name()
+    );
+}

@@ -48,19 +48,26 @@ impl ServerKind {
     }
 }
 
+/// The ZooKeeper jar: `FK_ZK_JAR` if set (lets the missing-oracle path be exercised), else
+/// Debian's.
+pub fn zk_jar() -> String {
+    std::env::var("FK_ZK_JAR").unwrap_or_else(|_| ZK_JAR.to_owned())
+}
+
 /// Returns true when the Apache ZooKeeper oracle can run. When it is missing the calling
 /// test fails with instructions, unless `FK_SKIP_ORACLE=1` is set (then it returns false and
 /// the caller skips, printing why).
 pub fn oracle_available() -> bool {
-    if Path::new(ZK_JAR).exists() && Path::new("/usr/bin/java").exists() {
+    let jar = zk_jar();
+    if Path::new(&jar).exists() && Path::new("/usr/bin/java").exists() {
         return true;
     }
     if std::env::var("FK_SKIP_ORACLE").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: Apache ZooKeeper ({ZK_JAR}) is missing and FK_SKIP_ORACLE=1");
+        eprintln!("SKIPPED: Apache ZooKeeper ({jar}) is missing and FK_SKIP_ORACLE=1");
         return false;
     }
     panic!(
-        "Apache ZooKeeper oracle not found ({ZK_JAR} or /usr/bin/java missing). \
+        "Apache ZooKeeper oracle not found ({jar} or /usr/bin/java missing). \
          Run `scripts/install-test-deps.sh` to install it, or set FK_SKIP_ORACLE=1 to skip \
          the oracle tests."
     );
@@ -189,7 +196,7 @@ impl ServerProcess {
                     "-Dzookeeper.root.logger=WARN,CONSOLE",
                     "-Dzookeeper.jmx.log4j.disable=true",
                     "-cp",
-                    &format!("{ZK_CONF_DIR}:{ZK_JAR}"),
+                    &format!("{ZK_CONF_DIR}:{}", zk_jar()),
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 ]);
                 c.arg(&cfg_path);
