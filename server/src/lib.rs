@@ -9,3 +9,4 @@ pub mod config;
 pub mod server;
 pub mod tree;
 pub mod txlog;
+pub mod zab;
