@@ -10,6 +10,8 @@ pub(super) struct Follower {
     conn: u64,
     phase: Phase,
     last_heard_ms: u64,
+    /// When this connection attempt began: connect + sync must finish within initLimit.
+    started_ms: u64,
     /// When to resend FOLLOWERINFO while connecting.
     resend_at_ms: u64,
     /// The leader's epoch once LEADERINFO arrived.
@@ -20,6 +22,8 @@ pub(super) struct Follower {
     pending_newleader: Option<Zxid>,
     /// The highest zxid acked to the leader.
     acked: Zxid,
+    /// Consecutive pings whose commit point lies beyond our log: proposals were lost.
+    behind_pings: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -64,11 +68,13 @@ impl Peer {
             conn,
             phase: Phase::Connecting,
             last_heard_ms: self.now_ms,
+            started_ms: self.now_ms,
             resend_at_ms: self.now_ms + self.config.tick_ms,
             epoch: 0,
             leader_commit: 0,
             pending_newleader: None,
             acked: 0,
+            behind_pings: 0,
         });
         let msg = Message::FollowerInfo { conn, accepted_epoch: self.accepted_epoch };
         out.push(Output::Send { to: leader, msg });
@@ -87,8 +93,9 @@ impl Peer {
         let accepted_epoch = self.accepted_epoch;
         let (init_ms, sync_ms) = (self.config.init_limit * tick, self.config.sync_limit * tick);
         let Some(follower) = self.follower() else { return };
-        let limit = if follower.is_up_to_date() { sync_ms } else { init_ms };
-        if now.saturating_sub(follower.last_heard_ms) > limit {
+        let silent = now.saturating_sub(follower.last_heard_ms) > sync_ms;
+        let slow_sync = !follower.is_up_to_date() && now.saturating_sub(follower.started_ms) > init_ms;
+        if silent || slow_sync {
             self.become_looking(out);
             return;
         }
@@ -101,6 +108,7 @@ impl Peer {
 
     pub(super) fn follower_message(&mut self, from: Sid, msg: Message, out: &mut Vec<Output>) {
         let now = self.now_ms;
+        let last = self.log.last();
         let Some(follower) = self.follower() else { return };
         if from != follower.leader || msg.conn() != Some(follower.conn) {
             return;
@@ -142,6 +150,16 @@ impl Peer {
                 }
                 let leader = follower.leader;
                 if follower.is_synced() {
+                    // The tail of the proposals was lost (no later proposal exposes the gap).
+                    if commit > last {
+                        follower.behind_pings += 1;
+                        if follower.behind_pings >= 3 {
+                            self.become_looking(out);
+                            return;
+                        }
+                    } else {
+                        follower.behind_pings = 0;
+                    }
                     follower.leader_commit = follower.leader_commit.max(commit);
                     if follower.pending_newleader.is_none() {
                         let msg = Message::Ack { conn, epoch, zxid: follower.acked };

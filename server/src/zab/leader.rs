@@ -165,6 +165,12 @@ impl Peer {
         let now = self.now_ms;
         let Some(leader) = self.leading_mut() else { return };
         if let Message::FollowerInfo { conn, accepted_epoch } = msg {
+            if leader.epoch.is_some_and(|epoch| accepted_epoch > epoch) {
+                // The learner promised a newer epoch and will refuse ours; ZooKeeper leaves it
+                // out until the leader fails. Re-elect so the next epoch exceeds its promise.
+                self.become_looking(out);
+                return;
+            }
             let known = leader.learners.get(&from).is_some_and(|l| l.conn == conn);
             if !known {
                 let learner = Learner {
