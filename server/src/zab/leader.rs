@@ -335,9 +335,11 @@ impl Peer {
             if let LearnerPhase::Synced { ref mut up_to_date, .. } = learner.phase {
                 *up_to_date = true;
                 out.push(Output::Send { to: *to, msg: Message::UpToDate { conn: learner.conn, epoch, commit } });
+            } else if let LearnerPhase::Syncing { .. } = learner.phase {
+                out.push(Output::Send { to: *to, msg: Message::Commit { conn: learner.conn, epoch, zxid: commit } });
             }
         }
-        self.leader_commit_point_changed(out);
+        self.apply_upto(commit, out);
     }
 
     /// Commits the highest zxid a quorum (the leader counting its own durable log) has acked.
