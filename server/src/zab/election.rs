@@ -141,8 +141,10 @@ impl Peer {
                 election.out_of_election.insert(from, (vote.leader, state == PeerState::Leading));
                 let leader = vote.leader;
                 let supporters = election.out_of_election.values().filter(|(l, _)| *l == leader).count();
-                let leader_says_leading =
-                    election.out_of_election.get(&leader).is_some_and(|(l, leading)| *l == leader && *leading);
+                let leader_says_leading = election
+                    .out_of_election
+                    .get(&leader)
+                    .is_some_and(|(l, leading)| *l == leader && *leading);
                 if leader != sid && leader_says_leading && self.is_quorum(supporters) {
                     let _ = now;
                     self.become_following(leader, out);

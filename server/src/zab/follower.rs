@@ -131,18 +131,14 @@ impl Peer {
                 self.log.append(zxid, payload.clone());
                 out.push(Output::Persist { entries: vec![(zxid, payload)] });
             }
-            Message::Commit { epoch, zxid, .. } => {
-                if epoch == follower.epoch && follower.is_synced() {
-                    follower.leader_commit = follower.leader_commit.max(zxid);
-                    self.follower_apply(out);
-                }
+            Message::Commit { epoch, zxid, .. } if epoch == follower.epoch && follower.is_synced() => {
+                follower.leader_commit = follower.leader_commit.max(zxid);
+                self.follower_apply(out);
             }
-            Message::UpToDate { epoch, commit, .. } => {
-                if epoch == follower.epoch && follower.is_synced() {
-                    follower.leader_commit = follower.leader_commit.max(commit);
-                    self.follower_up_to_date(out);
-                    self.follower_apply(out);
-                }
+            Message::UpToDate { epoch, commit, .. } if epoch == follower.epoch && follower.is_synced() => {
+                follower.leader_commit = follower.leader_commit.max(commit);
+                self.follower_up_to_date(out);
+                self.follower_apply(out);
             }
             Message::Ping { epoch, commit, up_to_date, conn } => {
                 if epoch != follower.epoch {
@@ -204,8 +200,7 @@ impl Peer {
         }
         let fresh = epoch > accepted;
         let conn = follower.conn;
-        let reply =
-            Message::AckEpoch { conn, epoch, current_epoch, last_zxid, fresh, log_base, log_ends };
+        let reply = Message::AckEpoch { conn, epoch, current_epoch, last_zxid, fresh, log_base, log_ends };
         follower.epoch = epoch;
         follower.phase = Phase::EpochAcked(reply.clone());
         if fresh {

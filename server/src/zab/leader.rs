@@ -71,7 +71,10 @@ impl Leader {
         if outstanding >= outstanding_max || self.counter == u32::MAX {
             return None;
         }
-        debug_assert_eq!(log.last(), if self.counter == 0 { log.last() } else { make_zxid(epoch, self.counter) });
+        debug_assert_eq!(
+            log.last(),
+            if self.counter == 0 { log.last() } else { make_zxid(epoch, self.counter) }
+        );
         Some(make_zxid(epoch, self.counter + 1))
     }
 
@@ -147,14 +150,16 @@ impl Peer {
                 for (sid, learner) in &leader.learners {
                     let up_to_date = matches!(learner.phase, LearnerPhase::Synced { up_to_date: true, .. });
                     if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
-                        let msg = Message::Ping { conn: learner.conn, epoch, commit: leader.committed, up_to_date };
+                        let msg =
+                            Message::Ping { conn: learner.conn, epoch, commit: leader.committed, up_to_date };
                         out.push(Output::Send { to: *sid, msg });
                     }
                 }
             }
         }
         if leader.broadcast {
-            let synced = leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
+            let synced =
+                leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
             if !self.is_quorum(synced + 1) {
                 self.become_looking(out);
             }
@@ -323,7 +328,8 @@ impl Peer {
         if leader.broadcast || !leader.self_synced {
             return;
         }
-        let synced = leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
+        let synced =
+            leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
         if synced + 1 < quorum {
             return;
         }
@@ -334,9 +340,15 @@ impl Peer {
         for (to, learner) in &mut leader.learners {
             if let LearnerPhase::Synced { ref mut up_to_date, .. } = learner.phase {
                 *up_to_date = true;
-                out.push(Output::Send { to: *to, msg: Message::UpToDate { conn: learner.conn, epoch, commit } });
+                out.push(Output::Send {
+                    to: *to,
+                    msg: Message::UpToDate { conn: learner.conn, epoch, commit },
+                });
             } else if let LearnerPhase::Syncing { .. } = learner.phase {
-                out.push(Output::Send { to: *to, msg: Message::Commit { conn: learner.conn, epoch, zxid: commit } });
+                out.push(Output::Send {
+                    to: *to,
+                    msg: Message::Commit { conn: learner.conn, epoch, zxid: commit },
+                });
             }
         }
         self.apply_upto(commit, out);
@@ -359,7 +371,10 @@ impl Peer {
                 && !*up_to_date
             {
                 *up_to_date = true;
-                out.push(Output::Send { to: *to, msg: Message::UpToDate { conn: learner.conn, epoch, commit } });
+                out.push(Output::Send {
+                    to: *to,
+                    msg: Message::UpToDate { conn: learner.conn, epoch, commit },
+                });
             }
         }
         let mut acks: Vec<Zxid> = leader
@@ -413,7 +428,10 @@ impl Peer {
                 learner.phase = LearnerPhase::Syncing { newleader_zxid: last };
                 let entries = self.log.entries_after(after);
                 let sync = SyncMode::Diff { after };
-                out.push(Output::Send { to: sid, msg: Message::NewLeader { conn, epoch, sync, entries, commit } });
+                out.push(Output::Send {
+                    to: sid,
+                    msg: Message::NewLeader { conn, epoch, sync, entries, commit },
+                });
             }
             None => {
                 learner.phase = LearnerPhase::AwaitingSnapshot;
@@ -452,7 +470,8 @@ impl Peer {
         out.push(Output::Persist { entries: vec![(zxid, payload.clone())] });
         for (to, learner) in &leader.learners {
             if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
-                let msg = Message::Proposal { conn: learner.conn, epoch, prev, zxid, payload: payload.clone() };
+                let msg =
+                    Message::Proposal { conn: learner.conn, epoch, prev, zxid, payload: payload.clone() };
                 out.push(Output::Send { to: *to, msg });
             }
         }

@@ -281,22 +281,20 @@ impl Sim {
                     self.apply(index, entry);
                 }
             }
-            Output::Commit { upto } => {
-                loop {
-                    let sim_peer = &self.peers[index];
-                    let next = sim_peer.applied.len();
-                    if sim_peer.applied.last().is_some_and(|e| e.0 >= upto) {
-                        break;
-                    }
-                    let Some(entry) = sim_peer.durable.get(next).cloned() else {
-                        self.fail(&format!("peer {from}: commit of an entry that is not durable"))
-                    };
-                    if entry.0 > upto {
-                        self.fail(&format!("peer {from}: commit upto {upto:#x} is not a logged zxid"));
-                    }
-                    self.apply(index, entry);
+            Output::Commit { upto } => loop {
+                let sim_peer = &self.peers[index];
+                let next = sim_peer.applied.len();
+                if sim_peer.applied.last().is_some_and(|e| e.0 >= upto) {
+                    break;
                 }
-            }
+                let Some(entry) = sim_peer.durable.get(next).cloned() else {
+                    self.fail(&format!("peer {from}: commit of an entry that is not durable"))
+                };
+                if entry.0 > upto {
+                    self.fail(&format!("peer {from}: commit upto {upto:#x} is not a logged zxid"));
+                }
+                self.apply(index, entry);
+            },
             Output::SaveEpochs { current, accepted } => {
                 let sim_peer = &mut self.peers[index];
                 if accepted < sim_peer.accepted_epoch || current < sim_peer.current_epoch {
@@ -311,12 +309,11 @@ impl Sim {
                 follow_ups.push(Input::SnapshotReady { to, zxid, data: encode_list(applied) });
             }
             Output::RoleChanged { role, epoch, .. } => {
-                if role == Role::Leading {
-                    if let Some(other) = self.leaders.insert(epoch, from)
-                        && other != from
-                    {
-                        self.fail(&format!("two leaders in epoch {epoch}: {other} and {from}"));
-                    }
+                if role == Role::Leading
+                    && let Some(other) = self.leaders.insert(epoch, from)
+                    && other != from
+                {
+                    self.fail(&format!("two leaders in epoch {epoch}: {other} and {from}"));
                 }
                 if role != Role::Leading {
                     self.outstanding.retain(|(peer, _), _| *peer != index);
@@ -433,7 +430,10 @@ impl Sim {
     fn leader_index(&self) -> Option<usize> {
         (0..self.peers.len())
             .filter(|i| {
-                self.peers[*i].peer.as_ref().is_some_and(|p| p.role() == Role::Leading && p.next_zxid().is_some())
+                self.peers[*i]
+                    .peer
+                    .as_ref()
+                    .is_some_and(|p| p.role() == Role::Leading && p.next_zxid().is_some())
             })
             .max_by_key(|i| self.peers[*i].peer.as_ref().map_or(0, |p| p.current_epoch()))
     }
@@ -575,7 +575,7 @@ fn run_seeds(peers: usize) {
         }
         return;
     }
-    let seeds: u64 = std::env::var("FK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(200);
+    let seeds: u64 = std::env::var("FK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let start = std::time::Instant::now();
     let mut acked = 0;
     for seed in 0..seeds {

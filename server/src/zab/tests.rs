@@ -166,7 +166,10 @@ fn lead_with_one_follower() -> (Peer, u64) {
     assert_eq!(
         recv(&mut leader, 1, ack),
         vec![
-            Output::Send { to: 1, msg: Message::NewLeader { conn, epoch: 1, sync, entries: vec![], commit: 0 } },
+            Output::Send {
+                to: 1,
+                msg: Message::NewLeader { conn, epoch: 1, sync, entries: vec![], commit: 0 }
+            },
             Output::SaveEpochs { current: 1, accepted: 1 },
         ]
     );
@@ -203,7 +206,10 @@ fn leader_commits_only_on_a_quorum_of_durable_acks() {
     assert_eq!(out, vec![Output::ProposalDropped { zxid }]);
     assert_eq!(
         recv(&mut leader, 1, Message::Ack { conn, epoch: 1, zxid }),
-        vec![Output::Send { to: 1, msg: Message::Commit { conn, epoch: 1, zxid } }, Output::Commit { upto: zxid }]
+        vec![
+            Output::Send { to: 1, msg: Message::Commit { conn, epoch: 1, zxid } },
+            Output::Commit { upto: zxid }
+        ]
     );
 }
 
@@ -258,7 +264,10 @@ fn deposed_leader_tail_is_truncated() {
     let entries = log_of(&[z(2, 1)]);
     let sync = SyncMode::Diff { after: z(1, 1) };
     let msg = Message::NewLeader { conn, epoch: 2, sync, entries: entries.clone(), commit: z(1, 1) };
-    assert_eq!(recv(&mut peer, 3, msg), vec![Output::Truncate { after: z(1, 1) }, Output::Persist { entries }]);
+    assert_eq!(
+        recv(&mut peer, 3, msg),
+        vec![Output::Truncate { after: z(1, 1) }, Output::Persist { entries }]
+    );
     assert_eq!(peer.last_zxid(), z(2, 1));
 }
 
