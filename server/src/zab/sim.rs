@@ -77,6 +77,8 @@ struct Sim {
     outstanding: BTreeMap<(usize, Zxid), Bytes>,
     acked: Vec<(Zxid, Bytes)>,
     trace: bool,
+    /// Coverage of rare paths: [crashes, truncates, snapshots installed, established leaders].
+    counts: [u64; 4],
 }
 
 fn digest_step(previous: u64, entry: &(Zxid, Bytes)) -> u64 {
@@ -159,6 +161,7 @@ impl Sim {
             outstanding: BTreeMap::new(),
             acked: Vec::new(),
             trace: std::env::var("FK_SIM_TRACE").is_ok(),
+            counts: [0; 4],
         };
         for _ in 0..peers {
             sim.peers.push(SimPeer {
@@ -219,6 +222,7 @@ impl Sim {
         if self.trace {
             println!("{:>7} crash {}", self.now, Sim::sid(index));
         }
+        self.counts[0] += 1;
         self.peers[index].peer = None;
         self.peers[index].pending.clear();
         self.outstanding.retain(|(peer, _), _| *peer != index);
@@ -260,6 +264,7 @@ impl Sim {
                 }
             }
             Output::Truncate { after } => {
+                self.counts[1] += 1;
                 let sim_peer = &mut self.peers[index];
                 if sim_peer.applied.last().is_some_and(|e| e.0 > after) {
                     self.fail(&format!("peer {from}: truncating applied entries"));
@@ -268,6 +273,7 @@ impl Sim {
                 sim_peer.pending.retain(|e| e.0 <= after);
             }
             Output::InstallSnapshot { zxid, data } => {
+                self.counts[2] += 1;
                 let list = decode_list(&data);
                 if list.last().map_or(0, |e| e.0) != zxid {
                     self.fail("snapshot zxid mismatch");
@@ -309,6 +315,9 @@ impl Sim {
                 follow_ups.push(Input::SnapshotReady { to, zxid, data: encode_list(applied) });
             }
             Output::RoleChanged { role, epoch, .. } => {
+                if role == Role::Leading {
+                    self.counts[3] += 1;
+                }
                 if role == Role::Leading
                     && let Some(other) = self.leaders.insert(epoch, from)
                     && other != from
@@ -578,15 +587,21 @@ fn run_seeds(peers: usize) {
     let seeds: u64 = std::env::var("FK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let start = std::time::Instant::now();
     let mut acked = 0;
+    let mut counts = [0u64; 4];
     for seed in 0..seeds {
         let seed = seed * 1_000_003 + peers as u64;
         let result = std::panic::catch_unwind(|| {
             let mut sim = Sim::new(seed, peers);
             sim.run(steps);
-            sim.acked.len()
+            (sim.acked.len(), sim.counts)
         });
         match result {
-            Ok(count) => acked += count,
+            Ok((count, run_counts)) => {
+                acked += count;
+                for (total, count) in counts.iter_mut().zip(run_counts) {
+                    *total += count;
+                }
+            }
             Err(panic) => {
                 eprintln!(
                     "replay: FK_SIM_SEED={seed} FK_SIM_PEERS={peers} cargo test -p ferrokeeper-server --lib zab::sim -- --nocapture"
@@ -595,7 +610,12 @@ fn run_seeds(peers: usize) {
             }
         }
     }
-    eprintln!("zab sim: {seeds} seeds x {peers} peers, {acked} acknowledged writes, {:?}", start.elapsed());
+    let [crashes, truncates, snapshots, leaders] = counts;
+    eprintln!(
+        "zab sim: {seeds} seeds x {peers} peers in {:?}: {acked} acknowledged writes, {crashes} crashes, \
+         {truncates} truncations, {snapshots} snapshot syncs, {leaders} established leaders",
+        start.elapsed()
+    );
 }
 
 #[test]
