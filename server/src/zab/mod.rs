@@ -59,6 +59,21 @@
 //! 8. Messages may be lost, duplicated or reordered; the core copes (a learner connection is
 //!    identified by a random `conn` nonce; gaps send the learner back to election).
 
+//! # Deviations from ZooKeeper (each closes a hole the simulator or the Zab proofs point at)
+//!
+//! - An epoch is established only by a quorum of *fresh* ACKEPOCHs (the learner raised its
+//!   accepted epoch for this leader), so two leaders can never both establish one epoch;
+//!   learners that had already accepted it join once it is established.
+//! - ACKEPOCH carries a summary of the learner's log (last zxid per epoch in its window), so
+//!   the leader finds the exact divergence point (TRUNC+DIFF) instead of guessing from the
+//!   learner's last zxid; when the windows cannot tell, it uses SNAP.
+//! - DIFF/TRUNC/SNAP, the proposals and NEWLEADER travel as one `NewLeader` message.
+//! - A follower saves `currentEpoch` only after the synced log is durable (ZOOKEEPER-2678
+//!   class of bugs), and applies only what is durable locally.
+//! - A leader that sees a learner with a higher accepted epoch re-elects, instead of leaving
+//!   that learner out until the leader fails.
+//! - Observers are not implemented.
+
 mod election;
 mod follower;
 mod leader;
