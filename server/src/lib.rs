@@ -11,3 +11,4 @@ pub mod quorum;
 pub mod server;
 pub mod tree;
 pub mod txlog;
+pub mod zab;
