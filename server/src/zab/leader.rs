@@ -60,6 +60,11 @@ enum LearnerPhase {
 }
 
 impl Leader {
+    /// Learners whose NEWLEADER ack arrived (mntr `zk_synced_followers`).
+    pub(super) fn synced_learners(&self) -> usize {
+        self.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count()
+    }
+
     pub(super) fn next_zxid(&self, log: &Log, outstanding_max: usize) -> Option<Zxid> {
         let epoch = self.epoch?;
         if !self.broadcast {

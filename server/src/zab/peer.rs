@@ -102,6 +102,14 @@ impl Peer {
         }
     }
 
+    /// Followers synced with this leader (0 unless leading).
+    pub fn synced_followers(&self) -> usize {
+        match &self.state {
+            State::Leading(leader) => leader.synced_learners(),
+            _ => 0,
+        }
+    }
+
     /// `currentEpoch`.
     pub fn current_epoch(&self) -> Epoch {
         self.current_epoch
