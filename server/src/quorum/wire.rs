@@ -307,7 +307,9 @@ fn decode_zab(tag: u8, r: &mut Cursor<'_>) -> Result<Message, WireError> {
         },
         tag::ACK => Message::Ack { conn: r.u64()?, epoch: r.i64()?, zxid: r.i64()? },
         tag::COMMIT => Message::Commit { conn: r.u64()?, epoch: r.i64()?, zxid: r.i64()? },
-        tag::PING => Message::Ping { conn: r.u64()?, epoch: r.i64()?, commit: r.i64()?, up_to_date: r.bool()? },
+        tag::PING => {
+            Message::Ping { conn: r.u64()?, epoch: r.i64()?, commit: r.i64()?, up_to_date: r.bool()? }
+        }
         tag::PING_REPLY => Message::PingReply { conn: r.u64()?, epoch: r.i64()? },
         _ => return Err(WireError("unknown message tag")),
     })
@@ -413,7 +415,13 @@ mod tests {
                 entries: vec![(5, b.clone()), (6, Bytes::new())],
                 commit: 5,
             },
-            Message::NewLeader { conn: 7, epoch: 3, sync: SyncMode::Diff { after: 2 }, entries: vec![], commit: 2 },
+            Message::NewLeader {
+                conn: 7,
+                epoch: 3,
+                sync: SyncMode::Diff { after: 2 },
+                entries: vec![],
+                commit: 2,
+            },
             Message::AckNewLeader { conn: 7, epoch: 3, zxid: 6 },
             Message::UpToDate { conn: 7, epoch: 3, commit: 6 },
             Message::Proposal { conn: 7, epoch: 3, prev: 6, zxid: 7, payload: b.clone() },

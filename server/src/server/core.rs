@@ -196,8 +196,18 @@ impl Core {
 
     /// Ensemble mode: the core also drives this replica. Sessions are created by the server
     /// id's tracker so that ids are unique across the ensemble.
-    pub fn with_replica(mut self, replica: super::replica::Replica, server_id: u8) -> Core {
+    /// `tail` is the logged, not yet applied part of the log (applied once committed).
+    pub fn with_replica(
+        mut self,
+        replica: super::replica::Replica,
+        server_id: u8,
+        tail: Vec<TxnRecord>,
+    ) -> Core {
         self.tracker = SessionTracker::new(i64::from(self.config.tick_time_ms), server_id, wall_ms());
+        let now = Instant::now();
+        for record in tail {
+            self.pending.push_back(Pending::Write { record, origin: Origin::Internal, proposed: now });
+        }
         self.ensemble = Some(Box::new(replica));
         self
     }
@@ -480,7 +490,14 @@ impl Core {
     }
 
     /// Runs a request that needs no txn.
-    pub(super) fn execute(&mut self, conn_id: ConnId, xid: i32, op_code: i32, request: Request, received: Instant) {
+    pub(super) fn execute(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: Request,
+        received: Instant,
+    ) {
         let Some(conn) = self.connections.get_mut(&conn_id) else { return };
         match request {
             Request::Ping => {
@@ -670,9 +687,9 @@ impl Core {
                     };
                     let replicated = self.ensemble.is_some().then(|| {
                         let conn = match &origin {
-                            Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
-                                Some(*conn)
-                            }
+                            Origin::Client { conn, .. }
+                            | Origin::Connect { conn, .. }
+                            | Origin::Close { conn, .. } => Some(*conn),
                             Origin::Internal => None,
                         };
                         (record.header.clone(), conn)
@@ -709,8 +726,13 @@ impl Core {
         for (conn, event, acl) in &outcome.events {
             // ZooKeeper sends a node's event only to connections allowed to READ the node.
             let allowed = self.connections.get(conn).is_some_and(|state| {
-                tree::acl::check(self.config.skip_acl, acl, ferrokeeper_proto::op::perms::READ, &state.caller.auth)
-                    .is_ok()
+                tree::acl::check(
+                    self.config.skip_acl,
+                    acl,
+                    ferrokeeper_proto::op::perms::READ,
+                    &state.caller.auth,
+                )
+                .is_ok()
             });
             if allowed {
                 self.push_event(*conn, zxid, event);

@@ -33,6 +33,8 @@ pub use self::core::VERSION;
 use crate::tree::{DataTree, TreeConfig};
 use crate::txlog::LogWriter;
 use crate::txlog::reader::recover;
+use ferrokeeper_proto::Jute;
+use ferrokeeper_proto::txn::TxnRecord;
 
 /// A running server (standalone or an ensemble member); [`Server::shutdown`] stops it.
 pub struct Server {
@@ -53,27 +55,26 @@ fn tree_config(config: &Config) -> TreeConfig {
 
 fn load_snapshot(config: &Config) -> anyhow::Result<DataTree> {
     let tree_config = tree_config(config);
-    Ok(match crate::txlog::snapshot::load_newest(&config.snap_dir, &tree_config)
-        .with_context(|| format!("cannot read snapshots in {}", config.snap_dir.display()))?
-    {
-        Some((path, tree)) => {
-            tracing::info!(path = %path.display(), nodes = tree.node_count(), "loaded snapshot");
-            tree
-        }
-        None => DataTree::new(tree_config),
-    })
+    Ok(
+        match crate::txlog::snapshot::load_newest(&config.snap_dir, &tree_config)
+            .with_context(|| format!("cannot read snapshots in {}", config.snap_dir.display()))?
+        {
+            Some((path, tree)) => {
+                tracing::info!(path = %path.display(), nodes = tree.node_count(), "loaded snapshot");
+                tree
+            }
+            None => DataTree::new(tree_config),
+        },
+    )
 }
 
 /// Ensemble recovery (duty 6): the tree is the newest snapshot (known committed); the log
 /// records after it may be uncommitted, so they are handed to the peer as its log tail and
 /// applied only when the leader commits them.
-fn recover_replica(config: &Config) -> anyhow::Result<(DataTree, Vec<(i64, bytes::Bytes)>)> {
-    use ferrokeeper_proto::Jute;
+fn recover_replica(config: &Config) -> anyhow::Result<(DataTree, Vec<TxnRecord>)> {
     let tree = load_snapshot(config)?;
     let mut tail = Vec::new();
-    let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| {
-        tail.push((record.header.zxid, bytes::Bytes::from(record.encode_to_vec())));
-    })?;
+    let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| tail.push(record))?;
     tracing::info!(
         snapshot_zxid = format_args!("0x{:x}", tree.last_processed_zxid()),
         logged_after = tail.len(),
@@ -123,7 +124,7 @@ impl Server {
             None => (recover_tree(&config)?, Vec::new()),
             Some(_) => recover_replica(&config)?,
         };
-        let last_logged = tail.last().map_or(tree.last_processed_zxid(), |(zxid, _)| *zxid);
+        let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
         let log = LogWriter::start(config.log.clone(), last_logged)
             .with_context(|| format!("cannot start the transaction log in {}", config.log.dir.display()))?;
         tracing::info!(
@@ -148,12 +149,12 @@ impl Server {
             extra_tasks.push(tokio::spawn(http::serve(listener, registry.clone(), shutdown_rx.clone())));
         }
         let replica = match &config.quorum {
-            Some(quorum) => Some(start_replica(&config, quorum, &tree, tail, shutdown_rx.clone()).await?),
+            Some(quorum) => Some(start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?),
             None => None,
         };
         let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics);
         if let Some((replica, my_id)) = replica {
-            core = core.with_replica(replica, my_id);
+            core = core.with_replica(replica, my_id, tail);
         }
         let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
         let accept_task = tokio::spawn(accept_loop(listener, config, events, shutdown_rx));
@@ -200,7 +201,7 @@ async fn start_replica(
     config: &Config,
     quorum: &crate::config::QuorumConfig,
     tree: &DataTree,
-    tail: Vec<(i64, bytes::Bytes)>,
+    tail: &[TxnRecord],
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(replica::Replica, u8)> {
     use crate::config::PeerType;
@@ -231,7 +232,10 @@ async fn start_replica(
         accepted_epoch,
         applied_zxid: applied,
         log_base: applied,
-        log_tail: tail,
+        log_tail: tail
+            .iter()
+            .map(|record| (record.header.zxid, bytes::Bytes::from(record.encode_to_vec())))
+            .collect(),
     };
     let mut zab_config = crate::zab::Config::new(quorum.my_id, peers.keys().copied().collect());
     zab_config.tick_ms = u64::from(config.tick_time_ms);

@@ -32,7 +32,7 @@ use tokio::sync::mpsc;
 use super::core::{Core, Origin, Pending};
 use crate::quorum::transport::{Incoming, PeerSender};
 use crate::quorum::wire::PeerMessage;
-use crate::tree::{Caller, ConnId, SessionId, Txn, TxnHeader, TreeConfig};
+use crate::tree::{Caller, ConnId, SessionId, TreeConfig, Txn, TxnHeader};
 use crate::txlog::LogWriter;
 use crate::zab::{Input, Output, Peer, Role, Sid, Zxid};
 
@@ -98,7 +98,9 @@ impl Replica {
 
 fn origin_conn(origin: &Origin) -> Option<ConnId> {
     match origin {
-        Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => Some(*conn),
+        Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
+            Some(*conn)
+        }
         Origin::Internal => None,
     }
 }
@@ -200,10 +202,14 @@ impl Core {
                 }
             }
             Output::Truncate { after } => {
-                tracing::info!(after = format_args!("0x{after:x}"), "truncating the log (diverged from the leader)");
+                tracing::info!(
+                    after = format_args!("0x{after:x}"),
+                    "truncating the log (diverged from the leader)"
+                );
                 let dir = self.config.log.dir.clone();
                 self.restart_log(after, |_| crate::txlog::truncate::truncate_after(&dir, after).map(|_| ()));
-                self.pending.retain(|p| !matches!(p, Pending::Write { record, .. } if record.header.zxid > after));
+                self.pending
+                    .retain(|p| !matches!(p, Pending::Write { record, .. } if record.header.zxid > after));
             }
             Output::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, data),
             Output::Commit { upto } => {
@@ -261,7 +267,10 @@ impl Core {
         let fresh = match LogWriter::start(settings.clone(), durable) {
             Ok(log) => log,
             Err(error) => {
-                self.fail(format!("cannot restart the transaction log in {}: {error}", settings.dir.display()));
+                self.fail(format!(
+                    "cannot restart the transaction log in {}: {error}",
+                    settings.dir.display()
+                ));
                 return;
             }
         };
@@ -277,7 +286,11 @@ impl Core {
     /// Duty 5: replace the state and the log with the leader's snapshot.
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
         let Some(tree_config) = self.ensemble.as_ref().map(|r| r.tree_config.clone()) else { return };
-        tracing::info!(zxid = format_args!("0x{zxid:x}"), bytes = data.len(), "installing the leader's snapshot");
+        tracing::info!(
+            zxid = format_args!("0x{zxid:x}"),
+            bytes = data.len(),
+            "installing the leader's snapshot"
+        );
         let tree = match crate::txlog::snapshot::decode(&data, tree_config) {
             Ok(tree) => tree,
             Err(reason) => {
@@ -336,7 +349,8 @@ impl Core {
         if role == Role::Leading {
             // The leader tracks every session afresh with its full timeout, as ZooKeeper does.
             let now = self.mono_ms();
-            let sessions: Vec<(SessionId, i32)> = self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
+            let sessions: Vec<(SessionId, i32)> =
+                self.tree.sessions().iter().map(|(s, t)| (*s, *t)).collect();
             for (session, timeout) in sessions {
                 self.tracker.add(session, timeout, now);
             }
@@ -392,7 +406,10 @@ impl Core {
     /// The leader preps a follower's write with the caller's session and auth and proposes it.
     fn on_forward(&mut self, session: SessionId, cxid: i32, op_code: i32, auth: Vec<Id>, body: Bytes) {
         let Some(zxid) = self.prep_zxid() else {
-            tracing::warn!(session = format_args!("0x{session:x}"), "too many proposals outstanding; dropping a forwarded write");
+            tracing::warn!(
+                session = format_args!("0x{session:x}"),
+                "too many proposals outstanding; dropping a forwarded write"
+            );
             return;
         };
         let caller = Caller { session_id: session, conn: 0, auth };
@@ -427,8 +444,13 @@ impl Core {
             }
             return;
         };
-        let header =
-            TxnHeader { client_id: caller.session_id, cxid, zxid, time: super::core::wall_ms(), txn_type: txn.txn_type() };
+        let header = TxnHeader {
+            client_id: caller.session_id,
+            cxid,
+            zxid,
+            time: super::core::wall_ms(),
+            txn_type: txn.txn_type(),
+        };
         let record = TxnRecord { header, txn };
         let payload = Bytes::from(record.encode_to_vec());
         if let Some(conn) = origin_conn(&origin) {
@@ -457,12 +479,27 @@ impl Core {
         self.hold_write(conn);
         if let Some(r) = self.ensemble.as_mut() {
             r.awaiting.insert((caller.session_id, cxid), origin);
-            r.send(leader, &PeerMessage::Forward { session: caller.session_id, cxid, op: op_code, auth: caller.auth, body });
+            r.send(
+                leader,
+                &PeerMessage::Forward {
+                    session: caller.session_id,
+                    cxid,
+                    op: op_code,
+                    auth: caller.auth,
+                    body,
+                },
+            );
         }
     }
 
     /// A new session in ensemble mode: a txn at the leader, forwarded from a follower.
-    pub(super) fn ensemble_create_session(&mut self, conn: ConnId, session: SessionId, timeout_ms: i32, response: ConnectResponse) {
+    pub(super) fn ensemble_create_session(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        timeout_ms: i32,
+        response: ConnectResponse,
+    ) {
         if self.role() == Some(Role::Leading) {
             let Some(zxid) = self.prep_zxid() else {
                 self.close_connection(conn);
@@ -473,7 +510,13 @@ impl Core {
             self.propose(&caller, 0, txn, Origin::Connect { conn, response });
         } else {
             self.touch_later(session);
-            self.forward(conn, 0, op::CREATE_SESSION, Bytes::copy_from_slice(&timeout_ms.to_be_bytes()), Origin::Connect { conn, response });
+            self.forward(
+                conn,
+                0,
+                op::CREATE_SESSION,
+                Bytes::copy_from_slice(&timeout_ms.to_be_bytes()),
+                Origin::Connect { conn, response },
+            );
         }
     }
 
@@ -497,7 +540,14 @@ impl Core {
     }
 
     /// A decoded client request in ensemble mode (after the session checks).
-    pub(super) fn ensemble_request(&mut self, conn_id: ConnId, xid: i32, op_code: i32, request: Result<Request, ()>, received: Instant) {
+    pub(super) fn ensemble_request(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: Result<Request, ()>,
+        received: Instant,
+    ) {
         let Some(conn) = self.connections.get(&conn_id) else { return };
         let session = conn.caller.session_id;
         let must_wait = !conn.held.is_empty();
@@ -597,7 +647,9 @@ impl Core {
                     return;
                 }
                 Some(Held::Read { .. }) => {
-                    let Some(Held::Read { xid, op, request, received }) = state.held.pop_front() else { return };
+                    let Some(Held::Read { xid, op, request, received }) = state.held.pop_front() else {
+                        return;
+                    };
                     state.queued = state.queued.saturating_sub(1);
                     self.execute(conn, xid, op, request, received);
                 }
