@@ -202,7 +202,10 @@ fn connect(port: u16, budget: Duration) -> TestClient {
 }
 
 /// Writes unique keys through whichever node answers, recording each acknowledged one.
-fn writer(ports: Vec<u16>, prefix: String, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<(String, Instant)>>>) {
+/// Each acknowledged write: (path, when it was sent, when it was acknowledged).
+type Acked = Arc<Mutex<Vec<(String, Instant, Instant)>>>;
+
+fn writer(ports: Vec<u16>, prefix: String, stop: Arc<AtomicBool>, acked: Acked) {
     let mut k = 0u64;
     let mut next = 0usize;
     let mut client: Option<TestClient> = None;
@@ -223,9 +226,10 @@ fn writer(ports: Vec<u16>, prefix: String, stop: Arc<AtomicBool>, acked: Arc<Mut
             acl: Acl::open_unsafe(),
             flags: 0,
         });
+        let sent = Instant::now();
         match c.call(&request) {
             Ok((header, _)) if header.err == 0 => {
-                acked.lock().unwrap().push((path, Instant::now()));
+                acked.lock().unwrap().push((path, sent, Instant::now()));
                 k += 1;
             }
             Ok((header, _)) => panic!("unexpected error {} creating {path}", header.err),
@@ -280,6 +284,28 @@ fn three_node_ensemble() {
     }
     drop(writer_client);
 
+    // Session liveness is global: a follower's client that pings stays alive at the leader
+    // (the follower reports touches); once silent, the leader expires it everywhere.
+    let options = support::ConnectOptions { timeout_ms: 1000, ..Default::default() };
+    let mut short = TestClient::connect_with(cluster.port(follower), &options).unwrap();
+    assert_eq!(short.negotiated_timeout, 1000);
+    assert_eq!(create(&mut short, "/short-lived", b"e", 1), 0);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(short.ping().unwrap().err, 0);
+    }
+    let mut reader = connect(cluster.port(leader), Duration::from_secs(5));
+    assert!(get(&mut reader, "/short-lived").is_some(), "a pinging session expired");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 0..N {
+        let mut reader = connect(cluster.port(i), Duration::from_secs(5));
+        while get(&mut reader, "/short-lived").is_some() {
+            assert!(Instant::now() < deadline, "a silent session did not expire on node {}", i + 1);
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    drop(short);
+
     // SIGKILL the leader under write load, several rounds.
     let rounds: usize = std::env::var("FK_QUORUM_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
     let ports: Vec<u16> = (0..N).map(|i| cluster.port(i)).collect();
@@ -297,10 +323,10 @@ fn three_node_ensemble() {
         let before = acked.lock().unwrap().len();
         let killed_at = Instant::now();
         cluster.kill(leader);
-        // A new leader serves: the first write acknowledged after the kill.
+        // A new leader serves: the first write sent after the kill is acknowledged.
         let deadline = killed_at + Duration::from_secs(20);
         let served_at = loop {
-            if let Some((_, at)) = acked.lock().unwrap().iter().find(|(_, at)| *at > killed_at) {
+            if let Some((_, _, at)) = acked.lock().unwrap().iter().find(|(_, sent, _)| *sent > killed_at) {
                 break *at;
             }
             assert!(
@@ -323,7 +349,7 @@ fn three_node_ensemble() {
         std::thread::sleep(Duration::from_millis(300));
         stop.store(true, Ordering::Relaxed);
         load.join().unwrap();
-        all_acked.extend(acked.lock().unwrap().iter().map(|(p, _)| p.clone()));
+        all_acked.extend(acked.lock().unwrap().iter().map(|(p, _, _)| p.clone()));
     }
     println!("failover times: {failovers:?}");
     cluster.wait_stable(Duration::from_secs(30));
