@@ -467,18 +467,62 @@ impl DataTree {
             }
         }
         self.pending.sessions.insert(session, (zxid, false));
-        Txn::CloseSession(CloseSessionTxn { paths_to_delete: es.into_iter().collect() })
+        // ZooKeeper lists them from a HashSet: watchers see the deletions in that order.
+        let mut paths: Vec<String> = es.into_iter().collect();
+        super::acl::java_hash_set_order(&mut paths);
+        Txn::CloseSession(CloseSessionTxn { paths_to_delete: paths })
+    }
+
+    /// How ZooKeeper's MultiOperationRecord turns a create sub-op into an `Op`: the kind
+    /// comes from the flags, not the header's opcode (`Op.create` with
+    /// `CreateMode.fromFlag(flags, PERSISTENT)`): a create2 becomes a plain create (its result
+    /// has no stat), a createTTL whose flags are not a TTL mode becomes a plain create (the
+    /// ttl is dropped), and a create/create2/createContainer header with TTL flags cannot be
+    /// handled at all (ZooKeeper fails the whole multi with MarshallingError).
+    fn normalize_multi(ops: &[MultiOp]) -> Vec<Result<MultiOp, Code>> {
+        let kind = |flags: i32| CreateMode::from_flags(flags).unwrap_or(CreateMode::Persistent);
+        let plain_op = |mode: CreateMode| if mode.is_container() { op::CREATE_CONTAINER } else { op::CREATE };
+        ops.iter()
+            .map(|mop| match mop {
+                MultiOp::Create { request, .. } => {
+                    let mode = kind(request.flags);
+                    if mode.is_ttl() {
+                        return Err(Code::MarshallingError);
+                    }
+                    Ok(MultiOp::Create { op: plain_op(mode), request: request.clone() })
+                }
+                MultiOp::CreateTtl(r) if !kind(r.flags).is_ttl() => Ok(MultiOp::Create {
+                    op: plain_op(kind(r.flags)),
+                    request: ferrokeeper_proto::CreateRequest {
+                        path: r.path.clone(),
+                        data: r.data.clone(),
+                        acl: r.acl.clone(),
+                        flags: r.flags,
+                    },
+                }),
+                other => Ok(other.clone()),
+            })
+            .collect()
     }
 
     fn prep_multi(&mut self, caller: &Caller, ops: &[MultiOp], zxid: i64, time: i64) -> Txn {
+        let ops = Self::normalize_multi(ops);
         let saved = self.pending.clone();
         let mut txns = Vec::with_capacity(ops.len());
         let mut failed = false;
-        for mop in ops {
+        for mop in &ops {
             if failed {
                 txns.push(err_txn(Code::RuntimeInconsistency));
                 continue;
             }
+            let mop = match mop {
+                Ok(mop) => mop,
+                Err(code) => {
+                    // Reached an op ZooKeeper cannot even prep: the whole request fails.
+                    self.pending = saved;
+                    return err_txn(*code);
+                }
+            };
             let r = match mop {
                 MultiOp::Create { op: o, request } => self.prep_create(caller, *o, request, -1, zxid, time),
                 MultiOp::CreateTtl(r) => {
@@ -898,9 +942,12 @@ impl DataTree {
             Request::RemoveWatches(r) => {
                 let (p, c) = (&r.path, caller.conn);
                 let w = &mut self.watches;
+                // ZooKeeper's WatchManager.removeWatcher drops the connection's entry for the
+                // path whatever its mode, so a Data/Children removal also ends a persistent
+                // watch held in that table.
                 let removed = match r.watcher_type {
-                    watcher_type::CHILDREN => w.child.remove(p, c, STANDARD),
-                    watcher_type::DATA => w.data.remove(p, c, STANDARD),
+                    watcher_type::CHILDREN => w.child.remove(p, c, 0),
+                    watcher_type::DATA => w.data.remove(p, c, 0),
                     watcher_type::PERSISTENT => {
                         let a = w.child.remove(p, c, PERSISTENT);
                         let b = w.data.remove(p, c, PERSISTENT);
