@@ -151,6 +151,10 @@ struct Gen {
     /// checkWatches/removeWatches, whose 3.8.0 answers depend on those mode tables, are not
     /// sent on such paths or below recursive ones.
     persistent_paths: std::collections::BTreeMap<String, i32>,
+    /// Paths that ever got a one-shot child watch: 3.8.0's addWatch puts a recursive watch in
+    /// the child table too, where it replaces such a watch (so its NodeChildrenChanged is
+    /// lost); recursive watches are not set on these paths.
+    child_watched: std::collections::BTreeSet<String>,
     pool: Vec<String>,
     /// Nodes that existed at the last tree dump (oracle's view), outside /zookeeper.
     existing: Vec<String>,
@@ -237,10 +241,21 @@ impl Gen {
         watch && !self.persistent_paths.contains_key(&path)
     }
 
+    fn child_watchable(&mut self, path: String, watch: bool) -> bool {
+        let watch = self.watchable(path.clone(), watch);
+        if watch {
+            self.child_watched.insert(path);
+        }
+        watch
+    }
+
     /// A path for a persistent (`mode` 0) or recursive (1) watch, remembered with its mode;
     /// `None` when the path already has the other mode.
     fn persistent_path(&mut self, mode: i32) -> Option<String> {
         let path = self.path();
+        if mode == 1 && self.child_watched.contains(&path) {
+            return None;
+        }
         match self.persistent_paths.get(&path) {
             Some(m) if *m != mode => None,
             _ => {
@@ -355,7 +370,11 @@ impl Gen {
             recursive: if v2 { (0..self.rng.below(3)).filter_map(|_| self.persistent_path(1)).collect() } else { vec![] },
             data: self.one_shot_paths(3),
             exist: self.one_shot_paths(3),
-            child: self.one_shot_paths(3),
+            child: {
+                let paths = self.one_shot_paths(3);
+                self.child_watched.extend(paths.iter().cloned());
+                paths
+            },
         }
     }
 
@@ -384,12 +403,12 @@ impl Gen {
             }
             53..=57 => {
                 let path = self.path();
-                let watch = self.watchable(path.clone(), w);
+                let watch = self.child_watchable(path.clone(), w);
                 Request::GetChildren(GetChildrenRequest { path, watch })
             }
             58..=61 => {
                 let path = self.path();
-                let watch = self.watchable(path.clone(), w);
+                let watch = self.child_watchable(path.clone(), w);
                 Request::GetChildren2(GetChildren2Request { path, watch })
             }
             62..=63 => Request::GetAcl(GetAclRequest { path: self.path() }),
@@ -425,6 +444,7 @@ impl Gen {
                     None => (self.path(), mode),
                 };
                 let mode = self.persistent_paths.get(&path).copied().unwrap_or(mode);
+                let mode = if self.child_watched.contains(&path) { op::add_watch_mode::PERSISTENT } else { mode };
                 self.persistent_paths.insert(path.clone(), mode);
                 Request::AddWatch(AddWatchRequest { path, mode })
             }
@@ -994,6 +1014,7 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
     let mut generator = Gen {
         rng: Rng(seed ^ 0x5EED_0FF3),
         persistent_paths: Default::default(),
+        child_watched: Default::default(),
         pool: vec![],
         existing: vec![],
     };
