@@ -267,9 +267,9 @@ impl Gen {
 
     /// Whether 3.8.0's watch-mode tables could make checkWatches/removeWatches differ here.
     fn mode_sensitive(&self, path: &str) -> bool {
-        self.persistent_paths.iter().any(|(p, mode)| {
-            p == path || (*mode == 1 && (p == "/" || path.starts_with(&format!("{p}/"))))
-        })
+        self.persistent_paths
+            .iter()
+            .any(|(p, mode)| p == path || (*mode == 1 && (p == "/" || path.starts_with(&format!("{p}/")))))
     }
 
     /// A path for checkWatches / removeWatches. Not an invalid one either: 3.8.0's answer then
@@ -366,8 +366,16 @@ impl Gen {
         WatchSet {
             v2,
             rel: if self.rng.chance(75) { RelZxid::Last } else { RelZxid::Zero },
-            persistent: if v2 { (0..self.rng.below(3)).filter_map(|_| self.persistent_path(0)).collect() } else { vec![] },
-            recursive: if v2 { (0..self.rng.below(3)).filter_map(|_| self.persistent_path(1)).collect() } else { vec![] },
+            persistent: if v2 {
+                (0..self.rng.below(3)).filter_map(|_| self.persistent_path(0)).collect()
+            } else {
+                vec![]
+            },
+            recursive: if v2 {
+                (0..self.rng.below(3)).filter_map(|_| self.persistent_path(1)).collect()
+            } else {
+                vec![]
+            },
             data: self.one_shot_paths(3),
             exist: self.one_shot_paths(3),
             child: {
@@ -435,8 +443,9 @@ impl Gen {
             }
             78 => Request::Sync(SyncRequest { path: self.path() }),
             79..=83 => {
-                let mode =
-                    self.rng.pick(&[op::add_watch_mode::PERSISTENT, op::add_watch_mode::PERSISTENT_RECURSIVE]);
+                let mode = self
+                    .rng
+                    .pick(&[op::add_watch_mode::PERSISTENT, op::add_watch_mode::PERSISTENT_RECURSIVE]);
                 let path = self.persistent_path(mode);
                 // A path that already has the other mode keeps it.
                 let (path, mode) = match path {
@@ -444,7 +453,8 @@ impl Gen {
                     None => (self.path(), mode),
                 };
                 let mode = self.persistent_paths.get(&path).copied().unwrap_or(mode);
-                let mode = if self.child_watched.contains(&path) { op::add_watch_mode::PERSISTENT } else { mode };
+                let mode =
+                    if self.child_watched.contains(&path) { op::add_watch_mode::PERSISTENT } else { mode };
                 self.persistent_paths.insert(path.clone(), mode);
                 Request::AddWatch(AddWatchRequest { path, mode })
             }

@@ -619,8 +619,13 @@ impl Core {
         for (conn, event, acl) in &outcome.events {
             // ZooKeeper sends a node's event only to connections allowed to READ the node.
             let allowed = self.connections.get(conn).is_some_and(|state| {
-                tree::acl::check(self.config.skip_acl, acl, ferrokeeper_proto::op::perms::READ, &state.caller.auth)
-                    .is_ok()
+                tree::acl::check(
+                    self.config.skip_acl,
+                    acl,
+                    ferrokeeper_proto::op::perms::READ,
+                    &state.caller.auth,
+                )
+                .is_ok()
             });
             if allowed {
                 self.push_event(*conn, zxid, event);

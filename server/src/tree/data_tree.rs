@@ -662,7 +662,9 @@ impl DataTree {
                 let acl = Arc::new(node.acl.clone());
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
                 events.extend(
-                    fired.into_iter().map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone())),
+                    fired
+                        .into_iter()
+                        .map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone())),
                 );
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
@@ -759,7 +761,9 @@ impl DataTree {
         events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
         let fired = self.watches.child.trigger(&parent_path, &none);
         events.extend(
-            fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
+            fired
+                .into_iter()
+                .map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
         );
         Ok(stat)
     }
@@ -791,11 +795,15 @@ impl DataTree {
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
         let acl = Arc::new(node.acl);
-        events.extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
-        events.extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
+        events
+            .extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
+        events
+            .extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
         let fired = self.watches.child.trigger(&parent_path, &BTreeSet::new());
         events.extend(
-            fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
+            fired
+                .into_iter()
+                .map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
         );
         Ok(())
     }

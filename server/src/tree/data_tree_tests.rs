@@ -626,9 +626,13 @@ fn multi_create_kind_comes_from_the_flags() {
     let mut t = T::new();
     let c = caller(1, 1);
     // createTTL with a non-TTL mode is a plain create inside a multi (the ttl is dropped).
-    let ttl_plain = CreateTtlRequest { path: "/t".into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: 5 };
+    let ttl_plain =
+        CreateTtlRequest { path: "/t".into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: 5 };
     let container = MultiOp::Create { op: op::CREATE, request: creq("/k", 4, Acl::open_unsafe()) };
-    match t.write(&c, Request::Multi(MultiRequest { ops: vec![MultiOp::CreateTtl(ttl_plain), container] })).reply {
+    match t
+        .write(&c, Request::Multi(MultiRequest { ops: vec![MultiOp::CreateTtl(ttl_plain), container] }))
+        .reply
+    {
         Ok(Response::Multi(m)) => {
             assert_eq!(m.results[0], OpResult::Create { path: "/t".into() });
             assert!(matches!(m.results[1], OpResult::Create2 { .. }), "{:?}", m.results[1]);
@@ -645,7 +649,10 @@ fn multi_create_kind_comes_from_the_flags() {
     match t.write(&c, Request::Multi(multi)).reply {
         Ok(Response::Multi(m)) => assert_eq!(
             m.results,
-            vec![OpResult::Error { err: Code::NoNode.as_i32() }, OpResult::Error { err: Code::RuntimeInconsistency.as_i32() }]
+            vec![
+                OpResult::Error { err: Code::NoNode.as_i32() },
+                OpResult::Error { err: Code::RuntimeInconsistency.as_i32() }
+            ]
         ),
         other => panic!("{other:?}"),
     }
