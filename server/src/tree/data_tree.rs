@@ -659,13 +659,12 @@ impl DataTree {
                 node.stat.version = t.version;
                 node.stat.mtime = time;
                 node.stat.mzxid = zxid;
-                let acl = Arc::new(node.acl.clone());
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
-                events.extend(
-                    fired
-                        .into_iter()
-                        .map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone())),
-                );
+                if !fired.is_empty() {
+                    let acl = Arc::new(node.acl.clone());
+                    let changed = |c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone());
+                    events.extend(fired.into_iter().map(changed));
+                }
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
             }
@@ -741,7 +740,6 @@ impl DataTree {
             parent.stat.cversion = cv;
             parent.stat.pzxid = zxid;
         }
-        let parent_acl = Arc::new(parent.acl.clone());
         let inserted = parent.children.insert(name);
         debug_assert!(inserted, "child index out of sync with the node map");
         let node = Node {
@@ -755,16 +753,14 @@ impl DataTree {
         if self.is_session_owner(owner) {
             self.ephemerals.entry(owner).or_default().insert(path.to_owned());
         }
+        // ACLs are copied for the events only when a watch fired (most writes fire none).
         let none = BTreeSet::new();
-        let acl = Arc::new(acl.to_vec());
         let fired = self.watches.data.trigger(path, &none);
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
-        let fired = self.watches.child.trigger(&parent_path, &none);
-        events.extend(
-            fired
-                .into_iter()
-                .map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
-        );
+        if !fired.is_empty() {
+            let acl = Arc::new(acl.to_vec());
+            events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
+        }
+        self.fire_children_changed(&parent_path, events);
         Ok(stat)
     }
 
@@ -775,9 +771,7 @@ impl DataTree {
         let node = self.nodes.remove(path).ok_or(Code::NoNode)?;
         debug_assert!(node.children.is_empty(), "deleting a node with children");
         let parent_path = path::parent(path).to_owned();
-        let mut parent_acl = Arc::new(Vec::new());
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent_acl = Arc::new(parent.acl.clone());
             parent.children.remove(path::name(path));
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
@@ -794,18 +788,24 @@ impl DataTree {
         }
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
-        let acl = Arc::new(node.acl);
-        events
-            .extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
-        events
-            .extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
-        let fired = self.watches.child.trigger(&parent_path, &BTreeSet::new());
-        events.extend(
-            fired
-                .into_iter()
-                .map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
-        );
+        if !data_fired.is_empty() || !child_fired.is_empty() {
+            let acl = Arc::new(node.acl);
+            let deleted = |c| (c, event(event_type::NODE_DELETED, path), acl.clone());
+            events.extend(data_fired.into_iter().chain(child_fired).map(deleted));
+        }
+        self.fire_children_changed(&parent_path, events);
         Ok(())
+    }
+
+    /// NodeChildrenChanged for `parent_path`'s child watchers, with the parent's ACL.
+    fn fire_children_changed(&mut self, parent_path: &str, events: &mut Events) {
+        let fired = self.watches.child.trigger(parent_path, &BTreeSet::new());
+        if fired.is_empty() {
+            return;
+        }
+        let acl = Arc::new(self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default());
+        let changed = |c| (c, event(event_type::NODE_CHILDREN_CHANGED, parent_path), acl.clone());
+        events.extend(fired.into_iter().map(changed));
     }
 
     fn close_session(&mut self, session: SessionId, paths: &[String], zxid: i64, events: &mut Events) {
