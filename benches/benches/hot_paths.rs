@@ -48,6 +48,7 @@ fn codec(c: &mut Criterion) {
 
 fn tree(c: &mut Criterion) {
     let mut group = c.benchmark_group("tree");
+    group.throughput(Throughput::Elements(100));
     group.bench_function("create", |b| {
         b.iter_batched_ref(
             || (TreeBench::new(), workloads::create_requests(100)),
@@ -59,11 +60,13 @@ fn tree(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    group.throughput(Throughput::Elements(1));
     group.bench_function("set_data_1k", |b| {
         let mut bench = TreeBench::new();
         let request = workloads::set_data_request();
         b.iter(|| black_box(bench.write(&request)))
     });
+    group.throughput(Throughput::Elements(100));
     group.bench_function("delete", |b| {
         b.iter_batched_ref(
             || {
@@ -81,6 +84,7 @@ fn tree(c: &mut Criterion) {
             BatchSize::LargeInput,
         )
     });
+    group.throughput(Throughput::Elements(1));
     group.bench_function("get_data_1k", |b| {
         let mut bench = TreeBench::new();
         let request = workloads::plain_get_data_request();

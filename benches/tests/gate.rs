@@ -33,7 +33,10 @@ fn gate_run(baseline: &Path, extra: &[&str], slowdown: Option<&str>) -> (i32, St
 
 fn row<'a>(report: &'a str, case: &str) -> &'a str {
     let prefix = format!("| {case} |");
-    report.lines().find(|line| line.starts_with(&prefix)).unwrap_or_else(|| panic!("no row for {case}:\n{report}"))
+    report
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no row for {case}:\n{report}"))
 }
 
 #[test]
@@ -55,7 +58,10 @@ fn gate_fails_on_a_deliberate_slowdown_and_passes_without_it() {
     assert_eq!(code, 1, "the gate must fail on the slowdown:\n{report}");
     assert!(row(&report, "decode_get_data").contains("FAIL"), "the slowed case must be flagged:\n{report}");
     assert!(row(&report, "tree_get_data").ends_with("| ok |"), "other cases stay ok:\n{report}");
-    assert!(report.contains("FAILED") && report.lines().any(|l| l.contains("FAILED") && l.contains("decode_get_data")));
+    assert!(
+        report.contains("FAILED")
+            && report.lines().any(|l| l.contains("FAILED") && l.contains("decode_get_data"))
+    );
 
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -63,7 +69,8 @@ fn gate_fails_on_a_deliberate_slowdown_and_passes_without_it() {
 #[test]
 fn every_case_runs_and_has_a_committed_baseline() {
     let committed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline/instructions.json")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("baseline/instructions.json"))
+            .unwrap();
     for case in gate::cases() {
         case.run(false);
         assert!(
