@@ -143,6 +143,18 @@ const DATA: &[&str] = &["", "x", "hello", "spring", "0123456789abcdef0123456789a
 
 struct Gen {
     rng: Rng,
+    /// Paths that ever got a persistent (0) or recursive (1) watch, with that mode. The
+    /// oracle (Debian's ZooKeeper 3.8.0) keeps one watch mode per (connection, path): a
+    /// one-shot watch set later on the same path downgrades a persistent one, and persistent
+    /// and recursive replace each other (ZOOKEEPER-4466, fixed in 3.9, which ferrokeeper
+    /// follows). So a path keeps the mode it got first and never gets one-shot watches; and
+    /// checkWatches/removeWatches, whose 3.8.0 answers depend on those mode tables, are not
+    /// sent on such paths or below recursive ones.
+    persistent_paths: std::collections::BTreeMap<String, i32>,
+    /// Paths that ever got a one-shot child watch: 3.8.0's addWatch puts a recursive watch in
+    /// the child table too, where it replaces such a watch (so its NodeChildrenChanged is
+    /// lost); recursive watches are not set on these paths.
+    child_watched: std::collections::BTreeSet<String>,
     pool: Vec<String>,
     /// Nodes that existed at the last tree dump (oracle's view), outside /zookeeper.
     existing: Vec<String>,
@@ -199,24 +211,78 @@ impl Gen {
         self.rng.pick(&[-1, -1, -1, 0, 0, 1, 2, 7])
     }
 
+    /// ACLs to create or set. Every valid one lets everybody READ: the oracle, ZooKeeper
+    /// 3.8.0, neither checks READ on exists (ZOOKEEPER-2590, 3.8.1) nor filters watch events by
+    /// READ (CVE-2024-23944, 3.8.4), both of which ferrokeeper does as 3.9 does. Write,
+    /// create, delete and admin permissions still vary.
     fn acl(&mut self) -> Vec<Acl> {
         let alice = support::digest("alice", "pw");
         let bob = support::digest("bob", "pw");
+        let read = Acl::new(perms::READ, "world", "anyone");
         match self.rng.below(24) {
             0..=11 => Acl::open_unsafe(),
             12 => Acl::read_unsafe(),
-            13 => vec![Acl::new(self.rng.pick(&[0, 1, 5, 7, 15, 29, 30]), "world", "anyone")],
-            14 => Acl::creator_all(),
-            15 => vec![Acl::new(perms::ALL, "digest", &alice)],
+            13 => vec![Acl::new(self.rng.pick(&[1, 5, 7, 15, 29, 31]), "world", "anyone")],
+            14 => vec![read, Acl::new(perms::ALL, "auth", "")],
+            15 => vec![read, Acl::new(perms::ALL, "digest", &alice)],
             16 => vec![Acl::new(perms::ALL, "ip", "127.0.0.1")],
-            17 => vec![Acl::new(perms::ALL, "ip", "10.0.0.0/8")],
+            17 => vec![read, Acl::new(perms::ALL, "ip", "10.0.0.0/8")],
             18 => vec![],
             19 => vec![Acl::new(perms::ALL, "foo", "bar")],
             20 => vec![Acl::new(perms::READ, "world", "anyone"), Acl::new(perms::ALL, "digest", &alice)],
-            21 => vec![Acl::new(perms::READ | perms::WRITE, "digest", &bob)],
+            21 => vec![read, Acl::new(perms::READ | perms::WRITE, "digest", &bob)],
             22 => vec![Acl::new(perms::ALL, "ip", "127.0.0.1/33")],
             _ => vec![Acl::new(perms::ALL, "world", "somebody")],
         }
+    }
+
+    /// A path for a one-shot watch (see `persistent_paths`).
+    fn watchable(&mut self, path: String, watch: bool) -> bool {
+        watch && !self.persistent_paths.contains_key(&path)
+    }
+
+    fn child_watchable(&mut self, path: String, watch: bool) -> bool {
+        let watch = self.watchable(path.clone(), watch);
+        if watch {
+            self.child_watched.insert(path);
+        }
+        watch
+    }
+
+    /// A path for a persistent (`mode` 0) or recursive (1) watch, remembered with its mode;
+    /// `None` when the path already has the other mode.
+    fn persistent_path(&mut self, mode: i32) -> Option<String> {
+        let path = self.path();
+        if mode == 1 && self.child_watched.contains(&path) {
+            return None;
+        }
+        match self.persistent_paths.get(&path) {
+            Some(m) if *m != mode => None,
+            _ => {
+                self.persistent_paths.insert(path.clone(), mode);
+                Some(path)
+            }
+        }
+    }
+
+    /// Whether 3.8.0's watch-mode tables could make checkWatches/removeWatches differ here.
+    fn mode_sensitive(&self, path: &str) -> bool {
+        self.persistent_paths
+            .iter()
+            .any(|(p, mode)| p == path || (*mode == 1 && (p == "/" || path.starts_with(&format!("{p}/")))))
+    }
+
+    /// A path for checkWatches / removeWatches. Not an invalid one either: 3.8.0's answer then
+    /// depends on whether any recursive watch exists anywhere (its parent-path iterator fails
+    /// on a relative path only in that case).
+    fn watch_query_path(&mut self) -> String {
+        for _ in 0..8 {
+            let path = self.path();
+            if !self.mode_sensitive(&path) && !INVALID_PATHS.contains(&path.as_str()) {
+                return path;
+            }
+        }
+        "/zookeeper/quota".to_owned()
     }
 
     fn create_request(&mut self) -> (i32, Request) {
@@ -285,6 +351,11 @@ impl Gen {
         }
     }
 
+    fn one_shot_paths(&mut self, max: usize) -> Vec<String> {
+        let paths = self.paths(max);
+        paths.into_iter().filter(|p| !self.persistent_paths.contains_key(p)).collect()
+    }
+
     fn paths(&mut self, max: usize) -> Vec<String> {
         let n = self.rng.below(max + 1);
         (0..n).map(|_| self.path()).collect()
@@ -295,11 +366,23 @@ impl Gen {
         WatchSet {
             v2,
             rel: if self.rng.chance(75) { RelZxid::Last } else { RelZxid::Zero },
-            data: self.paths(3),
-            exist: self.paths(3),
-            child: self.paths(3),
-            persistent: if v2 { self.paths(2) } else { vec![] },
-            recursive: if v2 { self.paths(2) } else { vec![] },
+            persistent: if v2 {
+                (0..self.rng.below(3)).filter_map(|_| self.persistent_path(0)).collect()
+            } else {
+                vec![]
+            },
+            recursive: if v2 {
+                (0..self.rng.below(3)).filter_map(|_| self.persistent_path(1)).collect()
+            } else {
+                vec![]
+            },
+            data: self.one_shot_paths(3),
+            exist: self.one_shot_paths(3),
+            child: {
+                let paths = self.one_shot_paths(3);
+                self.child_watched.extend(paths.iter().cloned());
+                paths
+            },
         }
     }
 
@@ -316,10 +399,26 @@ impl Gen {
             38..=40 => {
                 Request::SetAcl(SetAclRequest { path: self.path(), acl: self.acl(), version: self.version() })
             }
-            41..=46 => Request::Exists(ExistsRequest { path: self.path(), watch: w }),
-            47..=52 => Request::GetData(GetDataRequest { path: self.path(), watch: w }),
-            53..=57 => Request::GetChildren(GetChildrenRequest { path: self.path(), watch: w }),
-            58..=61 => Request::GetChildren2(GetChildren2Request { path: self.path(), watch: w }),
+            41..=46 => {
+                let path = self.path();
+                let watch = self.watchable(path.clone(), w);
+                Request::Exists(ExistsRequest { path, watch })
+            }
+            47..=52 => {
+                let path = self.path();
+                let watch = self.watchable(path.clone(), w);
+                Request::GetData(GetDataRequest { path, watch })
+            }
+            53..=57 => {
+                let path = self.path();
+                let watch = self.child_watchable(path.clone(), w);
+                Request::GetChildren(GetChildrenRequest { path, watch })
+            }
+            58..=61 => {
+                let path = self.path();
+                let watch = self.child_watchable(path.clone(), w);
+                Request::GetChildren2(GetChildren2Request { path, watch })
+            }
             62..=63 => Request::GetAcl(GetAclRequest { path: self.path() }),
             64..=65 => Request::GetAllChildrenNumber(GetAllChildrenNumberRequest { path: self.path() }),
             66..=67 => Request::GetEphemerals(GetEphemeralsRequest {
@@ -343,18 +442,28 @@ impl Gen {
                 Request::MultiRead(MultiRequest { ops })
             }
             78 => Request::Sync(SyncRequest { path: self.path() }),
-            79..=83 => Request::AddWatch(AddWatchRequest {
-                path: self.path(),
-                mode: self
+            79..=83 => {
+                let mode = self
                     .rng
-                    .pick(&[op::add_watch_mode::PERSISTENT, op::add_watch_mode::PERSISTENT_RECURSIVE]),
-            }),
+                    .pick(&[op::add_watch_mode::PERSISTENT, op::add_watch_mode::PERSISTENT_RECURSIVE]);
+                let path = self.persistent_path(mode);
+                // A path that already has the other mode keeps it.
+                let (path, mode) = match path {
+                    Some(path) => (path, mode),
+                    None => (self.path(), mode),
+                };
+                let mode = self.persistent_paths.get(&path).copied().unwrap_or(mode);
+                let mode =
+                    if self.child_watched.contains(&path) { op::add_watch_mode::PERSISTENT } else { mode };
+                self.persistent_paths.insert(path.clone(), mode);
+                Request::AddWatch(AddWatchRequest { path, mode })
+            }
             84..=85 => Request::CheckWatches(CheckWatchesRequest {
-                path: self.path(),
+                path: self.watch_query_path(),
                 watcher_type: self.rng.pick(&[1, 2, 3]),
             }),
             86..=88 => Request::RemoveWatches(RemoveWatchesRequest {
-                path: self.path(),
+                path: self.watch_query_path(),
                 watcher_type: self.rng.pick(&[1, 2, 3]),
             }),
             89..=90 => Request::WhoAmI,
@@ -824,7 +933,16 @@ impl World {
                 self.call(*slot, req.op(), &req)
             }
             Step::Req { slot, req } => self.call(*slot, req.op(), req),
-            Step::RawOp { slot, op, req } => self.call(*slot, *op, req),
+            Step::RawOp { slot, op, req } => {
+                let result = self.call(*slot, *op, req);
+                // The server closes the connection after answering an unknown opcode, but
+                // ZooKeeper closes it asynchronously (a request sent right after may still be
+                // answered), so the session is dropped here on both sides alike.
+                if result.contains("Unimplemented") {
+                    self.mark_gone(*slot);
+                }
+                result
+            }
         };
         let events = self.barrier();
         Outcome { result, events }
@@ -903,7 +1021,13 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
     let mut b = World::new("zookeeper", server_b.port);
     a.start_observer();
     b.start_observer();
-    let mut generator = Gen { rng: Rng(seed ^ 0x5EED_0FF3), pool: vec![], existing: vec![] };
+    let mut generator = Gen {
+        rng: Rng(seed ^ 0x5EED_0FF3),
+        persistent_paths: Default::default(),
+        child_watched: Default::default(),
+        pool: vec![],
+        existing: vec![],
+    };
     let mut history: Vec<(usize, String, Outcome)> = Vec::new();
     let mut labels = 0usize;
     let verbose = std::env::var("FK_DIFF_VERBOSE").as_deref() == Ok("1");

@@ -216,6 +216,19 @@ pub fn java_set_order(ids: &mut [Id]) {
     });
 }
 
+/// Reorders strings (given in sorted order) the way a `java.util.HashSet<String>` built from
+/// them iterates: by bucket of `String.hashCode` (spread as HashMap does) in a table sized as
+/// `new HashSet<>(collection)` sizes it.
+pub fn java_hash_set_order(items: &mut [String]) {
+    let wanted = ((items.len() as f64 / 0.75) as usize + 1).max(16);
+    let table = wanted.next_power_of_two();
+    items.sort_by_key(|item| {
+        let h = java_string_hash(item);
+        let spread = h ^ ((h as u32) >> 16) as i32;
+        spread as u32 as usize & (table - 1)
+    });
+}
+
 /// Whether authenticated ids of `scheme` may stand in for the `auth` scheme. Only digest
 /// ids are "authenticated" (`isAuthenticated()`); ip and super are not.
 fn is_authenticated_scheme(scheme: &str) -> bool {

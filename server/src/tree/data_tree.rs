@@ -467,18 +467,62 @@ impl DataTree {
             }
         }
         self.pending.sessions.insert(session, (zxid, false));
-        Txn::CloseSession(CloseSessionTxn { paths_to_delete: es.into_iter().collect() })
+        // ZooKeeper lists them from a HashSet: watchers see the deletions in that order.
+        let mut paths: Vec<String> = es.into_iter().collect();
+        super::acl::java_hash_set_order(&mut paths);
+        Txn::CloseSession(CloseSessionTxn { paths_to_delete: paths })
+    }
+
+    /// How ZooKeeper's MultiOperationRecord turns a create sub-op into an `Op`: the kind
+    /// comes from the flags, not the header's opcode (`Op.create` with
+    /// `CreateMode.fromFlag(flags, PERSISTENT)`): a create2 becomes a plain create (its result
+    /// has no stat), a createTTL whose flags are not a TTL mode becomes a plain create (the
+    /// ttl is dropped), and a create/create2/createContainer header with TTL flags cannot be
+    /// handled at all (ZooKeeper fails the whole multi with MarshallingError).
+    fn normalize_multi(ops: &[MultiOp]) -> Vec<Result<MultiOp, Code>> {
+        let kind = |flags: i32| CreateMode::from_flags(flags).unwrap_or(CreateMode::Persistent);
+        let plain_op = |mode: CreateMode| if mode.is_container() { op::CREATE_CONTAINER } else { op::CREATE };
+        ops.iter()
+            .map(|mop| match mop {
+                MultiOp::Create { request, .. } => {
+                    let mode = kind(request.flags);
+                    if mode.is_ttl() {
+                        return Err(Code::MarshallingError);
+                    }
+                    Ok(MultiOp::Create { op: plain_op(mode), request: request.clone() })
+                }
+                MultiOp::CreateTtl(r) if !kind(r.flags).is_ttl() => Ok(MultiOp::Create {
+                    op: plain_op(kind(r.flags)),
+                    request: ferrokeeper_proto::CreateRequest {
+                        path: r.path.clone(),
+                        data: r.data.clone(),
+                        acl: r.acl.clone(),
+                        flags: r.flags,
+                    },
+                }),
+                other => Ok(other.clone()),
+            })
+            .collect()
     }
 
     fn prep_multi(&mut self, caller: &Caller, ops: &[MultiOp], zxid: i64, time: i64) -> Txn {
+        let ops = Self::normalize_multi(ops);
         let saved = self.pending.clone();
         let mut txns = Vec::with_capacity(ops.len());
         let mut failed = false;
-        for mop in ops {
+        for mop in &ops {
             if failed {
                 txns.push(err_txn(Code::RuntimeInconsistency));
                 continue;
             }
+            let mop = match mop {
+                Ok(mop) => mop,
+                Err(code) => {
+                    // Reached an op ZooKeeper cannot even prep: the whole request fails.
+                    self.pending = saved;
+                    return err_txn(*code);
+                }
+            };
             let r = match mop {
                 MultiOp::Create { op: o, request } => self.prep_create(caller, *o, request, -1, zxid, time),
                 MultiOp::CreateTtl(r) => {
@@ -615,13 +659,12 @@ impl DataTree {
                 node.stat.version = t.version;
                 node.stat.mtime = time;
                 node.stat.mzxid = zxid;
-                let acl = Arc::new(node.acl.clone());
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
-                events.extend(
-                    fired
-                        .into_iter()
-                        .map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone())),
-                );
+                if !fired.is_empty() {
+                    let acl = Arc::new(node.acl.clone());
+                    let changed = |c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone());
+                    events.extend(fired.into_iter().map(changed));
+                }
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
             }
@@ -697,7 +740,6 @@ impl DataTree {
             parent.stat.cversion = cv;
             parent.stat.pzxid = zxid;
         }
-        let parent_acl = Arc::new(parent.acl.clone());
         let inserted = parent.children.insert(name);
         debug_assert!(inserted, "child index out of sync with the node map");
         let node = Node {
@@ -711,16 +753,14 @@ impl DataTree {
         if self.is_session_owner(owner) {
             self.ephemerals.entry(owner).or_default().insert(path.to_owned());
         }
+        // ACLs are copied for the events only when a watch fired (most writes fire none).
         let none = BTreeSet::new();
-        let acl = Arc::new(acl.to_vec());
         let fired = self.watches.data.trigger(path, &none);
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
-        let fired = self.watches.child.trigger(&parent_path, &none);
-        events.extend(
-            fired
-                .into_iter()
-                .map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
-        );
+        if !fired.is_empty() {
+            let acl = Arc::new(acl.to_vec());
+            events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
+        }
+        self.fire_children_changed(&parent_path, events);
         Ok(stat)
     }
 
@@ -731,9 +771,7 @@ impl DataTree {
         let node = self.nodes.remove(path).ok_or(Code::NoNode)?;
         debug_assert!(node.children.is_empty(), "deleting a node with children");
         let parent_path = path::parent(path).to_owned();
-        let mut parent_acl = Arc::new(Vec::new());
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent_acl = Arc::new(parent.acl.clone());
             parent.children.remove(path::name(path));
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
@@ -750,18 +788,24 @@ impl DataTree {
         }
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
-        let acl = Arc::new(node.acl);
-        events
-            .extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
-        events
-            .extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path), acl.clone())));
-        let fired = self.watches.child.trigger(&parent_path, &BTreeSet::new());
-        events.extend(
-            fired
-                .into_iter()
-                .map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path), parent_acl.clone())),
-        );
+        if !data_fired.is_empty() || !child_fired.is_empty() {
+            let acl = Arc::new(node.acl);
+            let deleted = |c| (c, event(event_type::NODE_DELETED, path), acl.clone());
+            events.extend(data_fired.into_iter().chain(child_fired).map(deleted));
+        }
+        self.fire_children_changed(&parent_path, events);
         Ok(())
+    }
+
+    /// NodeChildrenChanged for `parent_path`'s child watchers, with the parent's ACL.
+    fn fire_children_changed(&mut self, parent_path: &str, events: &mut Events) {
+        let fired = self.watches.child.trigger(parent_path, &BTreeSet::new());
+        if fired.is_empty() {
+            return;
+        }
+        let acl = Arc::new(self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default());
+        let changed = |c| (c, event(event_type::NODE_CHILDREN_CHANGED, parent_path), acl.clone());
+        events.extend(fired.into_iter().map(changed));
     }
 
     fn close_session(&mut self, session: SessionId, paths: &[String], zxid: i64, events: &mut Events) {
@@ -906,9 +950,12 @@ impl DataTree {
             Request::RemoveWatches(r) => {
                 let (p, c) = (&r.path, caller.conn);
                 let w = &mut self.watches;
+                // ZooKeeper's WatchManager.removeWatcher drops the connection's entry for the
+                // path whatever its mode, so a Data/Children removal also ends a persistent
+                // watch held in that table.
                 let removed = match r.watcher_type {
-                    watcher_type::CHILDREN => w.child.remove(p, c, STANDARD),
-                    watcher_type::DATA => w.data.remove(p, c, STANDARD),
+                    watcher_type::CHILDREN => w.child.remove(p, c, 0),
+                    watcher_type::DATA => w.data.remove(p, c, 0),
                     watcher_type::PERSISTENT => {
                         let a = w.child.remove(p, c, PERSISTENT);
                         let b = w.data.remove(p, c, PERSISTENT);

@@ -2,7 +2,7 @@
 
 use super::*;
 use ferrokeeper_proto::multi::MultiRequest;
-use ferrokeeper_proto::{CreateRequest, DeleteRequest, GetDataRequest, SetDataRequest};
+use ferrokeeper_proto::{CreateRequest, CreateTtlRequest, DeleteRequest, GetDataRequest, SetDataRequest};
 
 fn cfg() -> TreeConfig {
     TreeConfig { extended_types_enabled: true, ..TreeConfig::default() }
@@ -279,7 +279,8 @@ fn multi_all_or_nothing() {
     match t.write(&c, Request::Multi(ok_multi)).reply {
         Ok(Response::Multi(m)) => {
             assert_eq!(m.results[0], OpResult::Create { path: "/m".into() });
-            assert!(matches!(m.results[1], OpResult::Create2 { .. }));
+            // ZooKeeper turns a create2 inside a multi into a plain create: no stat.
+            assert_eq!(m.results[1], OpResult::Create { path: "/m/a".into() });
             assert_eq!(m.results[2], OpResult::Check);
             assert!(matches!(m.results[3], OpResult::SetData { .. }));
             assert_eq!(m.results[4], OpResult::Delete);
@@ -617,5 +618,42 @@ mod model {
             }
             prop_assert_eq!(tree.node_count(), m.len() + 5);
         }
+    }
+}
+
+#[test]
+fn multi_create_kind_comes_from_the_flags() {
+    let mut t = T::new();
+    let c = caller(1, 1);
+    // createTTL with a non-TTL mode is a plain create inside a multi (the ttl is dropped).
+    let ttl_plain =
+        CreateTtlRequest { path: "/t".into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: 5 };
+    let container = MultiOp::Create { op: op::CREATE, request: creq("/k", 4, Acl::open_unsafe()) };
+    match t
+        .write(&c, Request::Multi(MultiRequest { ops: vec![MultiOp::CreateTtl(ttl_plain), container] }))
+        .reply
+    {
+        Ok(Response::Multi(m)) => {
+            assert_eq!(m.results[0], OpResult::Create { path: "/t".into() });
+            assert!(matches!(m.results[1], OpResult::Create2 { .. }), "{:?}", m.results[1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A create header with TTL flags cannot be prepped at all: the whole multi fails, but only
+    // when no earlier op failed first.
+    let ttl_via_create = MultiOp::Create { op: op::CREATE, request: creq("/u", 5, Acl::open_unsafe()) };
+    let multi = MultiRequest { ops: vec![ttl_via_create.clone()] };
+    assert_eq!(t.write(&c, Request::Multi(multi)).reply, Err(Code::MarshallingError));
+    let earlier_failure = MultiOp::Delete(DeleteRequest { path: "/missing".into(), version: -1 });
+    let multi = MultiRequest { ops: vec![earlier_failure, ttl_via_create] };
+    match t.write(&c, Request::Multi(multi)).reply {
+        Ok(Response::Multi(m)) => assert_eq!(
+            m.results,
+            vec![
+                OpResult::Error { err: Code::NoNode.as_i32() },
+                OpResult::Error { err: Code::RuntimeInconsistency.as_i32() }
+            ]
+        ),
+        other => panic!("{other:?}"),
     }
 }
