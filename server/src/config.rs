@@ -264,7 +264,7 @@ impl Config {
         log.segment_bytes_max =
             if size_limit_kb > 0 { size_limit_kb as u64 * 1024 } else { 64 * 1024 * 1024 };
         log.backend = match value_of("txnLogBackend") {
-            None => crate::txlog::Backend::Uring,
+            None => crate::txlog::Backend::Sync,
             Some("uring") => crate::txlog::Backend::Uring,
             Some("sync") => crate::txlog::Backend::Sync,
             Some(v) => return Err(invalid("txnLogBackend", v, "expected uring or sync")),
