@@ -375,23 +375,43 @@ pub fn html(r: &RunResult) -> String {
             let _ = write!(body, "<p>{}: {}</p>", esc(&sv.addr), esc(e));
             continue;
         }
+        // Time stages (ms) go in the chart; sizes and byte counts in the table below it.
+        let is_time = |k: &str| k.ends_with("time") || k.ends_with("_ms") || k.ends_with("latency");
         let bars: Vec<(String, f64, String)> = sv
             .stages
             .iter()
-            .map(|(k, st)| {
-                let unit =
-                    if k.contains("size") || k.contains("count") || k.contains("batch") { "" } else { "ms" };
-                (k.clone(), st.avg, unit.to_owned())
-            })
+            .filter(|(k, _)| is_time(k))
+            .map(|(k, st)| (k.clone(), st.avg, "ms".to_owned()))
             .collect();
         if !bars.is_empty() {
             any = true;
             body.push_str(&bar_chart(
                 "stages",
-                &format!("{} ({}) — average per event over the run (Δsum/Δcnt from mntr)", sv.addr, sv.state),
+                &format!(
+                    "{} ({}) — average time per event over the run (Δsum/Δcnt from mntr)",
+                    sv.addr, sv.state
+                ),
                 &bars,
             ));
         }
+        let _ = write!(
+            body,
+            "<table><tr><th>{} summary</th><th>count</th><th>avg</th><th>max</th><th>p99</th></tr>",
+            esc(&sv.addr)
+        );
+        for (k, st) in &sv.stages {
+            let opt = |v: Option<f64>| v.map(|x| format!("{x:.3}")).unwrap_or_default();
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{:.0}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
+                esc(k),
+                st.count,
+                st.avg,
+                opt(st.max),
+                opt(st.p99)
+            );
+        }
+        body.push_str("</table>");
         let _ = write!(body, "<details><summary>{} mntr deltas</summary><table>", esc(&sv.addr));
         for (k, v) in &sv.delta {
             let _ = write!(body, "<tr><td>{}</td><td>{v}</td></tr>", esc(k));
