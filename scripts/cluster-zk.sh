@@ -24,6 +24,11 @@ election_base=${FK_ELECTION_PORT_BASE:-23880}
 zk_jar=/usr/share/java/zookeeper.jar
 zk_conf=/etc/zookeeper/conf
 
+# A running cluster remembers its ports (start writes them), so status/stop need no environment.
+if [ "$cmd" != start ] && [ -f "$dir/ports" ]; then
+  # shellcheck disable=SC1091
+  . "$dir/ports"
+fi
 if [ -z "$n" ]; then
   n=$(cat "$dir/size" 2>/dev/null || echo 1)
 fi
@@ -44,6 +49,8 @@ connect_string() {
 start() {
   mkdir -p "$dir"
   echo "$n" >"$dir/size"
+  printf 'client_base=%s\npeer_base=%s\nelection_base=%s\nimpl=%s\n' \
+    "$client_base" "$peer_base" "$election_base" "$impl" >"$dir/ports"
   local i
   for i in $(seq 1 "$n"); do
     local node="$dir/node$i"
@@ -68,7 +75,11 @@ start() {
       if [ "$n" -gt 1 ]; then
         local j
         for j in $(seq 1 "$n"); do
-          echo "server.$j=127.0.0.1:$((peer_base + j)):$((election_base + j));$((client_base + j))"
+          # ZooKeeper insists the client address here equals clientPortAddress:clientPort;
+          # ferrokeeper takes the port alone.
+          local client="127.0.0.1:$((client_base + j))"
+          [ "$impl" = ferrokeeper ] && client=$((client_base + j))
+          echo "server.$j=127.0.0.1:$((peer_base + j)):$((election_base + j));$client"
         done
       fi
       [ -n "${FK_EXTRA_CFG:-}" ] && printf '%s\n' "$FK_EXTRA_CFG"

@@ -154,11 +154,26 @@ pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &B
     Ok(())
 }
 
-/// Opens `n` sessions concurrently.
+/// The connect string with its host list rotated by `i`, so that session `i` starts on host
+/// `i mod hosts` (the client tries hosts in order; without this every session lands on the
+/// first host of an ensemble).
+pub fn rotated(connect: &str, i: usize) -> String {
+    let (hosts, chroot) = match connect.find('/') {
+        Some(p) => (&connect[..p], &connect[p..]),
+        None => (connect, ""),
+    };
+    let list: Vec<&str> = hosts.split(',').collect();
+    let k = i % list.len().max(1);
+    let mut out: Vec<&str> = list[k..].to_vec();
+    out.extend_from_slice(&list[..k]);
+    format!("{}{chroot}", out.join(","))
+}
+
+/// Opens `n` sessions concurrently, spread over the connect string's hosts.
 pub async fn connect_all(connect: &str, n: usize) -> anyhow::Result<Vec<ZooKeeper>> {
     let mut set = JoinSet::new();
     for i in 0..n {
-        let c = connect.to_owned();
+        let c = rotated(connect, i);
         set.spawn(async move {
             let r = ZooKeeper::builder(&c).session_timeout(Duration::from_secs(30)).connect().await;
             (i, r)
