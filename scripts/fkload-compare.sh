@@ -8,7 +8,9 @@
 # Environment: FKLOAD_ARGS (extra `fkload run` flags, e.g. "--duration 20 --sessions 32"),
 # FK_RESULTS (output dir; default loadgen/results/compare-<UTC date>), FORCE_SYNC (yes),
 # FK_EXTRA_CFG (extra zoo.cfg lines for ferrokeeper, e.g. "txnLogBackend=uring"),
-# ZK_EXTRA_CFG (extra zoo.cfg lines for ZooKeeper), FK_HTML_DIR (also write HTML reports there).
+# ZK_EXTRA_CFG (extra zoo.cfg lines for ZooKeeper), FK_HTML_DIR (also write HTML reports there),
+# FK_SWEEP=RATE (also search each server's highest open-loop rate meeting the workload's SLO,
+# starting at RATE ops/s; writes <impl>-<workload>-sweep.json).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -39,6 +41,10 @@ run_impl() { # impl port extra-cfg
     [ -n "${FK_HTML_DIR:-}" ] && mkdir -p "$FK_HTML_DIR" && html=(--html "$FK_HTML_DIR/$impl-$name.html")
     # shellcheck disable=SC2086
     "$fkload" run -w "$wl" -t "127.0.0.1:$port" --no-progress --out "$out/$impl-$name.json" "${html[@]}" ${FKLOAD_ARGS:-}
+    if [ -n "${FK_SWEEP:-}" ]; then
+      "$fkload" run -w "$wl" -t "127.0.0.1:$port" --no-progress --skip-setup --sweep "$FK_SWEEP" --sweep-runs 7 \
+        --duration 5 --warmup 1 --out "$out/$impl-$name-sweep.json" | grep -E '^(step|fkload)' || true
+    fi
   done
   FK_IMPL=$impl FK_CLUSTER_DIR="$work/$impl" scripts/cluster-zk.sh stop 1
 }
@@ -69,5 +75,26 @@ print(f"| {sys.argv[3]} | {ta:.0f} | {tb:.0f} | {tb / ta if ta else 0:.2f} | {p9
       f"{a['client_cpu']['cpu_us_per_op']:.2f} / {b['client_cpu']['cpu_us_per_op']:.2f} |")
 PY
 done
+if [ -n "${FK_SWEEP:-}" ]; then
+  {
+    echo
+    echo "Open-loop sweep (highest rate meeting the workload's SLO, CO-corrected response time):"
+    echo
+    echo "| workload | ZK best ops/s | FK best ops/s | FK/ZK |"
+    echo "|---|---:|---:|---:|"
+  } >>"$summary"
+  for wl in "${workloads[@]}"; do
+    name=$(basename "$wl" .yaml)
+    python3 - "$out/zookeeper-$name-sweep.json" "$out/ferrokeeper-$name-sweep.json" "$name" >>"$summary" <<'PY'
+import json, sys
+def best(p):
+    r = json.load(open(p))
+    ok = [s["rate"] for s in r["steps"] if s["ok"]]
+    return max(ok) if ok else 0.0
+a, b = best(sys.argv[1]), best(sys.argv[2])
+print(f"| {sys.argv[3]} | {a:.0f} | {b:.0f} | {b / a if a else float('nan'):.2f} |")
+PY
+  done
+fi
 echo
 cat "$summary"

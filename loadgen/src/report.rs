@@ -16,12 +16,12 @@ pub fn summary_table(r: &RunResult) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "fkload {} — workload {} against {} ({} loop{}), {:.1} s measured",
+        "fkload {} — workload {} against {} (mode {}{}), {:.1} s measured",
         r.fkload_version,
         r.workload.name,
         r.target,
         r.mode,
-        r.rate.map(|x| format!(" at {x:.0} ops/s")).unwrap_or_default(),
+        r.rate.map(|x| format!(", rate {x:.0} ops/s")).unwrap_or_default(),
         r.measured_secs
     );
     let open = r.ops.values().any(|o| o.response.is_some());
@@ -267,12 +267,12 @@ pub fn html(r: &RunResult) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
-        "<h1>fkload: {}</h1><p>target <code>{}</code>, {} loop{}, {} sessions × {} in flight, {:.1} s measured, \
+        "<h1>fkload: {}</h1><p>target <code>{}</code>, mode {}{}, {} sessions × {} in flight, {:.1} s measured, \
          {:.0} ops/s, {} errors. fkload CPU {:.2} µs/op ({:.2} cores).</p>",
         esc(&r.workload.name),
         esc(&r.target),
         esc(&r.mode),
-        r.rate.map(|x| format!(" at {x:.0} ops/s")).unwrap_or_default(),
+        r.rate.map(|x| format!(", rate {x:.0} ops/s")).unwrap_or_default(),
         r.workload.sessions,
         r.workload.inflight,
         r.measured_secs,

@@ -286,7 +286,9 @@ async fn exec(
             if let Some(t) = &ctx.trace {
                 t.send(TraceEvent::new(ctx.since_t0(mid), OpKind::Delete, &path, 0, end - mid));
             }
-            ctx.recorder.record(OpKind::Delete, end - mid, Some(end - mid), r.as_ref().err().map(error_name));
+            // The delete is issued right after the create: its response time is its service time.
+            let delete_response = intended.map(|_| end - mid);
+            ctx.recorder.record(OpKind::Delete, end - mid, delete_response, r.as_ref().err().map(error_name));
             return;
         }
         MixOp::EphemeralChurn => {
