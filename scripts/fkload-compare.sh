@@ -56,7 +56,7 @@ summary="$out/summary.md"
 {
   echo "# ferrokeeper vs Apache ZooKeeper (standalone, forceSync=$FORCE_SYNC)"
   echo
-  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores; fkload flags: ${FKLOAD_ARGS:-(workload defaults)}"
+  echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores (load average at the end: $(cut -d" " -f1-3 /proc/loadavg)); fkload flags: ${FKLOAD_ARGS:-(workload defaults)}"
   echo
   echo "| workload | ZK ops/s | FK ops/s | FK/ZK | ZK p99 ms | FK p99 ms | fkload CPU µs/op (ZK run / FK run) |"
   echo "|---|---:|---:|---:|---:|---:|---:|"
