@@ -66,6 +66,13 @@ pub fn summary_table(r: &RunResult) -> String {
         r.client_cpu.user_s,
         r.client_cpu.sys_s
     );
+    if let Some(l) = &r.send_lag {
+        let _ = writeln!(
+            s,
+            "open-loop send lag (actual - intended send): p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms",
+            l.p50, l.p99, l.p999, l.max
+        );
+    }
     for st in &r.steps {
         let _ = writeln!(
             s,

@@ -97,6 +97,11 @@ pub struct RunResult {
     pub steps: Vec<StepResult>,
     #[serde(default)]
     pub hdr_log: Option<String>,
+    /// Open loop: how late fkload sent requests relative to their schedule (ms). Includes the
+    /// time a worker waited for its previous reply; a large p50 with small service times means
+    /// fkload itself fell behind.
+    #[serde(default)]
+    pub send_lag: Option<crate::stats::Percentiles>,
 }
 
 /// Paths of the keys and directories.
@@ -333,6 +338,9 @@ async fn exec(
     }
 }
 
+/// How early an open-loop worker wakes before a request's intended time (half a timer tick).
+const TIMER_SLACK: Duration = Duration::from_micros(500);
+
 /// One worker: a closed loop, or an open loop on the current phase's schedule.
 async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
@@ -356,16 +364,20 @@ async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
             }
         }
         let intended = if open {
-            let now = Instant::now();
-            if next > now {
-                tokio::time::sleep_until(next.into()).await;
+            // tokio's timer rounds deadlines up to its 1 ms tick, so aim half a tick early; a
+            // request that leaves early is timed from its actual send, never before it.
+            let wake = next.checked_sub(TIMER_SLACK).unwrap_or(next);
+            if wake > Instant::now() {
+                tokio::time::sleep_until(wake.into()).await;
                 if ctx.stop.load(Ordering::Relaxed) || ctx.epoch.load(Ordering::Acquire) != epoch {
                     continue;
                 }
             }
             let at = next;
             next += interval;
-            Some(at)
+            let now = Instant::now();
+            ctx.recorder.record_lag(now.saturating_duration_since(at));
+            Some(at.min(now))
         } else {
             None
         };
@@ -499,6 +511,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let mut last_ops = BTreeMap::new();
     let mut measured_secs = 0.0;
     let mut first_measured = true;
+    let mut send_lag = None;
     for (i, phase) in phases.iter().enumerate() {
         if i > 0 {
             set_phase(&ctx, phase.rate, ctx.since_t0(Instant::now()));
@@ -521,6 +534,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
             let secs = phase_start.elapsed().as_secs_f64();
             measured_secs = secs;
             let ops = recorder.summarize(secs);
+            send_lag = recorder.lag();
             if !w.steps.is_empty() || rate_override.is_some() {
                 steps.push(step_result(phase.rate.unwrap_or(0.0), &ops, w));
             }
@@ -575,6 +589,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         servers,
         steps,
         hdr_log,
+        send_lag,
     })
 }
 

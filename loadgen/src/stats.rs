@@ -63,6 +63,8 @@ impl OpStats {
 #[derive(Debug)]
 pub struct Recorder {
     ops: Vec<Mutex<OpStats>>,
+    /// Open loop: how late requests left fkload (actual − intended send time), measured phase.
+    lag: Mutex<Histogram<u64>>,
     total_ops: AtomicU64,
     metrics: Option<Metrics>,
 }
@@ -77,6 +79,7 @@ impl Recorder {
     pub fn new(metrics: Option<Metrics>) -> Recorder {
         Recorder {
             ops: (0..OpKind::COUNT).map(|_| Mutex::new(OpStats::new())).collect(),
+            lag: Mutex::new(new_histogram()),
             total_ops: AtomicU64::new(0),
             metrics,
         }
@@ -113,6 +116,17 @@ impl Recorder {
         }
     }
 
+    /// Records how late an open-loop request was sent relative to its schedule.
+    pub fn record_lag(&self, lag: Duration) {
+        lock(&self.lag).saturating_record(micros(lag));
+    }
+
+    /// Send-lag percentiles of the measured phase (open loop only).
+    pub fn lag(&self) -> Option<Percentiles> {
+        let h = lock(&self.lag);
+        if h.is_empty() { None } else { Some(Percentiles::of(&h)) }
+    }
+
     /// Ops recorded so far (including warm-up).
     pub fn total_ops(&self) -> u64 {
         self.total_ops.load(Ordering::Relaxed)
@@ -120,6 +134,7 @@ impl Recorder {
 
     /// Forgets everything measured so far (end of warm-up, or a new step).
     pub fn reset_totals(&self) {
+        lock(&self.lag).reset();
         for m in &self.ops {
             let mut s = lock(m);
             s.service.reset();

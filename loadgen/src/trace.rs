@@ -229,6 +229,7 @@ pub async fn replay(
         servers: Vec::new(),
         steps: Vec::new(),
         hdr_log: None,
+        send_lag: None,
     })
 }
 

@@ -44,6 +44,7 @@ async fn closed_loop_percentiles_match_the_injected_delay() {
     assert_eq!(r.mode, "closed");
     assert_eq!(get.errors, 0);
     assert!(get.response.is_none(), "closed loop has no intended-start response time");
+    assert!(r.send_lag.is_none());
     // 4 workers, one request each every ~5 ms over 1.5 s: ~1200 requests.
     assert!((400..=1250).contains(&get.count), "count {}", get.count);
     let s = &get.service;
@@ -88,4 +89,8 @@ async fn open_loop_charges_a_stall_to_every_delayed_request() {
     // the stall's size: the corrected p99 stays several times the service p99.
     assert!(response.p99 > 2.0 * service.p99, "response p99 {} vs service p99 {}", response.p99, service.p99);
     assert!(response.max >= 190.0 && response.max < 300.0, "response max {}", response.max);
+    // The send-lag diagnostic shows the workers were held back by the stall, not idle.
+    let lag = r.send_lag.as_ref().unwrap();
+    assert!(lag.max > 150.0, "send lag max {}", lag.max);
+    assert!(lag.p50 < 5.0, "send lag p50 {}", lag.p50);
 }

@@ -104,6 +104,7 @@ fn sample_result() -> RunResult {
         }],
         steps: Vec::new(),
         hdr_log: None,
+        send_lag: None,
     }
 }
 
