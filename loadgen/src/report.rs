@@ -288,6 +288,13 @@ pub fn html(r: &RunResult) -> String {
         r.client_cpu.cpu_us_per_op,
         r.client_cpu.cores_busy
     );
+    if let Some(l) = &r.send_lag {
+        let _ = write!(
+            body,
+            "<p>Open-loop send lag (actual − intended send): p50 {:.2}, p99 {:.2}, max {:.2} ms.</p>",
+            l.p50, l.p99, l.max
+        );
+    }
     // Throughput over time.
     let thr =
         Line { name: "ops/s", color: PALETTE[0], points: r.series.iter().map(|p| (p.t, p.ops)).collect() };
