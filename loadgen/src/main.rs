@@ -1,6 +1,231 @@
-//! fkload: the load generator (issue 6). Not built yet: it says so and exits non-zero.
+//! `fkload`: run a workload, compare two results, replay a trace, or re-render a report.
 
-fn main() {
-    eprintln!("fkload: the load generator is not implemented yet (see issue 6)");
-    std::process::exit(2);
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use fkload::run::{RunOptions, RunResult, run, sweep};
+use fkload::workload::Workload;
+use fkload::{compare, report, trace};
+
+#[derive(Parser)]
+#[command(name = "fkload", version, about = "Load generator for ZooKeeper-protocol servers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args, Clone)]
+struct Outputs {
+    /// Result JSON.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Self-contained HTML report.
+    #[arg(long)]
+    html: Option<PathBuf>,
+    /// Hide the live progress line.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a workload against a target.
+    Run {
+        /// Workload YAML (see loadgen/workloads/).
+        #[arg(long, short)]
+        workload: PathBuf,
+        /// Connect string, e.g. 127.0.0.1:2181 or h1:p1,h2:p2.
+        #[arg(long, short, default_value = "127.0.0.1:2181")]
+        target: String,
+        #[arg(long)]
+        sessions: Option<usize>,
+        #[arg(long)]
+        inflight: Option<usize>,
+        /// Measured seconds.
+        #[arg(long)]
+        duration: Option<f64>,
+        /// Warm-up seconds.
+        #[arg(long)]
+        warmup: Option<f64>,
+        /// Open loop at this many ops/s.
+        #[arg(long)]
+        rate: Option<f64>,
+        /// Open loop, stepped: comma-separated rates.
+        #[arg(long, value_delimiter = ',')]
+        steps: Vec<f64>,
+        /// Search the highest rate meeting the workload's SLO, starting here (ops/s).
+        #[arg(long)]
+        sweep: Option<f64>,
+        /// Maximum sweep runs.
+        #[arg(long, default_value_t = 8)]
+        sweep_runs: usize,
+        /// HDR interval log.
+        #[arg(long)]
+        hdr_log: Option<PathBuf>,
+        /// Record the op stream (JSON lines) for replay.
+        #[arg(long)]
+        record: Option<PathBuf>,
+        /// Serve fkload's Prometheus metrics on 127.0.0.1:PORT while running.
+        #[arg(long)]
+        metrics_port: Option<u16>,
+        /// Do not create the key tree (it exists).
+        #[arg(long)]
+        skip_setup: bool,
+        /// Do not read mntr before/after.
+        #[arg(long)]
+        no_server_stats: bool,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Compare two result JSONs; exits 1 when B regresses beyond the threshold.
+    Compare {
+        a: PathBuf,
+        b: PathBuf,
+        /// e.g. 10%.
+        #[arg(long, default_value = "10%")]
+        threshold: String,
+    },
+    /// Replay a recorded trace (JSON lines) open-loop.
+    Replay {
+        trace: PathBuf,
+        #[arg(long, short, default_value = "127.0.0.1:2181")]
+        target: String,
+        /// Pace multiplier (2 = twice as fast).
+        #[arg(long, default_value_t = 1.0)]
+        speed: f64,
+        #[arg(long, default_value_t = 8)]
+        sessions: usize,
+        #[arg(long, default_value_t = 16)]
+        inflight: usize,
+        /// Do not create the tree named in the trace's header.
+        #[arg(long)]
+        skip_setup: bool,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Re-render the HTML report (and summary) of a result JSON.
+    Report {
+        result: PathBuf,
+        #[arg(long)]
+        html: PathBuf,
+    },
+}
+
+fn write_outputs(r: &RunResult, o: &Outputs) -> anyhow::Result<()> {
+    println!("{}", report::summary_table(r));
+    if let Some(p) = &o.out {
+        std::fs::write(p, serde_json::to_vec_pretty(r)?)?;
+        println!("result: {}", p.display());
+    }
+    if let Some(p) = &o.html {
+        std::fs::write(p, report::html(r))?;
+        println!("report: {}", p.display());
+    }
+    Ok(())
+}
+
+fn read_result(p: &PathBuf) -> anyhow::Result<RunResult> {
+    let text = std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+    serde_json::from_slice(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Run {
+            workload,
+            target,
+            sessions,
+            inflight,
+            duration,
+            warmup,
+            rate,
+            steps,
+            sweep: sweep_start,
+            sweep_runs,
+            hdr_log,
+            record,
+            metrics_port,
+            skip_setup,
+            no_server_stats,
+            seed,
+            outputs,
+        } => {
+            let mut w = Workload::load(&workload)?;
+            if let Some(v) = sessions {
+                w.sessions = v;
+            }
+            if let Some(v) = inflight {
+                w.inflight = v;
+            }
+            if let Some(v) = duration {
+                w.duration_secs = v;
+            }
+            if let Some(v) = warmup {
+                w.warmup_secs = v;
+            }
+            if rate.is_some() {
+                w.rate = rate;
+                w.steps.clear();
+            }
+            if !steps.is_empty() {
+                w.steps = steps;
+            }
+            let opts = RunOptions {
+                connect: target,
+                workload: w,
+                hdr_log,
+                record,
+                progress: !outputs.no_progress,
+                metrics_port,
+                skip_setup,
+                seed,
+                server_stats: !no_server_stats,
+            };
+            let r = match sweep_start {
+                Some(start) => sweep(&opts, start, sweep_runs).await?,
+                None => run(&opts, None).await?,
+            };
+            write_outputs(&r, &outputs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Compare { a, b, threshold } => {
+            let th = compare::parse_threshold(&threshold)?;
+            let (text, regressed) = compare::compare(&read_result(&a)?, &read_result(&b)?, th);
+            print!("{text}");
+            Ok(if regressed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+        }
+        Cmd::Replay { trace: path, target, speed, sessions, inflight, skip_setup, outputs } => {
+            let r = trace::replay(&target, &path, speed, sessions, inflight, !skip_setup).await?;
+            write_outputs(&r, &outputs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Report { result, html } => {
+            let r = read_result(&result)?;
+            println!("{}", report::summary_table(&r));
+            std::fs::write(&html, report::html(&r))?;
+            println!("report: {}", html.display());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fkload: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fkload: {e:#}");
+            ExitCode::from(2)
+        }
+    }
 }

@@ -1,0 +1,751 @@
+//! The executor: prepares the tree, runs closed-loop (sessions × in-flight workers, each
+//! sending as soon as its previous reply came) or open-loop (each worker on a fixed schedule;
+//! latency counted from the intended send time, as wrk2, so a stall is charged to every request
+//! it delayed), ticks once a second, and assembles the result.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferrokeeper_client::recipes::lock::DistributedLock;
+use ferrokeeper_client::{Acl, CreateMode, Error, Multi, ZooKeeper};
+use rand::rngs::SmallRng;
+use rand::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::cpu::{ClientCpu, process_cpu_seconds};
+use crate::dist::{Keys, Mix, Sizes};
+use crate::hdrlog::HdrLog;
+use crate::metrics::Metrics;
+use crate::mntr::{ServerView, Snapshot};
+use crate::stats::{OpSummary, Recorder, SeriesPoint, series_point};
+use crate::trace::{TraceEvent, TraceWriter};
+use crate::workload::{MixOp, OpKind, Workload};
+
+/// The root every fkload node lives under.
+pub const ROOT: &str = "/fkload";
+const WATCHED: &str = "/fkload/watched";
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Connect string of the target (`h:p[,h:p...][/chroot]`).
+    pub connect: String,
+    pub workload: Workload,
+    /// Write an HDR interval log here.
+    pub hdr_log: Option<PathBuf>,
+    /// Record the op stream here (JSON lines).
+    pub record: Option<PathBuf>,
+    /// Show the live progress line.
+    pub progress: bool,
+    /// Serve Prometheus metrics on this port.
+    pub metrics_port: Option<u16>,
+    /// Skip creating the key tree (it exists already).
+    pub skip_setup: bool,
+    /// Seed for the workers' generators.
+    pub seed: u64,
+    /// Read `mntr` from the targets before and after.
+    pub server_stats: bool,
+}
+
+/// Totals of the measured phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub ops: u64,
+    pub errors: u64,
+    pub throughput: f64,
+}
+
+/// One step of a stepped or sweep run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    /// Target rate, ops/s.
+    pub rate: f64,
+    /// Achieved rate, ops/s.
+    pub achieved: f64,
+    /// Worst response-time p99 over the ops, ms.
+    pub p99_ms: f64,
+    /// The SLO percentile's value, ms, when an SLO is set.
+    pub slo_value_ms: Option<f64>,
+    /// Whether the step met the SLO (and achieved ≥ 95 % of the rate).
+    pub ok: bool,
+    pub ops: BTreeMap<String, OpSummary>,
+}
+
+/// Everything a run produced; written as the result JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    pub fkload_version: String,
+    pub workload: Workload,
+    pub target: String,
+    /// `closed`, `open`, `stepped`, `sweep` or `replay`.
+    pub mode: String,
+    pub rate: Option<f64>,
+    pub started_unix: f64,
+    pub measured_secs: f64,
+    pub totals: Totals,
+    pub ops: BTreeMap<String, OpSummary>,
+    pub series: Vec<SeriesPoint>,
+    pub client_cpu: ClientCpu,
+    #[serde(default)]
+    pub servers: Vec<ServerView>,
+    #[serde(default)]
+    pub steps: Vec<StepResult>,
+    #[serde(default)]
+    pub hdr_log: Option<String>,
+    /// Open loop: how late fkload sent requests relative to their schedule (ms). Includes the
+    /// time a worker waited for its previous reply; a large p50 with small service times means
+    /// fkload itself fell behind.
+    #[serde(default)]
+    pub send_lag: Option<crate::stats::Percentiles>,
+}
+
+/// Paths of the keys and directories.
+pub struct Tree {
+    pub keys: Vec<String>,
+    pub dirs: Vec<String>,
+}
+
+impl Tree {
+    /// `/fkload/d<i/fanout>/k<i>`.
+    pub fn new(workload: &Workload) -> Tree {
+        let fanout = workload.tree.fanout.max(1);
+        let dirs: Vec<String> =
+            (0..workload.znodes.div_ceil(fanout)).map(|d| format!("{ROOT}/d{d}")).collect();
+        let keys = (0..workload.znodes).map(|i| format!("{ROOT}/d{}/k{i}", i / fanout)).collect();
+        Tree { keys, dirs }
+    }
+}
+
+fn error_name(e: &Error) -> &'static str {
+    e.code().message()
+}
+
+/// Creates the fixed nodes and the key tree (existing nodes are left as they are).
+pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &Bytes) -> anyhow::Result<()> {
+    let acl = Acl::open_unsafe();
+    for p in [ROOT, "/fkload/cd", "/fkload/eph", "/fkload/lock", WATCHED] {
+        match zk.create(p, b"", &acl, CreateMode::Persistent, None).await {
+            Ok(_) => {}
+            Err(e) if e.code() == ferrokeeper_client::Code::NodeExists => {}
+            Err(e) => return Err(anyhow::anyhow!("creating {p}: {e}")),
+        }
+    }
+    let size = workload.value_size.max().min(value.len());
+    for batch in [&tree.dirs, &tree.keys] {
+        for chunk in batch.chunks(512) {
+            let mut set = JoinSet::new();
+            for path in chunk {
+                let zk = zk.clone();
+                let path = path.clone();
+                let data = value.slice(..size);
+                set.spawn(async move {
+                    match zk.create(&path, &data, &Acl::open_unsafe(), CreateMode::Persistent, None).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.code() == ferrokeeper_client::Code::NodeExists => Ok(()),
+                        Err(e) => Err(anyhow::anyhow!("creating {path}: {e}")),
+                    }
+                });
+            }
+            while let Some(r) = set.join_next().await {
+                r??;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The connect string with its host list rotated by `i`, so that session `i` starts on host
+/// `i mod hosts` (the client tries hosts in order; without this every session lands on the
+/// first host of an ensemble).
+pub fn rotated(connect: &str, i: usize) -> String {
+    let (hosts, chroot) = match connect.find('/') {
+        Some(p) => (&connect[..p], &connect[p..]),
+        None => (connect, ""),
+    };
+    let list: Vec<&str> = hosts.split(',').collect();
+    let k = i % list.len().max(1);
+    let mut out: Vec<&str> = list[k..].to_vec();
+    out.extend_from_slice(&list[..k]);
+    format!("{}{chroot}", out.join(","))
+}
+
+/// Opens `n` sessions concurrently, spread over the connect string's hosts.
+pub async fn connect_all(connect: &str, n: usize) -> anyhow::Result<Vec<ZooKeeper>> {
+    let mut set = JoinSet::new();
+    for i in 0..n {
+        let c = rotated(connect, i);
+        set.spawn(async move {
+            let r = ZooKeeper::builder(&c).session_timeout(Duration::from_secs(30)).connect().await;
+            (i, r)
+        });
+    }
+    let mut out: Vec<Option<ZooKeeper>> = (0..n).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        let (i, r) = r?;
+        let (zk, _events) = r.map_err(|e| anyhow::anyhow!("connecting to {connect}: {e}"))?;
+        out[i] = Some(zk);
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// State shared by the workers of one run.
+pub struct Ctx {
+    pub recorder: Arc<Recorder>,
+    pub mix: Mix,
+    pub keys: Keys,
+    pub sizes: Sizes,
+    pub tree: Tree,
+    pub value: Bytes,
+    pub connect: String,
+    pub t0: Instant,
+    pub stop: AtomicBool,
+    /// Open loop: the phase generation, its start (ns after t0) and rate (f64 bits; 0 = closed).
+    pub epoch: AtomicU64,
+    pub phase_start_ns: AtomicU64,
+    pub rate_bits: AtomicU64,
+    /// Watch fan-out: when the last watched setData was sent (ns after t0).
+    pub watch_sent_ns: AtomicU64,
+    pub workers: usize,
+    pub trace: Option<TraceWriter>,
+}
+
+impl Ctx {
+    fn since_t0(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.t0).as_nanos() as u64
+    }
+}
+
+/// Runs one op (or op pair) and records it. `intended` is the open-loop send time.
+async fn exec(
+    ctx: &Ctx,
+    zk: &ZooKeeper,
+    op: MixOp,
+    rng: &mut SmallRng,
+    worker: usize,
+    seq: u64,
+    intended: Option<Instant>,
+) {
+    let start = Instant::now();
+    let response = |end: Instant| intended.map(|i| end.saturating_duration_since(i));
+    let mut traced: Option<(OpKind, &str, usize)> = None;
+    let (kind, result) = match op {
+        MixOp::Get => {
+            let path = &ctx.tree.keys[ctx.keys.pick(rng)];
+            traced = Some((OpKind::Get, path, 0));
+            (OpKind::Get, zk.get_data(path).await.map(|_| ()))
+        }
+        MixOp::Set => {
+            let path = &ctx.tree.keys[ctx.keys.pick(rng)];
+            let size = ctx.sizes.pick(rng);
+            traced = Some((OpKind::Set, path, size));
+            (OpKind::Set, zk.set_data(path, &ctx.value[..size], -1).await.map(|_| ()))
+        }
+        MixOp::Exists => {
+            let path = &ctx.tree.keys[ctx.keys.pick(rng)];
+            traced = Some((OpKind::Exists, path, 0));
+            (OpKind::Exists, zk.exists(path).await.map(|_| ()))
+        }
+        MixOp::Children => {
+            let key = ctx.keys.pick(rng);
+            let dir = &ctx.tree.dirs[key * ctx.tree.dirs.len() / ctx.tree.keys.len().max(1)];
+            traced = Some((OpKind::Children, dir, 0));
+            (OpKind::Children, zk.get_children(dir).await.map(|_| ()))
+        }
+        MixOp::Multi => {
+            let a = &ctx.tree.keys[ctx.keys.pick(rng)];
+            let b = &ctx.tree.keys[ctx.keys.pick(rng)];
+            let size = ctx.sizes.pick(rng);
+            let v = &ctx.value[..size];
+            let m = Multi::new().check(a, -1).set_data(a, v, -1).set_data(b, v, -1);
+            (OpKind::Multi, zk.multi(m).await.map(|_| ()))
+        }
+        MixOp::WatchSet => {
+            let size = ctx.sizes.pick(rng);
+            ctx.watch_sent_ns.store(ctx.since_t0(Instant::now()), Ordering::Relaxed);
+            (OpKind::WatchSet, zk.set_data(WATCHED, &ctx.value[..size], -1).await.map(|_| ()))
+        }
+        MixOp::CreateDelete => {
+            let path = format!("/fkload/cd/w{worker}-{seq}");
+            let size = ctx.sizes.pick(rng);
+            let r =
+                zk.create(&path, &ctx.value[..size], &Acl::open_unsafe(), CreateMode::Persistent, None).await;
+            let mid = Instant::now();
+            let err = r.as_ref().err().map(error_name);
+            ctx.recorder.record(OpKind::Create, mid - start, response(mid), err);
+            if let Some(t) = &ctx.trace {
+                t.send(TraceEvent::new(
+                    ctx.since_t0(intended.unwrap_or(start)),
+                    OpKind::Create,
+                    &path,
+                    size,
+                    mid - start,
+                ));
+            }
+            let r = zk.delete(&path, -1).await.map(|_| ());
+            let end = Instant::now();
+            if let Some(t) = &ctx.trace {
+                t.send(TraceEvent::new(ctx.since_t0(mid), OpKind::Delete, &path, 0, end - mid));
+            }
+            // The delete is issued right after the create: its response time is its service time.
+            let delete_response = intended.map(|_| end - mid);
+            ctx.recorder.record(OpKind::Delete, end - mid, delete_response, r.as_ref().err().map(error_name));
+            return;
+        }
+        MixOp::EphemeralChurn => {
+            let r = async {
+                let (s, _events) = ZooKeeper::builder(&ctx.connect)
+                    .session_timeout(Duration::from_secs(10))
+                    .connect()
+                    .await?;
+                let path = format!("/fkload/eph/w{worker}-{seq}");
+                let r = s
+                    .create(
+                        &path,
+                        &ctx.value[..16.min(ctx.value.len())],
+                        &Acl::open_unsafe(),
+                        CreateMode::Ephemeral,
+                        None,
+                    )
+                    .await;
+                let c = s.close().await;
+                r.map(|_| ())?;
+                c
+            }
+            .await;
+            (OpKind::Session, r)
+        }
+        MixOp::Lock => {
+            let mut lock = DistributedLock::new(zk.clone(), "/fkload/lock");
+            let r = match lock.acquire().await {
+                Ok(()) => lock.release().await,
+                Err(e) => {
+                    let _ = lock.release().await;
+                    Err(e)
+                }
+            };
+            (OpKind::Lock, r)
+        }
+    };
+    let end = Instant::now();
+    ctx.recorder.record(kind, end - start, response(end), result.as_ref().err().map(error_name));
+    if let (Some(t), Some((op, path, size))) = (&ctx.trace, traced) {
+        t.send(TraceEvent::new(ctx.since_t0(intended.unwrap_or(start)), op, path, size, end - start));
+    }
+}
+
+/// How early an open-loop worker wakes before a request's intended time (half a timer tick).
+const TIMER_SLACK: Duration = Duration::from_micros(500);
+
+/// One worker: a closed loop, or an open loop on the current phase's schedule.
+async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut seq = 0u64;
+    let mut epoch = u64::MAX;
+    let mut next = Instant::now();
+    let mut interval = Duration::ZERO;
+    let mut open = false;
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let e = ctx.epoch.load(Ordering::Acquire);
+        if e != epoch {
+            epoch = e;
+            let rate = f64::from_bits(ctx.rate_bits.load(Ordering::Relaxed));
+            open = rate > 0.0;
+            if open {
+                let per_worker = rate / ctx.workers as f64;
+                interval = Duration::from_secs_f64(1.0 / per_worker);
+                let phase_start = ctx.t0 + Duration::from_nanos(ctx.phase_start_ns.load(Ordering::Relaxed));
+                // Spread the workers' first sends evenly over one interval.
+                next = phase_start + interval.mul_f64(id as f64 / ctx.workers as f64);
+            }
+        }
+        let intended = if open {
+            // tokio's timer rounds deadlines up to its 1 ms tick, so aim half a tick early; a
+            // request that leaves early is timed from its actual send, never before it.
+            let wake = next.checked_sub(TIMER_SLACK).unwrap_or(next);
+            if wake > Instant::now() {
+                tokio::time::sleep_until(wake.into()).await;
+                if ctx.stop.load(Ordering::Relaxed) || ctx.epoch.load(Ordering::Acquire) != epoch {
+                    continue;
+                }
+            }
+            let at = next;
+            next += interval;
+            let now = Instant::now();
+            ctx.recorder.record_lag(now.saturating_duration_since(at));
+            Some(at.min(now))
+        } else {
+            None
+        };
+        let op = ctx.mix.pick(&mut rng);
+        exec(&ctx, &zk, op, &mut rng, id, seq, intended).await;
+        seq += 1;
+    }
+}
+
+/// A watcher of the fan-out node: re-arms its watch and records set → event latency.
+async fn watcher(ctx: Arc<Ctx>, zk: ZooKeeper) {
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let Ok((_, _, watch)) = zk.get_data_w(WATCHED).await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let Ok(_event) = watch.changed().await else { continue };
+        let now = Instant::now();
+        let sent = ctx.t0 + Duration::from_nanos(ctx.watch_sent_ns.load(Ordering::Relaxed));
+        let latency = now.saturating_duration_since(sent);
+        ctx.recorder.record(OpKind::Notify, latency, None, None);
+    }
+}
+
+/// One phase of a run.
+#[derive(Debug, Clone)]
+struct Phase {
+    name: String,
+    secs: f64,
+    rate: Option<f64>,
+    measured: bool,
+}
+
+fn plan(w: &Workload, rate_override: Option<f64>) -> Vec<Phase> {
+    let mut phases = Vec::new();
+    let first_rate = rate_override.or(w.steps.first().copied()).or(w.rate);
+    if w.warmup_secs > 0.0 {
+        phases.push(Phase { name: "warmup".into(), secs: w.warmup_secs, rate: first_rate, measured: false });
+    }
+    if rate_override.is_none() && !w.steps.is_empty() {
+        for r in &w.steps {
+            phases.push(Phase {
+                name: format!("step-{r}"),
+                secs: w.step_secs,
+                rate: Some(*r),
+                measured: true,
+            });
+        }
+    } else {
+        phases.push(Phase {
+            name: "measure".into(),
+            secs: w.duration_secs,
+            rate: first_rate,
+            measured: true,
+        });
+    }
+    phases
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// Runs a workload once. `rate_override` forces an open loop at that rate (sweep).
+pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Result<RunResult> {
+    let w = &opts.workload;
+    w.validate()?;
+    let metrics = opts.metrics_port.map(|_| Metrics::new(&opts.connect));
+    let _metrics_task = match (&metrics, opts.metrics_port) {
+        (Some(m), Some(port)) => Some(AbortOnDrop(m.clone().serve(port).await?)),
+        _ => None,
+    };
+    let recorder = Arc::new(Recorder::new(metrics));
+    let tree = Tree::new(w);
+    let mut value = vec![0u8; w.value_size.max().max(16)];
+    SmallRng::seed_from_u64(opts.seed).fill_bytes(&mut value);
+    for b in &mut value {
+        *b = b'a' + (*b % 26);
+    }
+    let value = Bytes::from(value);
+    let sessions = connect_all(&opts.connect, w.sessions).await?;
+    if !opts.skip_setup {
+        let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?;
+        prepare(first, w, &tree, &value).await?;
+    }
+    let workers = w.sessions * w.inflight;
+    let trace = match &opts.record {
+        Some(p) => Some(TraceWriter::create(p, w)?),
+        None => None,
+    };
+    let ctx = Arc::new(Ctx {
+        recorder: recorder.clone(),
+        mix: Mix::new(w),
+        keys: Keys::new(&w.keys, w.znodes),
+        sizes: Sizes::new(&w.value_size),
+        tree,
+        value,
+        connect: opts.connect.clone(),
+        t0: Instant::now(),
+        stop: AtomicBool::new(false),
+        epoch: AtomicU64::new(0),
+        phase_start_ns: AtomicU64::new(0),
+        rate_bits: AtomicU64::new(0),
+        watch_sent_ns: AtomicU64::new(0),
+        workers,
+        trace,
+    });
+    let phases = plan(w, rate_override);
+    let mut watchers = JoinSet::new();
+    if w.watchers > 0 {
+        for zk in connect_all(&opts.connect, w.watchers).await? {
+            watchers.spawn(watcher(ctx.clone(), zk));
+        }
+    }
+    // Publish the first phase just before the workers start, so the open-loop schedule does
+    // not begin with a backlog from the time spent connecting.
+    set_phase(&ctx, phases.first().and_then(|p| p.rate), ctx.since_t0(Instant::now()));
+    let mut tasks = JoinSet::new();
+    for (s, zk) in sessions.iter().enumerate() {
+        for j in 0..w.inflight {
+            tasks.spawn(worker(ctx.clone(), zk.clone(), s * w.inflight + j, opts.seed));
+        }
+    }
+    let mut ticker = Ticker::new(opts, &ctx)?;
+    let started_unix = unix_now();
+    let mut before = Snapshot::default();
+    let mut cpu_before = (0.0, 0.0);
+    let mut ops_before = 0;
+    let mut measure_start = Instant::now();
+    let mut steps = Vec::new();
+    let mut last_ops = BTreeMap::new();
+    let mut measured_secs = 0.0;
+    let mut first_measured = true;
+    let mut send_lag = None;
+    for (i, phase) in phases.iter().enumerate() {
+        if i > 0 {
+            set_phase(&ctx, phase.rate, ctx.since_t0(Instant::now()));
+        }
+        if phase.measured {
+            recorder.reset_totals();
+            if first_measured {
+                first_measured = false;
+                if opts.server_stats {
+                    before = Snapshot::take(&opts.connect).await;
+                }
+                cpu_before = process_cpu_seconds();
+                ops_before = recorder.total_ops();
+                measure_start = Instant::now();
+            }
+        }
+        let phase_start = Instant::now();
+        ticker.run_phase(&phase.name, phase.secs).await?;
+        if phase.measured {
+            let secs = phase_start.elapsed().as_secs_f64();
+            measured_secs = secs;
+            let ops = recorder.summarize(secs);
+            send_lag = recorder.lag();
+            if !w.steps.is_empty() || rate_override.is_some() {
+                steps.push(step_result(phase.rate.unwrap_or(0.0), &ops, w));
+            }
+            last_ops = ops;
+        }
+    }
+    let cpu_after = process_cpu_seconds();
+    let ops_measured = recorder.total_ops().saturating_sub(ops_before);
+    let wall = measure_start.elapsed().as_secs_f64();
+    ctx.stop.store(true, Ordering::Relaxed);
+    ctx.epoch.fetch_add(1, Ordering::Release);
+    let servers = if opts.server_stats {
+        Snapshot::diff(&before, &Snapshot::take(&opts.connect).await)
+    } else {
+        Vec::new()
+    };
+    // Let the workers finish their current op (bounded), then drop the sessions.
+    let drain = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        tasks.abort_all();
+    }
+    watchers.abort_all();
+    for zk in &sessions {
+        let _ = tokio::time::timeout(Duration::from_secs(2), zk.close()).await;
+    }
+    let hdr_log = ticker.finish();
+    if let Some(t) = &ctx.trace {
+        t.flush();
+    }
+    let totals = totals(&last_ops, measured_secs);
+    let mode = if rate_override.is_some() {
+        "open"
+    } else if !w.steps.is_empty() {
+        "stepped"
+    } else if w.rate.is_some() {
+        "open"
+    } else {
+        "closed"
+    };
+    Ok(RunResult {
+        fkload_version: env!("CARGO_PKG_VERSION").to_owned(),
+        workload: w.clone(),
+        target: opts.connect.clone(),
+        mode: mode.to_owned(),
+        rate: rate_override.or(w.rate),
+        started_unix,
+        measured_secs,
+        totals,
+        ops: last_ops,
+        series: ticker.series,
+        client_cpu: ClientCpu::between(cpu_before, cpu_after, ops_measured, wall),
+        servers,
+        steps,
+        hdr_log,
+        send_lag,
+    })
+}
+
+fn set_phase(ctx: &Ctx, rate: Option<f64>, start_ns: u64) {
+    ctx.rate_bits.store(rate.unwrap_or(0.0).to_bits(), Ordering::Relaxed);
+    ctx.phase_start_ns.store(start_ns, Ordering::Relaxed);
+    ctx.epoch.fetch_add(1, Ordering::Release);
+}
+
+/// Sums the per-op summaries.
+pub fn totals(ops: &BTreeMap<String, OpSummary>, secs: f64) -> Totals {
+    let count: u64 = ops.iter().filter(|(k, _)| k.as_str() != "notify").map(|(_, s)| s.count).sum();
+    let errors: u64 = ops.values().map(|s| s.errors).sum();
+    Totals { ops: count, errors, throughput: count as f64 / secs.max(1e-9) }
+}
+
+fn step_result(rate: f64, ops: &BTreeMap<String, OpSummary>, w: &Workload) -> StepResult {
+    let p99 = ops.values().map(|s| s.response.as_ref().unwrap_or(&s.service).p99).fold(0.0, f64::max);
+    let achieved: f64 = ops.iter().filter(|(k, _)| k.as_str() != "notify").map(|(_, s)| s.throughput).sum();
+    let slo_value = w.slo.as_ref().map(|slo| {
+        ops.values().map(|s| s.response.as_ref().unwrap_or(&s.service).at(slo.percentile)).fold(0.0, f64::max)
+    });
+    let ok = achieved >= 0.95 * rate
+        && match (&w.slo, slo_value) {
+            (Some(slo), Some(v)) => v <= slo.latency_ms,
+            _ => true,
+        };
+    StepResult { rate, achieved, p99_ms: p99, slo_value_ms: slo_value, ok, ops: ops.clone() }
+}
+
+/// Finds the highest open-loop rate that meets the workload's SLO: grows the rate ×1.5 from
+/// `start` until a step misses (twice in a row at that rate), then bisects until the bounds are
+/// within 5 % or `max_steps` rates were tried. Returns the best step's full run, with every
+/// step (retries included) in `steps`.
+pub async fn sweep(opts: &RunOptions, start: f64, max_steps: usize) -> anyhow::Result<RunResult> {
+    anyhow::ensure!(opts.workload.slo.is_some(), "--sweep needs an slo in the workload");
+    let mut o = opts.clone();
+    let mut steps: Vec<StepResult> = Vec::new();
+    let mut best: Option<RunResult> = None;
+    let mut rate = start.max(1.0);
+    let mut low = 0.0f64;
+    let mut high: Option<f64> = None;
+    for _ in 0..max_steps.max(1) {
+        let mut r = run(&o, Some(rate)).await?;
+        o.skip_setup = true;
+        let mut step =
+            r.steps.last().cloned().ok_or_else(|| anyhow::anyhow!("sweep step produced no result"))?;
+        if !step.ok {
+            // One noisy second (a GC pause, a neighbour's build) should not end the search:
+            // a miss counts only if a second run at the same rate misses too.
+            steps.push(step);
+            r = run(&o, Some(rate)).await?;
+            step = r.steps.last().cloned().ok_or_else(|| anyhow::anyhow!("sweep step produced no result"))?;
+        }
+        let ok = step.ok;
+        steps.push(step);
+        if ok {
+            low = rate;
+            best = Some(r);
+        } else {
+            high = Some(rate);
+        }
+        rate = match high {
+            None => rate * 1.5,
+            Some(h) if low > 0.0 => (low + h) / 2.0,
+            Some(h) => h / 2.0,
+        };
+        if let Some(h) = high
+            && low > 0.0
+            && (h - low) / h < 0.05
+        {
+            break;
+        }
+    }
+    let mut result = match best {
+        Some(b) => b,
+        None => run(&o, Some(steps.last().map_or(start, |s| s.rate))).await?,
+    };
+    result.mode = "sweep".into();
+    result.steps = steps;
+    Ok(result)
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The once-a-second tick: series point, HDR interval log, progress line.
+struct Ticker {
+    ctx: Arc<Ctx>,
+    bar: indicatif::ProgressBar,
+    hdr: Option<HdrLog>,
+    series: Vec<SeriesPoint>,
+    last: Instant,
+}
+
+impl Ticker {
+    fn new(opts: &RunOptions, ctx: &Arc<Ctx>) -> anyhow::Result<Ticker> {
+        let bar = if opts.progress {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let hdr = match &opts.hdr_log {
+            Some(p) => Some(HdrLog::create(p)?),
+            None => None,
+        };
+        Ok(Ticker { ctx: ctx.clone(), bar, hdr, series: Vec::new(), last: Instant::now() })
+    }
+
+    async fn run_phase(&mut self, name: &str, secs: f64) -> anyhow::Result<()> {
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        self.last = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now >= end {
+                break;
+            }
+            let next = (self.last + Duration::from_secs(1)).min(end);
+            tokio::time::sleep_until(next.into()).await;
+            self.tick(name)?;
+        }
+        Ok(())
+    }
+
+    fn tick(&mut self, phase: &str) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let secs = now.duration_since(self.last).as_secs_f64();
+        let interval = self.ctx.recorder.take_interval();
+        let t = now.duration_since(self.ctx.t0).as_secs_f64();
+        let point = series_point(t, secs, phase, &interval);
+        if let Some(h) = &mut self.hdr {
+            let start = self.last.duration_since(self.ctx.t0);
+            h.write(&interval, start, now.duration_since(self.last))?;
+        }
+        self.bar.set_message(format!(
+            "{phase:>10}  {:>9.0} ops/s  p99 {:>8.2} ms  errors {:>6.0}/s",
+            point.ops, point.p99_ms, point.errors
+        ));
+        self.bar.tick();
+        self.series.push(point);
+        self.last = now;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Option<String> {
+        self.bar.finish_and_clear();
+        self.hdr.take().map(|h| h.finish())
+    }
+}

@@ -1,0 +1,259 @@
+//! Op-stream traces (JSON lines) for `--record` and `fkload replay`.
+//!
+//! Format (see `loadgen/README.md`): an optional first line `{"fkload_trace":1,"workload":{...}}`,
+//! then one object per op: `{"t_us":1234,"op":"get","path":"/a/b","size":0,"latency_us":310}`.
+//! `t_us` is the (intended) send time in microseconds from the start; `size` the bytes written
+//! (set/create); `latency_us` is informative and ignored by replay.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ferrokeeper_client::{Acl, CreateMode, ZooKeeper};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinSet;
+
+use crate::cpu::{ClientCpu, process_cpu_seconds};
+use crate::run::{RunResult, Tree, connect_all, prepare, totals};
+use crate::stats::{Recorder, series_point};
+use crate::workload::{OpKind, Workload};
+
+/// One recorded op.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub t_us: u64,
+    pub op: String,
+    pub path: String,
+    #[serde(default)]
+    pub size: usize,
+    #[serde(default)]
+    pub latency_us: u64,
+}
+
+impl TraceEvent {
+    /// An event sent `t_ns` after the start.
+    pub fn new(t_ns: u64, op: OpKind, path: &str, size: usize, latency: Duration) -> TraceEvent {
+        TraceEvent {
+            t_us: t_ns / 1000,
+            op: op.name().to_owned(),
+            path: path.to_owned(),
+            size,
+            latency_us: latency.as_micros() as u64,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    fkload_trace: u32,
+    workload: Option<Workload>,
+}
+
+/// Writes events from any worker through a channel to a writer thread.
+#[derive(Debug)]
+pub struct TraceWriter {
+    tx: std::sync::Mutex<Option<mpsc::Sender<TraceEvent>>>,
+    done: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl TraceWriter {
+    /// Creates the file, writes the header and starts the writer thread.
+    pub fn create(path: &Path, workload: &Workload) -> anyhow::Result<TraceWriter> {
+        let file =
+            std::fs::File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+        let mut out = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut out, &Header { fkload_trace: 1, workload: Some(workload.clone()) })?;
+        out.write_all(b"\n")?;
+        let (tx, rx) = mpsc::channel::<TraceEvent>();
+        let handle = std::thread::spawn(move || {
+            for ev in rx {
+                if serde_json::to_writer(&mut out, &ev).is_err() || out.write_all(b"\n").is_err() {
+                    break;
+                }
+            }
+            let _ = out.flush();
+        });
+        Ok(TraceWriter { tx: std::sync::Mutex::new(Some(tx)), done: std::sync::Mutex::new(Some(handle)) })
+    }
+
+    /// Queues one event.
+    pub fn send(&self, ev: TraceEvent) {
+        if let Some(tx) = crate::stats::lock(&self.tx).as_ref() {
+            let _ = tx.send(ev);
+        }
+    }
+
+    /// Closes the channel and waits for the file to be written.
+    pub fn flush(&self) {
+        crate::stats::lock(&self.tx).take();
+        if let Some(h) = crate::stats::lock(&self.done).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Reads a trace: the header's workload (if any) and the events sorted by time.
+pub fn read(path: &Path) -> anyhow::Result<(Option<Workload>, Vec<TraceEvent>)> {
+    let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    let mut workload = None;
+    let mut events = Vec::new();
+    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if i == 0 && line.contains("\"fkload_trace\"") {
+            let h: Header = serde_json::from_str(&line)?;
+            workload = h.workload;
+            continue;
+        }
+        let ev: TraceEvent =
+            serde_json::from_str(&line).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+        anyhow::ensure!(
+            OpKind::from_name(&ev.op).is_some(),
+            "{}:{}: unknown op {:?}",
+            path.display(),
+            i + 1,
+            ev.op
+        );
+        events.push(ev);
+    }
+    events.sort_by_key(|e| e.t_us);
+    Ok((workload, events))
+}
+
+/// Replays a trace open-loop at `speed` × the recorded pace over `sessions × inflight` workers
+/// (event i goes to worker i mod workers); latency counts from each event's scheduled time.
+pub async fn replay(
+    connect: &str,
+    path: &Path,
+    speed: f64,
+    sessions: usize,
+    inflight: usize,
+    setup: bool,
+) -> anyhow::Result<RunResult> {
+    let (workload, events) = read(path)?;
+    anyhow::ensure!(speed > 0.0, "--speed must be > 0");
+    let sessions_n = sessions.max(1);
+    let workers = sessions_n * inflight.max(1);
+    let zks = connect_all(connect, sessions_n).await?;
+    let max_size = events.iter().map(|e| e.size).max().unwrap_or(0).max(16);
+    let value = Bytes::from(vec![b'r'; max_size]);
+    if setup && let (Some(w), Some(zk)) = (&workload, zks.first()) {
+        prepare(zk, w, &Tree::new(w), &value).await?;
+    }
+    let recorder = Arc::new(Recorder::new(None));
+    let mut buckets: Vec<Vec<TraceEvent>> = (0..workers).map(|_| Vec::new()).collect();
+    for (i, ev) in events.into_iter().enumerate() {
+        buckets[i % workers].push(ev);
+    }
+    let t0 = Instant::now() + Duration::from_millis(50);
+    let cpu_before = process_cpu_seconds();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut set = JoinSet::new();
+    for (i, bucket) in buckets.into_iter().enumerate() {
+        let zk = zks[i % sessions_n].clone();
+        let rec = recorder.clone();
+        let value = value.clone();
+        let stop = stop.clone();
+        set.spawn(async move {
+            for ev in bucket {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let intended = t0 + Duration::from_secs_f64(ev.t_us as f64 / 1e6 / speed);
+                tokio::time::sleep_until(intended.into()).await;
+                replay_one(&zk, &rec, &ev, &value, intended).await;
+            }
+        });
+    }
+    let mut series = Vec::new();
+    let mut last = Instant::now();
+    let start = Instant::now();
+    loop {
+        let tick = tokio::time::sleep(Duration::from_secs(1));
+        tokio::select! {
+            r = set.join_next() => if r.is_none() { break },
+            _ = tick => {
+                let now = Instant::now();
+                let iv = recorder.take_interval();
+                series.push(series_point(now.duration_since(start).as_secs_f64(), now.duration_since(last).as_secs_f64(), "replay", &iv));
+                last = now;
+            }
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let ops = recorder.summarize(secs);
+    let totals = totals(&ops, secs);
+    let client_cpu = ClientCpu::between(cpu_before, process_cpu_seconds(), totals.ops, secs);
+    for zk in &zks {
+        let _ = tokio::time::timeout(Duration::from_secs(2), zk.close()).await;
+    }
+    let mut w = workload.unwrap_or_else(|| Workload {
+        name: "replay".into(),
+        description: String::new(),
+        ops: BTreeMap::from([(crate::workload::MixOp::Get, 1)]),
+        znodes: 1,
+        tree: Default::default(),
+        value_size: crate::workload::SizeDist::Fixed { size: max_size },
+        keys: crate::workload::KeyDist::Uniform,
+        sessions: sessions_n,
+        inflight,
+        duration_secs: secs,
+        warmup_secs: 0.0,
+        rate: None,
+        steps: Vec::new(),
+        step_secs: 0.0,
+        slo: None,
+        watchers: 0,
+    });
+    w.name = format!("replay of {} at {speed}x", path.display());
+    Ok(RunResult {
+        fkload_version: env!("CARGO_PKG_VERSION").to_owned(),
+        workload: w,
+        target: connect.to_owned(),
+        mode: "replay".into(),
+        rate: None,
+        started_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+            - secs,
+        measured_secs: secs,
+        totals,
+        ops,
+        series,
+        client_cpu,
+        servers: Vec::new(),
+        steps: Vec::new(),
+        hdr_log: None,
+        send_lag: None,
+    })
+}
+
+async fn replay_one(zk: &ZooKeeper, rec: &Recorder, ev: &TraceEvent, value: &Bytes, intended: Instant) {
+    let Some(op) = OpKind::from_name(&ev.op) else { return };
+    let start = Instant::now();
+    let data = &value[..ev.size.min(value.len())];
+    let r = match op {
+        OpKind::Get => zk.get_data(&ev.path).await.map(|_| ()),
+        OpKind::Set | OpKind::WatchSet => zk.set_data(&ev.path, data, -1).await.map(|_| ()),
+        OpKind::Create => {
+            zk.create(&ev.path, data, &Acl::open_unsafe(), CreateMode::Persistent, None).await.map(|_| ())
+        }
+        OpKind::Delete => zk.delete(&ev.path, -1).await,
+        OpKind::Exists => zk.exists(&ev.path).await.map(|_| ()),
+        OpKind::Children => zk.get_children(&ev.path).await.map(|_| ()),
+        // Compound ops are not replayable one by one; they are skipped.
+        OpKind::Multi | OpKind::Session | OpKind::Lock | OpKind::Notify => return,
+    };
+    let end = Instant::now();
+    rec.record(
+        op,
+        end - start,
+        Some(end.saturating_duration_since(intended)),
+        r.as_ref().err().map(|e| e.code().message()),
+    );
+}

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what fkload's tests need beyond the Rust toolchain: headless Chromium (the HTML report
+# test) and Apache ZooKeeper (the comparison runs). Idempotent; does nothing when all are present.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeperd)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" fonts-dejavu-core
+fi
