@@ -45,9 +45,9 @@ if ! command -v valgrind >/dev/null 2>&1; then
 fi
 
 if [[ -z "$bin" ]]; then
-    cargo build --release --quiet -p ferrokeeper-benches --bin benchgate --manifest-path "$root/Cargo.toml"
+    cargo build --profile bench-gate --quiet -p ferrokeeper-benches --bin benchgate --manifest-path "$root/Cargo.toml"
     target_dir="${CARGO_TARGET_DIR:-$root/target}"
-    bin="$target_dir/release/benchgate"
+    bin="$target_dir/bench-gate/benchgate"
 fi
 [[ -x "$bin" ]] || { echo "bench-gate: no benchgate binary at $bin" >&2; exit 2; }
 
