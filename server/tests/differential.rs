@@ -10,6 +10,9 @@
 //! - `FK_DIFF_EXCLUDE=a,b` never generate these step kinds (see `Step::kind`), e.g. to look
 //!   past a known difference: `FK_DIFF_EXCLUDE=badPassword,whoAmI`.
 //! - `FK_DIFF_VERBOSE=1` print every operation and the oracle's outcome.
+//! - `FK_DIFF_CLUSTER=1` run ferrokeeper as a 3-node ensemble, session slot i connected to node
+//!   i % 3, barriers and tree dumps preceded by `sync` (checkWatches is left out: see below).
+//!   `differential_against_zookeeper_cluster` always runs this mode (2 seeds by default).
 //! - `FK_SKIP_ORACLE=1` skip (instead of fail) when Apache ZooKeeper is not installed.
 //!
 //! Every 20 operations (and at the end) a super-user observer session dumps the whole tree
@@ -693,7 +696,12 @@ struct Outcome {
 
 struct World {
     name: &'static str,
-    port: u16,
+    /// Client ports: one for a standalone server, three for an ensemble (slot i talks to
+    /// node i % 3, so sessions are spread over the nodes).
+    ports: Vec<u16>,
+    /// An ensemble: barriers and tree dumps `sync` first, so a node has applied everything
+    /// committed before the barrier.
+    cluster: bool,
     slots: [Slot; SLOTS],
     norm: Norm,
     /// Paths the last step created (for the generator's pool).
@@ -703,10 +711,11 @@ struct World {
 }
 
 impl World {
-    fn new(name: &'static str, port: u16) -> World {
+    fn new(name: &'static str, ports: Vec<u16>) -> World {
         World {
             name,
-            port,
+            cluster: ports.len() > 1,
+            ports,
             slots: [Slot::Empty, Slot::Empty, Slot::Empty],
             norm: Norm::default(),
             created: vec![],
@@ -716,7 +725,7 @@ impl World {
 
     /// Opens the observer session (session label 0), authenticated as super.
     fn start_observer(&mut self) {
-        let mut c = TestClient::connect(self.port).unwrap();
+        let mut c = TestClient::connect(self.ports[0]).unwrap();
         self.norm.sessions.insert(c.session_id, 0);
         assert_eq!(c.auth("digest", format!("super:{}", support::SUPER_PASSWORD).as_bytes()).unwrap(), 0);
         self.observer = Some(c);
@@ -725,6 +734,10 @@ impl World {
     /// Every node (breadth first, children sorted) with data, stat and ACL, normalised.
     fn dump(&mut self) -> Vec<String> {
         let mut c = self.observer.take().expect("observer session");
+        if self.cluster {
+            let (header, _) = c.call(&Request::Sync(SyncRequest { path: "/".into() })).unwrap();
+            assert_eq!(header.err, 0, "sync before the tree dump");
+        }
         let mut out = Vec::new();
         let mut queue = std::collections::VecDeque::from([String::from("/")]);
         while let Some(path) = queue.pop_front() {
@@ -766,8 +779,12 @@ impl World {
         }
     }
 
+    fn port_for(&self, slot: usize) -> u16 {
+        self.ports[slot % self.ports.len()]
+    }
+
     fn open(&mut self, slot: usize, opts: &ConnectOptions, label: usize) -> String {
-        match TestClient::connect_with(self.port, opts) {
+        match TestClient::connect_with(self.port_for(slot), opts) {
             Ok(client) => {
                 self.norm.sessions.insert(client.session_id, label);
                 let r = self.norm.connect_response(&client.connect_response);
@@ -855,7 +872,7 @@ impl World {
                     last_zxid_seen: info.last_zxid,
                     ..Default::default()
                 };
-                match TestClient::connect_with(self.port, &opts) {
+                match TestClient::connect_with(self.port_for(*slot), &opts) {
                     Ok(client) => {
                         let mut r = self.norm.connect_response(&client.connect_response);
                         let same = client.session_id == info.id;
@@ -898,7 +915,7 @@ impl World {
                     last_zxid_seen: last_zxid,
                     ..Default::default()
                 };
-                match TestClient::handshake(self.port, &opts) {
+                match TestClient::handshake(self.port_for(*slot), &opts) {
                     Ok((mut stream, resp)) => {
                         let closed = {
                             use std::io::Read;
@@ -914,7 +931,7 @@ impl World {
             Step::Probe { timeout, read_only } => {
                 let opts =
                     ConnectOptions { timeout_ms: *timeout, read_only: *read_only, ..Default::default() };
-                match TestClient::connect_with(self.port, &opts) {
+                match TestClient::connect_with(self.ports[self.ports.len() - 1], &opts) {
                     Ok(mut client) => {
                         self.norm.sessions.insert(client.session_id, label);
                         let r = self.norm.connect_response(&client.connect_response);
@@ -952,8 +969,13 @@ impl World {
     fn barrier(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         for slot in 0..SLOTS {
+            let cluster = self.cluster;
             let Slot::Live(client) = &mut self.slots[slot] else { continue };
-            let res = client.call(&Request::Exists(ExistsRequest { path: "/".into(), watch: false }));
+            let res = if cluster {
+                client.call(&Request::Sync(SyncRequest { path: "/".into() }))
+            } else {
+                client.call(&Request::Exists(ExistsRequest { path: "/".into(), watch: false }))
+            };
             let events: Vec<String> = client
                 .take_events()
                 .iter()
@@ -1010,15 +1032,39 @@ fn env_num(name: &str) -> Option<u64> {
 }
 
 /// Runs one seed; returns a mismatch report, or None when both servers agreed throughout.
-fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
-    let (server_a, server_b) = std::thread::scope(|s| {
-        let a = s.spawn(move || ServerProcess::start_standard(kind_a));
+fn run_seed(seed: u64, ops: usize, kind_a: ServerKind, cluster: bool) -> Option<String> {
+    let cluster = cluster && kind_a == ServerKind::Ferrokeeper;
+    let (server_a, ensemble, server_b) = std::thread::scope(|s| {
+        let a = s.spawn(move || {
+            if cluster {
+                let mut extras = ServerProcess::standard_extras();
+                // The ensemble ticks fast (100 ms); give it the oracle's timeout bounds
+                // (tickTime 2000: 2x and 20x).
+                extras.push(("minSessionTimeout", "4000".to_owned()));
+                extras.push(("maxSessionTimeout", "40000".to_owned()));
+                let refs: Vec<(&str, &str)> = extras.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                let mut ensemble = support::Ensemble::with_extras(&refs);
+                for i in 0..support::ENSEMBLE_SIZE {
+                    ensemble.start(i);
+                }
+                ensemble.wait_stable(std::time::Duration::from_secs(30));
+                (None, Some(ensemble))
+            } else {
+                (Some(ServerProcess::start_standard(kind_a)), None)
+            }
+        });
         let b = s.spawn(|| ServerProcess::start_standard(ServerKind::ZooKeeper));
-        (a.join().unwrap(), b.join().unwrap())
+        let (a, ensemble) = a.join().unwrap();
+        (a, ensemble, b.join().unwrap())
     });
-    let name_a = if kind_a == ServerKind::ZooKeeper { "zookeeper#1" } else { "ferrokeeper" };
-    let mut a = World::new(name_a, server_a.port);
-    let mut b = World::new("zookeeper", server_b.port);
+    let (name_a, ports_a) = match (&server_a, &ensemble) {
+        (_, Some(e)) => ("ferrokeeper-ensemble", (0..support::ENSEMBLE_SIZE).map(|i| e.port(i)).collect()),
+        (Some(server), None) if kind_a == ServerKind::ZooKeeper => ("zookeeper#1", vec![server.port]),
+        (Some(server), None) => ("ferrokeeper", vec![server.port]),
+        (None, None) => unreachable!("one of them was started"),
+    };
+    let mut a = World::new(name_a, ports_a);
+    let mut b = World::new("zookeeper", vec![server_b.port]);
     a.start_observer();
     b.start_observer();
     let mut generator = Gen {
@@ -1031,12 +1077,17 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
     let mut history: Vec<(usize, String, Outcome)> = Vec::new();
     let mut labels = 0usize;
     let verbose = std::env::var("FK_DIFF_VERBOSE").as_deref() == Ok("1");
-    let exclude: Vec<String> = std::env::var("FK_DIFF_EXCLUDE")
+    let mut exclude: Vec<String> = std::env::var("FK_DIFF_EXCLUDE")
         .unwrap_or_default()
         .split(',')
         .map(|k| k.trim().to_owned())
         .filter(|k| !k.is_empty())
         .collect();
+    if cluster {
+        // ZooKeeper's checkWatches answers "yes" when any connection *of that server* watches
+        // the path; spread over three servers the sessions no longer share one watch table.
+        exclude.push("checkWatches".to_owned());
+    }
     for i in 0..ops {
         // The oracle's slot states drive generation; both worlds agree until a mismatch.
         let mut step = generator.step(&b.kinds());
@@ -1098,7 +1149,12 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
             )
             .unwrap();
             if kind_a == ServerKind::Ferrokeeper {
-                writeln!(report, "  ferrokeeper log tail:\n{}", server_a.log_tail()).unwrap();
+                let tail = match (&server_a, &ensemble) {
+                    (Some(server), _) => server.log_tail(),
+                    (None, Some(e)) => e.logs(),
+                    (None, None) => String::new(),
+                };
+                writeln!(report, "  ferrokeeper log tail:\n{tail}").unwrap();
             }
             return Some(report);
         }
@@ -1117,6 +1173,17 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind) -> Option<String> {
 
 #[test]
 fn differential_against_zookeeper() {
+    let cluster = std::env::var("FK_DIFF_CLUSTER").as_deref() == Ok("1");
+    differential(cluster, 3);
+}
+
+/// The same comparison with ferrokeeper as a 3-node ensemble, clients spread over the nodes.
+#[test]
+fn differential_against_zookeeper_cluster() {
+    differential(true, 2);
+}
+
+fn differential(cluster: bool, default_seeds: u64) {
     if !support::oracle_available() {
         return;
     }
@@ -1125,12 +1192,12 @@ fn differential_against_zookeeper() {
     let ops = env_num("FK_DIFF_OPS").unwrap_or(300) as usize;
     let seeds: Vec<u64> = match env_num("FK_DIFF_SEED") {
         Some(s) => vec![s],
-        None => (1..=env_num("FK_DIFF_SEEDS").unwrap_or(3)).collect(),
+        None => (1..=env_num("FK_DIFF_SEEDS").unwrap_or(default_seeds)).collect(),
     };
     let mut failures = Vec::new();
     for &seed in &seeds {
         let started = std::time::Instant::now();
-        match run_seed(seed, ops, kind_a) {
+        match run_seed(seed, ops, kind_a, cluster) {
             None => eprintln!("seed {seed}: {ops} ops agree ({:.1?})", started.elapsed()),
             Some(report) => {
                 eprintln!("{report}");
@@ -1141,6 +1208,12 @@ fn differential_against_zookeeper() {
     assert!(
         failures.is_empty(),
         "{} disagreed with Apache ZooKeeper on seeds {failures:?} (reports above)",
-        if self_mode { "zookeeper#1" } else { "ferrokeeper" }
+        if self_mode {
+            "zookeeper#1"
+        } else if cluster {
+            "a ferrokeeper ensemble"
+        } else {
+            "ferrokeeper"
+        }
     );
 }

@@ -9,8 +9,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,151 +17,11 @@ use bytes::Bytes;
 use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::response::Response;
 use ferrokeeper_proto::*;
-use support::{TempDir, TestClient, four_letter, free_port};
+use support::TestClient;
 
-const N: usize = 3;
+const N: usize = support::ENSEMBLE_SIZE;
 
-struct Node {
-    id: usize,
-    client_port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-struct Cluster {
-    nodes: Vec<Node>,
-    _dir: TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-impl Cluster {
-    fn new() -> Cluster {
-        let dir = TempDir::new("fk-quorum");
-        let quorum: Vec<(u16, u16)> = (0..N).map(|_| (free_port(), free_port())).collect();
-        let mut nodes = Vec::new();
-        for i in 0..N {
-            let id = i + 1;
-            let node_dir = dir.path().join(format!("node{id}"));
-            std::fs::create_dir_all(node_dir.join("data")).unwrap();
-            std::fs::write(node_dir.join("data/myid"), format!("{id}\n")).unwrap();
-            let client_port = free_port();
-            let mut cfg = format!(
-                "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=60000\ndataDir={}\n\
-                 clientPort={client_port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
-                 txnLogBackend=sync\npreAllocSize=1024\n",
-                node_dir.join("data").display()
-            );
-            for (j, (q, e)) in quorum.iter().enumerate() {
-                cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1));
-            }
-            std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
-            nodes.push(Node { id, client_port, dir: node_dir, child: None });
-        }
-        Cluster { nodes, _dir: dir }
-    }
-
-    fn start(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        assert!(node.child.is_none());
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
-            .arg("--config")
-            .arg(node.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        node.child = Some(child);
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut child) = self.nodes[i].child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-
-    fn signal(&self, i: usize, signal: &str) {
-        let pid = self.nodes[i].child.as_ref().unwrap().id();
-        assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
-    }
-
-    fn port(&self, i: usize) -> u16 {
-        self.nodes[i].client_port
-    }
-
-    fn mode(&self, i: usize) -> String {
-        if self.nodes[i].child.is_none() {
-            return "down".into();
-        }
-        four_letter(self.port(i), "srvr")
-            .ok()
-            .and_then(|text| text.lines().find_map(|l| l.strip_prefix("Mode: ").map(str::to_owned)))
-            .unwrap_or_else(|| "not serving".into())
-    }
-
-    /// Waits until one running node leads and every other running node follows.
-    fn wait_stable(&self, budget: Duration) -> usize {
-        let deadline = Instant::now() + budget;
-        loop {
-            let modes: Vec<String> = (0..N).map(|i| self.mode(i)).collect();
-            let leaders: Vec<usize> = (0..N).filter(|&i| modes[i] == "leader").collect();
-            let all_ok = (0..N).all(|i| matches!(modes[i].as_str(), "leader" | "follower" | "down"));
-            if leaders.len() == 1 && all_ok {
-                return leaders[0];
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no stable ensemble within {budget:?}: {modes:?}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for node in &self.nodes {
-            let text = std::fs::read_to_string(node.dir.join("node.log")).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(25).collect();
-            out.push_str(&format!("--- node {} ---\n", node.id));
-            for line in tail.into_iter().rev() {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        out
-    }
-
-    /// `hash` of every running node, once they all agree (same zxid and digest).
-    fn wait_converged(&self, budget: Duration) -> String {
-        let deadline = Instant::now() + budget;
-        loop {
-            let hashes: Vec<String> = (0..N)
-                .filter(|&i| self.nodes[i].child.is_some())
-                .map(|i| four_letter(self.port(i), "hash").unwrap_or_default())
-                .collect();
-            if hashes.iter().all(|h| h.starts_with("0x") && *h == hashes[0]) {
-                return hashes[0].clone();
-            }
-            assert!(Instant::now() < deadline, "nodes did not converge: {hashes:?}\n{}", self.logs());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
+type Cluster = support::Ensemble;
 
 fn create(client: &mut TestClient, path: &str, data: &[u8], flags: i32) -> i32 {
     let request = Request::Create(CreateRequest {
@@ -389,12 +247,12 @@ fn three_node_ensemble() {
     for (path, data) in &expected {
         assert_eq!(get(&mut reader, path).as_deref(), Some(data.as_bytes()));
     }
-    let victim_log = std::fs::read_to_string(cluster.nodes[victim].dir.join("node.log")).unwrap_or_default();
+    let victim_log = std::fs::read_to_string(cluster.log_path(victim)).unwrap_or_default();
     println!(
         "restarted follower node {} caught up (snapshot installed: {}; any log truncated: {})",
         victim + 1,
         victim_log.contains("installing the leader's snapshot"),
-        cluster.nodes.iter().any(|node| std::fs::read_to_string(node.dir.join("node.log"))
+        (0..N).any(|i| std::fs::read_to_string(cluster.log_path(i))
             .unwrap_or_default()
             .contains("truncating the log"))
     );
@@ -457,8 +315,7 @@ fn three_node_ensemble() {
         );
     }
     assert!(present.iter().all(|p| *p == present[0]), "nodes disagree on unacknowledged writes: {present:?}");
-    let old_leader_log =
-        std::fs::read_to_string(cluster.nodes[leader].dir.join("node.log")).unwrap_or_default();
+    let old_leader_log = std::fs::read_to_string(cluster.log_path(leader)).unwrap_or_default();
     println!(
         "old leader node {} rejoined: truncated {}; unacknowledged writes kept: {:?}; {}",
         leader + 1,

@@ -573,3 +573,164 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<(bool,
         )),
     }
 }
+
+/// Servers in a test ensemble.
+pub const ENSEMBLE_SIZE: usize = 3;
+const N: usize = ENSEMBLE_SIZE;
+
+/// One member of an [`Ensemble`].
+struct Node {
+    id: usize,
+    client_port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+/// A 3-node ferrokeeper ensemble on 127.0.0.1 (free ports), killed by pid on drop.
+pub struct Ensemble {
+    nodes: Vec<Node>,
+    _dir: TempDir,
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            if let Some(mut child) = node.child.take() {
+                let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Ensemble {
+    /// The log file of node `i`.
+    pub fn log_path(&self, i: usize) -> PathBuf {
+        self.nodes[i].dir.join("node.log")
+    }
+
+    pub fn new() -> Ensemble {
+        Ensemble::with_extras(&[])
+    }
+
+    /// An ensemble whose zoo.cfg files also carry `extra` lines.
+    pub fn with_extras(extra: &[(&str, &str)]) -> Ensemble {
+        let dir = TempDir::new("fk-quorum");
+        let quorum: Vec<(u16, u16)> = (0..N).map(|_| (free_port(), free_port())).collect();
+        let mut nodes = Vec::new();
+        for i in 0..N {
+            let id = i + 1;
+            let node_dir = dir.path().join(format!("node{id}"));
+            std::fs::create_dir_all(node_dir.join("data")).unwrap();
+            std::fs::write(node_dir.join("data/myid"), format!("{id}\n")).unwrap();
+            let client_port = free_port();
+            let mut cfg = format!(
+                "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=60000\ndataDir={}\n\
+                 clientPort={client_port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
+                 txnLogBackend=sync\npreAllocSize=1024\n",
+                node_dir.join("data").display()
+            );
+            for (k, v) in extra {
+                cfg.push_str(&format!("{k}={v}\n"));
+            }
+            for (j, (q, e)) in quorum.iter().enumerate() {
+                cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1));
+            }
+            std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
+            nodes.push(Node { id, client_port, dir: node_dir, child: None });
+        }
+        Ensemble { nodes, _dir: dir }
+    }
+
+    pub fn start(&mut self, i: usize) {
+        let node = &mut self.nodes[i];
+        assert!(node.child.is_none());
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+            .arg("--config")
+            .arg(node.dir.join("zoo.cfg"))
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        node.child = Some(child);
+    }
+
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    pub fn signal(&self, i: usize, signal: &str) {
+        let pid = self.nodes[i].child.as_ref().unwrap().id();
+        assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+    }
+
+    pub fn port(&self, i: usize) -> u16 {
+        self.nodes[i].client_port
+    }
+
+    pub fn mode(&self, i: usize) -> String {
+        if self.nodes[i].child.is_none() {
+            return "down".into();
+        }
+        four_letter(self.port(i), "srvr")
+            .ok()
+            .and_then(|text| text.lines().find_map(|l| l.strip_prefix("Mode: ").map(str::to_owned)))
+            .unwrap_or_else(|| "not serving".into())
+    }
+
+    /// Waits until one running node leads and every other running node follows.
+    pub fn wait_stable(&self, budget: Duration) -> usize {
+        let deadline = Instant::now() + budget;
+        loop {
+            let modes: Vec<String> = (0..N).map(|i| self.mode(i)).collect();
+            let leaders: Vec<usize> = (0..N).filter(|&i| modes[i] == "leader").collect();
+            let all_ok = (0..N).all(|i| matches!(modes[i].as_str(), "leader" | "follower" | "down"));
+            if leaders.len() == 1 && all_ok {
+                return leaders[0];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no stable ensemble within {budget:?}: {modes:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            let text = std::fs::read_to_string(node.dir.join("node.log")).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(25).collect();
+            out.push_str(&format!("--- node {} ---\n", node.id));
+            for line in tail.into_iter().rev() {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// `hash` of every running node, once they all agree (same zxid and digest).
+    pub fn wait_converged(&self, budget: Duration) -> String {
+        let deadline = Instant::now() + budget;
+        loop {
+            let hashes: Vec<String> = (0..N)
+                .filter(|&i| self.nodes[i].child.is_some())
+                .map(|i| four_letter(self.port(i), "hash").unwrap_or_default())
+                .collect();
+            if hashes.iter().all(|h| h.starts_with("0x") && *h == hashes[0]) {
+                return hashes[0].clone();
+            }
+            assert!(Instant::now() < deadline, "nodes did not converge: {hashes:?}\n{}", self.logs());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
