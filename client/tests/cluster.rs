@@ -1,0 +1,124 @@
+//! Failover inside a real 3-node ensemble: a session connected to one server keeps its id,
+//! its ephemeral node and its watches when that server is killed, and reconnects to another
+//! server of the connect string. Runs against Apache ZooKeeper by default and against
+//! ferrokeeper with `FK_SERVER_BIN`; the ensemble is started and stopped (by pid) with
+//! `scripts/cluster-zk.sh`.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use ferrokeeper_client::*;
+use support::{ZK_JAR, free_port, temp_dir, within};
+
+const T: Duration = Duration::from_secs(30);
+
+struct Ensemble {
+    dir: PathBuf,
+    envs: Vec<(String, String)>,
+}
+
+impl Ensemble {
+    fn script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/cluster-zk.sh")
+    }
+
+    fn run(&self, args: &[&str]) -> String {
+        let out =
+            Command::new("bash").arg(Self::script()).args(args).envs(self.envs.clone()).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "cluster-zk.sh {args:?} failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    fn kill_node(&self, i: u16) {
+        let pid = std::fs::read_to_string(self.dir.join(format!("node{i}/pid"))).unwrap();
+        let killed = Command::new("kill").args(["-9", pid.trim()]).status().unwrap();
+        assert!(killed.success());
+    }
+}
+
+impl Drop for Ensemble {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(Self::script()).args(["stop", "3"]).envs(self.envs.clone()).output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_and_watches_survive_losing_the_connected_server() {
+    let bin = std::env::var("FK_SERVER_BIN").ok().filter(|s| !s.is_empty());
+    if bin.is_none() && !std::path::Path::new(ZK_JAR).exists() {
+        assert_eq!(
+            std::env::var("FK_SKIP_ORACLE").as_deref(),
+            Ok("1"),
+            "Apache ZooKeeper not found at {ZK_JAR}: run scripts/install-test-deps.sh"
+        );
+        return;
+    }
+    let dir = temp_dir("ensemble");
+    // Three consecutive ports per role, from a free one (node i uses base + i).
+    let base = |_: &str| (free_port() / 10 * 10).saturating_sub(10).to_string();
+    let client_base: u16 = base("client").parse().unwrap();
+    let mut envs = vec![
+        ("FK_CLUSTER_DIR".to_owned(), dir.to_string_lossy().into_owned()),
+        ("FK_CLIENT_PORT_BASE".to_owned(), client_base.to_string()),
+        ("FK_PEER_PORT_BASE".to_owned(), base("peer")),
+        ("FK_ELECTION_PORT_BASE".to_owned(), base("election")),
+    ];
+    match &bin {
+        Some(bin) => {
+            envs.push(("FK_IMPL".to_owned(), "ferrokeeper".to_owned()));
+            envs.push(("FK_BIN".to_owned(), bin.clone()));
+        }
+        None => envs.push(("FK_IMPL".to_owned(), "zookeeper".to_owned())),
+    }
+    let ensemble = Ensemble { dir, envs };
+    ensemble.run(&["start", "3"]);
+    let connect = ensemble.run(&["connect", "3"]).trim().to_owned();
+
+    let (zk, mut events) = within(T, ZooKeeper::connect(&connect, Duration::from_secs(10))).await.unwrap();
+    let session = zk.session_id();
+    let eph =
+        within(T, zk.create("/fo-eph", b"", &Acl::open_unsafe(), CreateMode::Ephemeral, None)).await.unwrap();
+    within(T, zk.create("/fo-data", b"v0", &Acl::open_unsafe(), CreateMode::Persistent, None)).await.unwrap();
+    let (_, _, watch) = within(T, zk.get_data_w("/fo-data")).await.unwrap();
+
+    let host = zk.connected_host().unwrap();
+    let port: u16 = host.rsplit(':').next().unwrap().parse().unwrap();
+    ensemble.kill_node(port - client_base);
+
+    // The session moves to another server of the ensemble.
+    assert!(zk.wait_for_state(T, |s| s == SessionState::Connected).await);
+    let deadline = std::time::Instant::now() + T;
+    while zk.connected_host().as_deref() == Some(host.as_str()) || zk.state() != SessionState::Connected {
+        assert!(std::time::Instant::now() < deadline, "never reconnected to another server");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(zk.session_id(), session, "the session survives the server");
+    assert_ne!(zk.connected_host().unwrap(), host);
+    assert!(within(T, zk.exists(&eph)).await.unwrap().is_some(), "the ephemeral node survives");
+
+    // The watch set before the failover fires for a change made through another session.
+    let others: Vec<&str> = connect.split(',').filter(|h| *h != host).collect();
+    let (other, _) = within(T, ZooKeeper::connect(&others.join(","), Duration::from_secs(10))).await.unwrap();
+    within(T, other.set_data("/fo-data", b"v1", -1)).await.unwrap();
+    let fired = within(T, watch.changed()).await.unwrap();
+    assert_eq!(fired.event_type, EventType::NodeDataChanged);
+    assert_eq!(fired.path.as_deref(), Some("/fo-data"));
+    // And the session-wide stream saw the disconnect and the reconnect.
+    let mut saw_disconnect = false;
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+        saw_disconnect |= e.state == KeeperState::Disconnected;
+    }
+    assert!(saw_disconnect, "a Disconnected event was delivered");
+    within(T, zk.close()).await.unwrap();
+    within(T, other.close()).await.unwrap();
+}
