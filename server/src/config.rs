@@ -75,6 +75,8 @@ pub struct Config {
     /// Where `/metrics` is served: `metricsProvider.httpHost:httpPort`; on when the port is
     /// given or the Prometheus provider class is named (port 7000 then, as ZooKeeper).
     pub metrics_http: Option<std::net::SocketAddr>,
+    /// `metricsEnabled` (ferrokeeper's): false skips per-request histogram recording.
+    pub metrics_enabled: bool,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -234,6 +236,7 @@ impl Config {
             "initLimit",
             "syncLimit",
             "standaloneEnabled",
+            "metricsEnabled",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -291,6 +294,7 @@ impl Config {
             path: path.to_owned(),
             quorum,
             metrics_http,
+            metrics_enabled: value_of("metricsEnabled").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
             log,
             snap_dir: data_dir.join("fk-snap"),
             snap_count: snap_count.max(2),

@@ -52,6 +52,9 @@ pub const STAGES: [&str; 6] = ["queue_wait", "log_fsync", "quorum_ack", "commit"
 /// Handles the core updates; cheap to clone.
 #[derive(Clone)]
 pub struct ServerMetrics {
+    /// `metricsEnabled=false` turns the per-request recording off (to measure its cost);
+    /// gauges and the log's own counters are kept either way.
+    pub enabled: bool,
     /// Request duration (receive → reply queued) by opcode, indexed by `op_index`.
     requests: Vec<Histogram>,
     errors: Family<CodeLabel, Counter>,
@@ -162,6 +165,7 @@ impl ServerMetrics {
         );
         registry.register_collector(Box::new(LogCollector { stats: log, backend }));
         ServerMetrics {
+            enabled: true,
             requests,
             errors,
             stages,
@@ -186,15 +190,24 @@ impl ServerMetrics {
     }
 
     pub fn observe_request(&self, op_code: i32, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         self.requests[Self::op_index(op_code)].observe(seconds);
     }
 
     pub fn count_error(&self, code: i32) {
+        if !self.enabled {
+            return;
+        }
         self.errors.get_or_create(&CodeLabel { code }).inc();
     }
 
     /// `stage` is an index into [`STAGES`].
     pub fn observe_stage(&self, stage: usize, seconds: f64) {
+        if !self.enabled {
+            return;
+        }
         self.stages[stage].observe(seconds);
     }
 

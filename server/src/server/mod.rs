@@ -135,8 +135,9 @@ impl Server {
         );
         let (fatal_tx, fatal) = watch::channel(None);
         let mut registry = prometheus_client::registry::Registry::default();
-        let metrics =
+        let mut metrics =
             crate::metrics::ServerMetrics::register(&mut registry, log.stats(), log.backend().name());
+        metrics.enabled = config.metrics_enabled;
         metrics.set_role(if config.quorum.is_some() { "looking" } else { "standalone" });
         let registry = Arc::new(Mutex::new(registry));
         let mut metrics_addr = None;
