@@ -4,7 +4,7 @@
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
-[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeperd)
+[ -f /usr/share/java/zookeeper.jar ] || need+=(zookeeper)  # not zookeeperd: no system service on 2181
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -36,3 +36,4 @@ for component in rustfmt clippy; do
     fi
 done
 log "done"
+bash "$(dirname "$0")/fkload-test-deps.sh"
