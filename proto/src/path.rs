@@ -14,16 +14,19 @@ pub fn validate(path: &str) -> Result<(), String> {
     if path.ends_with('/') {
         return Err("Path must not end with / character".into());
     }
-    let chars: Vec<char> = path.chars().collect();
-    for i in 1..chars.len() {
-        let c = chars[i];
-        let last = chars[i - 1];
-        let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
+    // One pass over the characters with the two before and the one after in hand (no
+    // allocation: this runs on every request, client and server side).
+    let mut before_last = '\0';
+    let mut last = '/';
+    let mut rest = path.chars().skip(1).peekable();
+    let mut i = 1;
+    while let Some(c) = rest.next() {
+        let next_is_end = matches!(rest.peek(), None | Some('/'));
         let reason = if c == '\0' {
             Some("null character not allowed")
         } else if c == '/' && last == '/' {
             Some("empty node name specified")
-        } else if c == '.' && next_is_end && (last == '/' || (last == '.' && i >= 2 && chars[i - 2] == '/')) {
+        } else if c == '.' && next_is_end && (last == '/' || (last == '.' && i >= 2 && before_last == '/')) {
             Some("relative paths not allowed")
         } else if is_invalid_char(c) {
             Some("invalid character")
@@ -33,6 +36,9 @@ pub fn validate(path: &str) -> Result<(), String> {
         if let Some(reason) = reason {
             return Err(format!("Invalid path string \"{path}\" caused by {reason} @{i}"));
         }
+        before_last = last;
+        last = c;
+        i += 1;
     }
     Ok(())
 }

@@ -94,7 +94,47 @@ fn op_result() -> impl Strategy<Value = OpResult> {
     ]
 }
 
+/// PathUtils.validatePath written the plain way (index arithmetic over a char vector), to check
+/// the one-pass version against.
+fn validate_reference(path: &str) -> bool {
+    if path.is_empty() || !path.starts_with('/') {
+        return false;
+    }
+    if path.len() == 1 {
+        return true;
+    }
+    if path.ends_with('/') {
+        return false;
+    }
+    let chars: Vec<char> = path.chars().collect();
+    for i in 1..chars.len() {
+        let (c, last) = (chars[i], chars[i - 1]);
+        let next_is_end = i + 1 == chars.len() || chars[i + 1] == '/';
+        let bad_char = |c: char| {
+            let c = c as u32;
+            (0x01..=0x1f).contains(&c)
+                || (0x7f..=0x9f).contains(&c)
+                || (0xd800..=0xf8ff).contains(&c)
+                || c >= 0xfff0
+        };
+        if c == '\0'
+            || (c == '/' && last == '/')
+            || (c == '.' && last == '.' && i >= 2 && chars[i - 2] == '/' && next_is_end)
+            || (c == '.' && last == '/' && next_is_end)
+            || bad_char(c)
+        {
+            return false;
+        }
+    }
+    true
+}
+
 proptest! {
+    #[test]
+    fn path_validation_matches_the_reference(path in "[/a.\\x00\\x01\\u{7f}é]{0,8}") {
+        prop_assert_eq!(ferrokeeper_proto::path::validate(&path).is_ok(), validate_reference(&path), "{:?}", path);
+    }
+
     #[test]
     fn requests_round_trip(request in request()) {
         let mut body = Vec::new();
