@@ -676,15 +676,18 @@ impl ZooKeeper {
         }
     }
 
-    /// Closes the session (its ephemeral nodes go away) and the connection.
+    /// Closes the session (its ephemeral nodes go away) and the connection. Waits at most the
+    /// session timeout when disconnected.
     pub async fn close(&self) -> Result<()> {
         if !self.state().is_alive() {
             return Ok(());
         }
-        match self.submit(Request::CloseSession, None).await {
-            Ok(_) | Err(Error::Closed) => Ok(()),
-            Err(e) if e.code() == Code::ConnectionLoss => Ok(()),
-            Err(e) => Err(e),
+        // Bounded: while no server is reachable the close waits for a reconnect at most this long.
+        let limit = Duration::from_millis(self.session_timeout_ms().clamp(1000, 30_000) as u64);
+        match tokio::time::timeout(limit, self.submit(Request::CloseSession, None)).await {
+            Err(_) | Ok(Ok(_)) | Ok(Err(Error::Closed)) => Ok(()),
+            Ok(Err(e)) if e.code() == Code::ConnectionLoss => Ok(()),
+            Ok(Err(e)) => Err(e),
         }?;
         self.wait_for_state(Duration::from_secs(5), |s| !s.is_alive()).await;
         Ok(())

@@ -190,3 +190,82 @@ async fn two_servers_sessions_are_independent() {
     a.close().await.unwrap();
     assert!(b.exists(&p).await.unwrap().is_none());
 }
+
+/// A scripted fake server: answers the handshake, then replies to the first request with a
+/// wrong xid. The client must drop the connection (as Java's "Xid out of order") and fail the
+/// request with ConnectionLoss.
+#[tokio::test]
+async fn out_of_order_xid_drops_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = tokio::spawn(async move {
+        let mut accepted = 0;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            accepted += 1;
+            let len = s.read_i32().await.unwrap();
+            let mut req = vec![0u8; len as usize];
+            s.read_exact(&mut req).await.unwrap();
+            // ConnectResponse: protocol 0, timeout 10000, session 0x42, 16-byte password.
+            let mut resp = Vec::new();
+            resp.extend_from_slice(&0i32.to_be_bytes());
+            resp.extend_from_slice(&10_000i32.to_be_bytes());
+            resp.extend_from_slice(&0x42i64.to_be_bytes());
+            resp.extend_from_slice(&16i32.to_be_bytes());
+            resp.extend_from_slice(&[7u8; 16]);
+            s.write_i32(resp.len() as i32).await.unwrap();
+            s.write_all(&resp).await.unwrap();
+            if accepted == 1 {
+                let len = s.read_i32().await.unwrap();
+                let mut req = vec![0u8; len as usize];
+                s.read_exact(&mut req).await.unwrap();
+                let xid = i32::from_be_bytes([req[0], req[1], req[2], req[3]]);
+                // ReplyHeader with xid + 5, zxid 1, err 0.
+                s.write_i32(16).await.unwrap();
+                s.write_i32(xid + 5).await.unwrap();
+                s.write_i64(1).await.unwrap();
+                s.write_i32(0).await.unwrap();
+                let mut rest = Vec::new();
+                let _ = s.read_to_end(&mut rest).await;
+            } else {
+                // Second connection: same session id and password must come back.
+                let sid = i64::from_be_bytes(req[16..24].try_into().unwrap());
+                let pw = &req[28..44];
+                return (sid, pw.to_vec());
+            }
+        }
+    });
+    let (zk, mut ev) = ZooKeeper::connect(&addr, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(zk.session_id(), 0x42);
+    let err = within(T, zk.exists("/x")).await.unwrap_err();
+    assert_eq!(err.code(), Code::ConnectionLoss);
+    next_event(&mut ev, |e| e.state == KeeperState::Disconnected).await;
+    let (sid, pw) = within(T, server).await.unwrap();
+    assert_eq!(sid, 0x42);
+    assert_eq!(pw, vec![7u8; 16]);
+}
+
+/// A server that closes the socket without a ConnectResponse (what ZooKeeper does when the
+/// client's lastZxidSeen is ahead of it) makes the client try the next host.
+#[tokio::test]
+async fn host_that_refuses_the_handshake_is_skipped() {
+    let Some(server) = shared() else { return };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let refuser = listener.local_addr().unwrap().to_string();
+    let refusals = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = refusals.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let (s, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let proxy = Proxy::start(server.addr()).await;
+    let (zk, _ev) = ZooKeeper::connect(&format!("{refuser},{}", proxy.addr()), T).await.unwrap();
+    assert_eq!(zk.connected_host(), Some(proxy.addr()));
+    assert!(refusals.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(zk.exists("/").await.unwrap().is_some());
+    task.abort();
+}

@@ -173,15 +173,16 @@ impl Jute for bool {
     }
 }
 
-/// A non-null ustring. A null (-1) decodes as the empty string, which every path check
-/// rejects, so a null never reaches the tree as a valid name.
+/// A non-null ustring. A null (-1) where a string is required is a decode error: ZooKeeper
+/// fails such a request (a null path, scheme or id) with MarshallingError.
 impl Jute for String {
     const MIN_ENCODED_LEN: usize = 4;
     fn write<B: BufMut>(&self, out: &mut B) {
         write_ustring(out, Some(self))
     }
     fn read(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(r.read_ustring()?.unwrap_or_default())
+        let offset = r.position();
+        r.read_ustring()?.ok_or_else(|| DecodeError::Invalid(format!("null string at offset {offset}")))
     }
 }
 

@@ -69,17 +69,20 @@ pub struct Config {
     pub snap_retain_count: usize,
     /// `autopurge.purgeInterval` in hours; 0 = no automatic purge.
     pub purge_interval_hours: u64,
+    /// The ensemble, when zoo.cfg lists `server.N` lines (and standaloneEnabled does not make
+    /// a single-server list standalone).
+    pub quorum: Option<QuorumConfig>,
+    /// Where `/metrics` is served: `metricsProvider.httpHost:httpPort`; on when the port is
+    /// given or the Prometheus provider class is named (port 7000 then, as ZooKeeper).
+    pub metrics_http: Option<std::net::SocketAddr>,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
 
 /// Keys ZooKeeper accepts that later ferrokeeper features read (or that do not apply).
 const KNOWN_NOT_YET_USED: &[&str] = &[
-    "initLimit",
-    "syncLimit",
     "electionAlg",
     "peerType",
-    "standaloneEnabled",
     "reconfigEnabled",
     "syncEnabled",
     "localSessionsEnabled",
@@ -139,13 +142,17 @@ impl Config {
             value_of("dataDir").ok_or(ConfigError::Missing { key: "dataDir", path: path.to_owned() })?,
         );
         let data_log_dir = value_of("dataLogDir").map(PathBuf::from).unwrap_or_else(|| data_dir.clone());
-        let client_port: u16 = match value_of("clientPort") {
-            Some(v) => parse_value("clientPort", v)?,
-            None => return Err(ConfigError::Missing { key: "clientPort", path: path.to_owned() }),
+        let quorum = parse_quorum(&pairs, &data_dir, path)?;
+        let own_client = quorum.as_ref().and_then(|q| q.me().and_then(|m| m.client_addr));
+        let client_port: u16 = match (value_of("clientPort"), own_client) {
+            (Some(v), _) => parse_value("clientPort", v)?,
+            (None, Some(addr)) => addr.port(),
+            (None, None) => return Err(ConfigError::Missing { key: "clientPort", path: path.to_owned() }),
         };
-        let client_port_address: IpAddr = match value_of("clientPortAddress") {
-            Some(v) => resolve_address(v)?,
-            None => IpAddr::from([0, 0, 0, 0]),
+        let client_port_address: IpAddr = match (value_of("clientPortAddress"), own_client) {
+            (Some(v), _) => resolve_address(v)?,
+            (None, Some(addr)) => addr.ip(),
+            (None, None) => IpAddr::from([0, 0, 0, 0]),
         };
         let tick = tick_time_ms as i32;
         let min_session_timeout_ms = parse_or(value_of("minSessionTimeout"), "minSessionTimeout", -1)?;
@@ -224,6 +231,9 @@ impl Config {
             "txnLogBackend",
             "autopurge.snapRetainCount",
             "autopurge.purgeInterval",
+            "initLimit",
+            "syncLimit",
+            "standaloneEnabled",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -254,7 +264,7 @@ impl Config {
         log.segment_bytes_max =
             if size_limit_kb > 0 { size_limit_kb as u64 * 1024 } else { 64 * 1024 * 1024 };
         log.backend = match value_of("txnLogBackend") {
-            None => crate::txlog::Backend::Uring,
+            None => crate::txlog::Backend::Sync,
             Some("uring") => crate::txlog::Backend::Uring,
             Some("sync") => crate::txlog::Backend::Sync,
             Some(v) => return Err(invalid("txnLogBackend", v, "expected uring or sync")),
@@ -265,8 +275,22 @@ impl Config {
         let purge_interval_hours =
             parse_or(value_of("autopurge.purgeInterval"), "autopurge.purgeInterval", 0)?;
 
+        let metrics_port: Option<u16> = match value_of("metricsProvider.httpPort") {
+            Some(v) => Some(parse_value("metricsProvider.httpPort", v)?),
+            None => value_of("metricsProvider.className").filter(|c| c.contains("Prometheus")).map(|_| 7000),
+        };
+        let metrics_host: IpAddr = match value_of("metricsProvider.httpHost") {
+            Some(v) => {
+                v.parse().map_err(|_| invalid("metricsProvider.httpHost", v, "expected an IP address"))?
+            }
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let metrics_http = metrics_port.map(|port| std::net::SocketAddr::new(metrics_host, port));
+
         Ok(Config {
             path: path.to_owned(),
+            quorum,
+            metrics_http,
             log,
             snap_dir: data_dir.join("fk-snap"),
             snap_count: snap_count.max(2),
@@ -318,6 +342,123 @@ impl Config {
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
         requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
     }
+}
+
+/// Whether a server votes or only follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerType {
+    Participant,
+    Observer,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:participant|observer][;[clientHost:]clientPort]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub peer_type: PeerType,
+    pub client_addr: Option<std::net::SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumConfig {
+    /// This server's id, from `<dataDir>/myid`.
+    pub my_id: u64,
+    pub servers: Vec<ServerSpec>,
+    /// Ticks a follower may take to connect and sync to a leader.
+    pub init_limit: u32,
+    /// Ticks a follower may lag (no ack / ping) before the leader drops it.
+    pub sync_limit: u32,
+}
+
+impl QuorumConfig {
+    pub fn me(&self) -> Option<&ServerSpec> {
+        self.servers.iter().find(|s| s.id == self.my_id)
+    }
+
+    /// Voting members.
+    pub fn participants(&self) -> impl Iterator<Item = &ServerSpec> {
+        self.servers.iter().filter(|s| s.peer_type == PeerType::Participant)
+    }
+}
+
+fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> {
+    let bad = |reason: &str| invalid(key, value, reason);
+    let id: u64 =
+        key.strip_prefix("server.").and_then(|n| n.parse().ok()).ok_or_else(|| bad("bad server id"))?;
+    let (addresses, client) = match value.split_once(';') {
+        Some((a, c)) => (a, Some(c)),
+        None => (value, None),
+    };
+    let parts: Vec<&str> = addresses.split(':').collect();
+    if parts.len() < 3 || parts.len() > 4 {
+        return Err(bad("expected host:quorumPort:electionPort[:participant|observer]"));
+    }
+    let quorum_port = parts[1].parse().map_err(|_| bad("bad quorum port"))?;
+    let election_port = parts[2].parse().map_err(|_| bad("bad election port"))?;
+    let peer_type = match parts.get(3) {
+        None | Some(&"participant") => PeerType::Participant,
+        Some(&"observer") => PeerType::Observer,
+        Some(_) => return Err(bad("peer type must be participant or observer")),
+    };
+    let client_addr = match client {
+        None => None,
+        Some(c) => {
+            let (host, port) = match c.rsplit_once(':') {
+                Some((h, p)) => (h, p),
+                None => ("0.0.0.0", c),
+            };
+            let port: u16 = port.parse().map_err(|_| bad("bad client port"))?;
+            Some(std::net::SocketAddr::new(resolve_address(host)?, port))
+        }
+    };
+    Ok(ServerSpec { id, host: parts[0].to_owned(), quorum_port, election_port, peer_type, client_addr })
+}
+
+fn parse_quorum(
+    pairs: &[(String, String)],
+    data_dir: &Path,
+    path: &Path,
+) -> Result<Option<QuorumConfig>, ConfigError> {
+    let mut servers = Vec::new();
+    for (key, value) in pairs {
+        if key.starts_with("server.") {
+            servers.push(parse_server_line(key, value)?);
+        }
+    }
+    if servers.is_empty() {
+        return Ok(None);
+    }
+    servers.sort_by_key(|s| s.id);
+    if servers.windows(2).any(|w| w[0].id == w[1].id) {
+        return Err(invalid("server.N", "", "a server id appears twice"));
+    }
+    let value_of = |key: &str| pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let standalone_enabled = value_of("standaloneEnabled").is_none_or(|v| !v.eq_ignore_ascii_case("false"));
+    if servers.len() == 1 && standalone_enabled {
+        return Ok(None);
+    }
+    let myid_path = data_dir.join("myid");
+    let my_id: u64 = std::fs::read_to_string(&myid_path)
+        .map_err(|source| ConfigError::Read { path: myid_path.clone(), source })?
+        .trim()
+        .parse()
+        .map_err(|_| invalid("myid", &myid_path.display().to_string(), "expected a server id"))?;
+    if !servers.iter().any(|s| s.id == my_id) {
+        return Err(invalid("myid", &my_id.to_string(), "no server.N line has this id"));
+    }
+    let init_limit =
+        value_of("initLimit").ok_or(ConfigError::Missing { key: "initLimit", path: path.to_owned() })?;
+    let sync_limit =
+        value_of("syncLimit").ok_or(ConfigError::Missing { key: "syncLimit", path: path.to_owned() })?;
+    Ok(Some(QuorumConfig {
+        my_id,
+        servers,
+        init_limit: parse_value("initLimit", init_limit)?,
+        sync_limit: parse_value("syncLimit", sync_limit)?,
+    }))
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -396,6 +537,32 @@ mod tests {
         assert!(err.contains("clientPort=abc"), "{err}");
         let err = parse("dataDir=/x\nclientPort=1\nnonsense\n").unwrap_err().to_string();
         assert!(err.contains(":3:"), "{err}");
+    }
+
+    #[test]
+    fn reads_an_ensemble() {
+        let dir = std::env::temp_dir().join(format!("fk-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("myid"), "2\n").unwrap();
+        let text = format!(
+            "tickTime=2000\ndataDir={}\ninitLimit=10\nsyncLimit=5\n\
+             server.1=127.0.0.1:2888:3888;2181\nserver.2=127.0.0.1:2889:3889:participant;127.0.0.1:2182\n\
+             server.3=127.0.0.1:2890:3890:observer;2183\n",
+            dir.display()
+        );
+        let config = parse(&text).unwrap();
+        let quorum = config.quorum.unwrap();
+        assert_eq!(quorum.my_id, 2);
+        assert_eq!(quorum.servers.len(), 3);
+        assert_eq!(quorum.participants().count(), 2);
+        assert_eq!(quorum.servers[2].peer_type, PeerType::Observer);
+        assert_eq!(config.client_port, 2182);
+        assert_eq!(quorum.init_limit, 10);
+        let err = parse(&text.replace("initLimit=10\n", "")).unwrap_err().to_string();
+        assert!(err.contains("initLimit"), "{err}");
+        std::fs::write(dir.join("myid"), "9").unwrap();
+        assert!(parse(&text).unwrap_err().to_string().contains("myid"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //!   tree, four-letter words.
 
 pub mod config;
+pub mod metrics;
+pub mod quorum;
 pub mod server;
 pub mod tree;
 pub mod txlog;
+pub mod zab;

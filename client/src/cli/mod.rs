@@ -144,7 +144,7 @@ impl Shell {
         }
         let (zk, events) = ZooKeeper::builder(&self.server)
             .session_timeout(self.timeout)
-            .connect_timeout(Duration::from_secs(15))
+            .connect_timeout(self.timeout.clamp(Duration::from_secs(1), Duration::from_secs(10)))
             .connect()
             .await
             .map_err(|e| e.to_string())?;

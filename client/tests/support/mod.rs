@@ -87,7 +87,7 @@ impl TestServer {
         // The watchdog: start the server, print its pid, and kill it when our stdin closes.
         let script = format!(
             "cd {d}; {cmd} >{log} 2>&1 </dev/null & p=$!; echo $p; read _x; kill $p 2>/dev/null; \
-             sleep 1; kill -9 $p 2>/dev/null; wait $p 2>/dev/null",
+             sleep 1; kill -9 $p 2>/dev/null; wait $p 2>/dev/null; cd /; rm -rf {d}",
             d = sh_quote(&dir.to_string_lossy()),
             log = sh_quote(&log.to_string_lossy())
         );

@@ -72,7 +72,7 @@ impl LatencyStats {
 }
 
 /// Who waits for a txn to be applied.
-enum Origin {
+pub(super) enum Origin {
     /// A client request: reply to it.
     Client { conn: ConnId, xid: i32, op: i32, received: Instant },
     /// A new session: send the ConnectResponse.
@@ -84,9 +84,9 @@ enum Origin {
 }
 
 /// An entry of the commit queue, in the order it must complete.
-enum Pending {
+pub(super) enum Pending {
     /// A txn in the log, applied once durable.
-    Write { record: TxnRecord, origin: Origin },
+    Write { record: TxnRecord, origin: Origin, proposed: Instant },
     /// A request that must not overtake its connection's earlier writes.
     Deferred { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
 }
@@ -109,6 +109,8 @@ pub struct ConnState {
     pub latency: LatencyStats,
     /// Entries of this connection in the commit queue; while non-zero, its reads wait.
     pub queued: u32,
+    /// Ensemble mode: this connection's requests waiting in order (see `replica.rs`).
+    pub held: VecDeque<super::replica::Held>,
 }
 
 pub struct Core {
@@ -126,20 +128,25 @@ pub struct Core {
     pub latency: LatencyStats,
     last_reap: Instant,
     pub trace_mask: i64,
-    log: LogWriter,
-    log_status: watch::Receiver<LogStatus>,
+    pub(super) log: LogWriter,
+    pub(super) log_status: watch::Receiver<LogStatus>,
+    /// The log writer was replaced (ensemble: truncation, snapshot install).
+    pub(super) log_replaced: bool,
     /// Writes waiting for the log, and reads waiting behind them, in order.
-    pending: VecDeque<Pending>,
-    fatal: watch::Sender<Option<String>>,
+    pub(super) pending: VecDeque<Pending>,
+    pub(super) fatal: watch::Sender<Option<String>>,
     /// Txns applied since the last snapshot, and how many trigger the next one (snapCount/2 +
     /// a random part, so ensemble members do not snapshot together).
     txns_since_snapshot: u64,
     snapshot_after: u64,
     snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     last_purge: Instant,
+    pub(super) metrics: crate::metrics::ServerMetrics,
+    /// Ensemble mode: the Zab peer and the replica's bookkeeping.
+    pub(super) ensemble: Option<Box<super::replica::Replica>>,
 }
 
-fn wall_ms() -> i64 {
+pub(super) fn wall_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -151,6 +158,7 @@ impl Core {
         tree: DataTree,
         log: LogWriter,
         fatal: watch::Sender<Option<String>>,
+        metrics: crate::metrics::ServerMetrics,
     ) -> Core {
         let next_zxid = tree.last_processed_zxid() + 1;
         let started = Instant::now();
@@ -161,6 +169,7 @@ impl Core {
         Core {
             tracker,
             log_status: log.status(),
+            log_replaced: false,
             log,
             pending: VecDeque::new(),
             fatal,
@@ -168,6 +177,7 @@ impl Core {
             snapshot_after: snapshot_threshold(config.snap_count),
             snapshot_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             last_purge: started,
+            metrics,
             config,
             tree,
             connections: HashMap::new(),
@@ -180,11 +190,30 @@ impl Core {
             latency: LatencyStats::default(),
             last_reap: started,
             trace_mask: 0,
+            ensemble: None,
         }
     }
 
+    /// Ensemble mode: the core also drives this replica. Sessions are created by the server
+    /// id's tracker so that ids are unique across the ensemble.
+    /// `tail` is the logged, not yet applied part of the log (applied once committed).
+    pub fn with_replica(
+        mut self,
+        replica: super::replica::Replica,
+        server_id: u8,
+        tail: Vec<TxnRecord>,
+    ) -> Core {
+        self.tracker = SessionTracker::new(i64::from(self.config.tick_time_ms), server_id, wall_ms());
+        let now = Instant::now();
+        for record in tail {
+            self.pending.push_back(Pending::Write { record, origin: Origin::Internal, proposed: now });
+        }
+        self.ensemble = Some(Box::new(replica));
+        self
+    }
+
     /// Monotonic milliseconds, for session expiry.
-    fn mono_ms(&self) -> i64 {
+    pub(super) fn mono_ms(&self) -> i64 {
         self.started.elapsed().as_millis() as i64
     }
 
@@ -195,6 +224,10 @@ impl Core {
         let mut batch = Vec::with_capacity(256);
         let outstanding_max = (self.config.global_outstanding_limit as usize).max(1);
         let mut log_status = self.log_status.clone();
+        let mut incoming = self.ensemble.as_mut().and_then(|r| r.incoming.take());
+        let ensemble = self.ensemble.is_some();
+        let mut zab_ticker = tokio::time::interval(Duration::from_millis(10));
+        zab_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 // Stop taking requests while too many wait for the log: connections then stop
@@ -215,10 +248,31 @@ impl Core {
                         let _ = self.fatal.send(Some(reason));
                         break;
                     }
-                    self.on_durable(status.durable_zxid);
+                    if ensemble {
+                        self.zab_persisted(status.durable_zxid);
+                    } else {
+                        self.on_durable(status.durable_zxid);
+                    }
                 }
+                message = async {
+                    match incoming.as_mut() {
+                        Some(receiver) => receiver.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match message {
+                    Some(message) => self.on_peer_message(message),
+                    None => incoming = None,
+                },
+                _ = zab_ticker.tick(), if ensemble => self.zab_tick(),
                 _ = ticker.tick() => self.on_tick(),
                 _ = shutdown.changed() => break,
+            }
+            if self.log_replaced {
+                self.log_replaced = false;
+                log_status = self.log_status.clone();
+            }
+            if self.fatal.borrow().is_some() {
+                break;
             }
             self.flush();
         }
@@ -237,7 +291,12 @@ impl Core {
             }
             Event::Closed { conn } => self.drop_connection(conn),
             Event::FourLetter { word, reply } => {
-                let text = super::fourlw::execute(self, &word);
+                // Without a leader, ZooKeeper answers only the words that need no server.
+                let text = if self.serving() || matches!(word.as_str(), "ruok" | "envi" | "conf" | "isro") {
+                    super::fourlw::execute(self, &word)
+                } else {
+                    "This ZooKeeper instance is not currently serving requests\n".to_owned()
+                };
                 let _ = reply.send(text);
             }
         }
@@ -250,6 +309,11 @@ impl Core {
         request: ConnectRequest,
         outbound: mpsc::Sender<Outbound>,
     ) {
+        if !self.serving() {
+            tracing::debug!(conn, "refusing a client: this server has no leader");
+            let _ = outbound.try_send(Outbound::Close);
+            return;
+        }
         let last_zxid = self.tree.last_processed_zxid();
         if request.last_zxid_seen > last_zxid {
             tracing::info!(
@@ -267,12 +331,18 @@ impl Core {
         let session_id = if request.session_id == 0 {
             let session_id = self.tracker.next_session_id();
             self.tracker.add(session_id, timeout_ms, now);
+            self.touch_later(session_id);
             session_id
         } else {
             let id = request.session_id;
+            // As ZooKeeper: whatever connection the session had is closed first, even when
+            // the password then turns out wrong.
+            if let Some(old) = self.session_conn.remove(&id) {
+                self.close_connection(old);
+            }
             let password = tree::session_password(id);
             let valid = self.tree.sessions().contains_key(&id)
-                && self.tracker.is_live(id)
+                && (!self.may_propose() || self.tracker.is_live(id))
                 && request.passwd.as_deref() == Some(&password[..]);
             if !valid {
                 tracing::info!(conn, session = format_args!("0x{id:x}"), "invalid or expired session");
@@ -290,6 +360,7 @@ impl Core {
                 return;
             }
             self.tracker.add(id, timeout_ms, now);
+            self.touch_later(id);
             id
         };
         if let Some(old) = self.session_conn.insert(session_id, conn)
@@ -321,9 +392,12 @@ impl Core {
             last_latency_ms: 0,
             latency: LatencyStats::default(),
             queued: 0,
+            held: VecDeque::new(),
         };
         self.connections.insert(conn, state);
-        if request.session_id == 0 {
+        if request.session_id == 0 && self.ensemble.is_some() {
+            self.ensemble_create_session(conn, session_id, timeout_ms, response);
+        } else if request.session_id == 0 {
             // A new session is a txn: the client hears of it once it is durable.
             let caller = Caller { session_id, conn, auth: Vec::new() };
             let txn = self.tree.prep_create_session(session_id, timeout_ms, self.next_zxid);
@@ -334,7 +408,7 @@ impl Core {
         tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
     }
 
-    fn send_connect_response(&mut self, conn: ConnId, response: &ConnectResponse) {
+    pub(super) fn send_connect_response(&mut self, conn: ConnId, response: &ConnectResponse) {
         let Some(state) = self.connections.get_mut(&conn) else { return };
         frame::write(&mut state.pending, |b| response.write(b));
         self.dirty.push(conn);
@@ -365,18 +439,25 @@ impl Core {
             self.close_connection(conn_id);
             return;
         }
+        if self.ensemble.is_some() && !matches!(request, Err(RequestFault::UnknownOp)) {
+            let request = match request {
+                Ok(request) => Ok(request),
+                Err(_) if is_write_op(op_code) => Err(()),
+                Err(_) => {
+                    let zxid = self.tree.last_processed_zxid();
+                    self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
+                    return;
+                }
+            };
+            self.ensemble_request(conn_id, xid, op_code, request, received);
+            return;
+        }
         let request = match request {
             Ok(request) => request,
             Err(RequestFault::UnknownOp) => {
                 tracing::warn!(conn = conn_id, op = op_code, "unknown opcode; closing connection");
-                self.reply(
-                    conn_id,
-                    xid,
-                    self.tree.last_processed_zxid(),
-                    Err(Code::Unimplemented),
-                    op_code,
-                    received,
-                );
+                // UnimplementedRequestProcessor answers with the request's unassigned zxid, -1.
+                self.reply(conn_id, xid, -1, Err(Code::Unimplemented), op_code, received);
                 self.close_connection(conn_id);
                 return;
             }
@@ -409,7 +490,14 @@ impl Core {
     }
 
     /// Runs a request that needs no txn.
-    fn execute(&mut self, conn_id: ConnId, xid: i32, op_code: i32, request: Request, received: Instant) {
+    pub(super) fn execute(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: Request,
+        received: Instant,
+    ) {
         let Some(conn) = self.connections.get_mut(&conn_id) else { return };
         match request {
             Request::Ping => {
@@ -425,6 +513,8 @@ impl Core {
                         for id in ids {
                             if !conn.caller.auth.contains(&id) {
                                 conn.caller.auth.push(id);
+                                // Keep ZooKeeper's iteration order of its auth-info set.
+                                tree::acl::java_set_order(&mut conn.caller.auth);
                             }
                         }
                         self.reply(conn_id, xid, 0, Ok(Response::Empty), op_code, received);
@@ -501,7 +591,7 @@ impl Core {
     }
 
     /// Turns a write request into a txn and queues it on the log.
-    fn propose_request(
+    pub(super) fn propose_request(
         &mut self,
         conn_id: ConnId,
         xid: i32,
@@ -510,10 +600,15 @@ impl Core {
         received: Instant,
     ) {
         let caller = self.caller(conn_id);
+        let Some(zxid) = self.prep_zxid() else {
+            // Ensemble: not leading any more, or too many proposals outstanding.
+            self.close_connection(conn_id);
+            return;
+        };
         let txn = match &request {
             // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
             Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
-            request => self.tree.prep(&caller, request, self.next_zxid, wall_ms()),
+            request => self.tree.prep(&caller, request, zxid, wall_ms()),
         };
         let origin = if matches!(request, Request::CloseSession) {
             self.tracker.remove(caller.session_id);
@@ -524,7 +619,7 @@ impl Core {
         self.propose(&caller, xid, txn, origin);
     }
 
-    fn caller(&self, conn: ConnId) -> Caller {
+    pub(super) fn caller(&self, conn: ConnId) -> Caller {
         self.connections.get(&conn).map(|c| c.caller.clone()).unwrap_or_default()
     }
 
@@ -546,7 +641,11 @@ impl Core {
 
     /// Stamps `txn` with the next zxid and the time, appends it to the log and queues it to be
     /// applied once durable.
-    fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
+    pub(super) fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
+        if self.ensemble.is_some() {
+            self.zab_propose(caller, cxid, txn, origin);
+            return;
+        }
         let zxid = self.next_zxid;
         self.next_zxid += 1;
         let header =
@@ -561,12 +660,13 @@ impl Core {
             }
             Origin::Internal => {}
         }
-        self.pending.push_back(Pending::Write { record, origin });
+        self.pending.push_back(Pending::Write { record, origin, proposed: Instant::now() });
     }
 
     /// The log made everything up to `durable` durable: apply those txns in order, answer their
     /// clients, and run the reads that waited behind them.
-    fn on_durable(&mut self, durable: i64) {
+    pub(super) fn on_durable(&mut self, durable: i64) {
+        let durable_at = Instant::now();
         while let Some(front) = self.pending.front() {
             if let Pending::Write { record, .. } = front
                 && record.header.zxid > durable
@@ -575,7 +675,37 @@ impl Core {
             }
             let Some(entry) = self.pending.pop_front() else { break };
             match entry {
-                Pending::Write { record, origin } => self.apply(record, origin),
+                Pending::Write { record, origin, proposed } => {
+                    self.metrics.observe_stage(STAGE_LOG, durable_at.duration_since(proposed).as_secs_f64());
+                    if let Origin::Client { received, .. } | Origin::Close { received, .. } = &origin {
+                        let wait = proposed.duration_since(*received).as_secs_f64();
+                        self.metrics.observe_stage(STAGE_QUEUE, wait);
+                    }
+                    let client = match &origin {
+                        Origin::Client { received, .. } | Origin::Close { received, .. } => Some(*received),
+                        _ => None,
+                    };
+                    let replicated = self.ensemble.is_some().then(|| {
+                        let conn = match &origin {
+                            Origin::Client { conn, .. }
+                            | Origin::Connect { conn, .. }
+                            | Origin::Close { conn, .. } => Some(*conn),
+                            Origin::Internal => None,
+                        };
+                        (record.header.clone(), conn)
+                    });
+                    self.apply(record, origin);
+                    if let Some((header, conn)) = replicated {
+                        self.ensemble_applied(&header, conn);
+                    }
+                    let applied_at = Instant::now();
+                    self.metrics
+                        .observe_stage(STAGE_APPLY, applied_at.duration_since(durable_at).as_secs_f64());
+                    if let Some(received) = client {
+                        let total = applied_at.duration_since(received).as_secs_f64();
+                        self.metrics.observe_stage(STAGE_END_TO_END, total);
+                    }
+                }
                 Pending::Deferred { conn, xid, op, request, received } => {
                     if let Some(state) = self.connections.get_mut(&conn) {
                         state.queued -= 1;
@@ -593,8 +723,20 @@ impl Core {
         if self.txns_since_snapshot >= self.snapshot_after {
             self.take_snapshot();
         }
-        for (conn, event) in &outcome.events {
-            self.push_event(*conn, zxid, event);
+        for (conn, event, acl) in &outcome.events {
+            // ZooKeeper sends a node's event only to connections allowed to READ the node.
+            let allowed = self.connections.get(conn).is_some_and(|state| {
+                tree::acl::check(
+                    self.config.skip_acl,
+                    acl,
+                    ferrokeeper_proto::op::perms::READ,
+                    &state.caller.auth,
+                )
+                .is_ok()
+            });
+            if allowed {
+                self.push_event(*conn, zxid, event);
+            }
         }
         match origin {
             Origin::Client { conn, xid, op, received } => {
@@ -640,15 +782,20 @@ impl Core {
         let serialize_ms = started.elapsed().as_millis() as u64;
         let dir = self.config.snap_dir.clone();
         let running = self.snapshot_running.clone();
+        let (duration, size) = (self.metrics.snapshot_duration.clone(), self.metrics.snapshot_size.clone());
         let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
             match crate::txlog::snapshot::write(&dir, zxid, &bytes) {
-                Ok(path) => tracing::info!(
-                    path = %path.display(),
-                    bytes = bytes.len(),
-                    serialize_ms,
-                    total_ms = started.elapsed().as_millis() as u64,
-                    "snapshot written"
-                ),
+                Ok(path) => {
+                    duration.observe(started.elapsed().as_secs_f64());
+                    size.set(bytes.len() as i64);
+                    tracing::info!(
+                        path = %path.display(),
+                        bytes = bytes.len(),
+                        serialize_ms,
+                        total_ms = started.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    )
+                }
                 // The log still holds everything: a failed snapshot loses nothing.
                 Err(error) => tracing::error!(%error, dir = %dir.display(), "snapshot failed"),
             }
@@ -678,7 +825,7 @@ impl Core {
         self.dirty.push(conn);
     }
 
-    fn reply(
+    pub(super) fn reply(
         &mut self,
         conn: ConnId,
         xid: i32,
@@ -699,7 +846,12 @@ impl Core {
                 body.write_body(b);
             }
         });
-        let latency_ms = received.elapsed().as_millis() as u64;
+        let elapsed = received.elapsed();
+        self.metrics.observe_request(op_code, elapsed.as_secs_f64());
+        if err != 0 {
+            self.metrics.count_error(err);
+        }
+        let latency_ms = elapsed.as_millis() as u64;
         state.sent += 1;
         state.last_op = op::name(op_code);
         state.last_cxid = xid;
@@ -735,7 +887,7 @@ impl Core {
     }
 
     /// Queues a close after whatever is pending and forgets the connection.
-    fn close_connection(&mut self, conn: ConnId) {
+    pub(super) fn close_connection(&mut self, conn: ConnId) {
         if let Some(state) = self.connections.get_mut(&conn) {
             if !state.pending.is_empty() {
                 let data = state.pending.split().freeze();
@@ -755,12 +907,32 @@ impl Core {
         }
     }
 
+    fn update_gauges(&self) {
+        let m = &self.metrics;
+        m.connections.set(self.connections.len() as i64);
+        m.sessions.set(self.tree.sessions().len() as i64);
+        m.znodes.set(self.tree.node_count() as i64);
+        m.watches.set(self.tree.watch_stats().total as i64);
+        m.ephemerals.set(self.tree.ephemerals().values().map(|v| v.len() as i64).sum());
+        m.approximate_data_size.set(self.tree.approximate_data_size() as i64);
+        m.outstanding_requests.set(self.pending.len() as i64);
+        m.last_zxid.set(self.tree.last_processed_zxid());
+        m.epoch.set(self.tree.last_processed_zxid() >> 32);
+    }
+
     fn on_tick(&mut self) {
+        self.update_gauges();
         let now = self.mono_ms();
+        self.send_touches();
+        if !self.may_propose() {
+            // Ensemble: only the leader expires sessions and reaps nodes.
+            return;
+        }
         for session_id in self.tracker.expired(now) {
             tracing::info!(session = format_args!("0x{session_id:x}"), "session expired");
             let caller = Caller { session_id, conn: 0, auth: Vec::new() };
-            let txn = self.tree.prep(&caller, &Request::CloseSession, self.next_zxid, wall_ms());
+            let Some(zxid) = self.prep_zxid() else { break };
+            let txn = self.tree.prep(&caller, &Request::CloseSession, zxid, wall_ms());
             self.propose(&caller, 0, txn, Origin::Internal);
             self.tracker.remove(session_id);
             if let Some(conn) = self.session_conn.remove(&session_id) {
@@ -788,10 +960,19 @@ impl Core {
             let system = Caller { session_id: 0, conn: 0, auth: vec![Id::new("super", "")] };
             for path in self.tree.reapable(wall_ms(), per_interval) {
                 let request = Request::DeleteContainer(ferrokeeper_proto::DeleteContainerRequest { path });
-                let txn = self.tree.prep(&system, &request, self.next_zxid, wall_ms());
+                let Some(zxid) = self.prep_zxid() else { break };
+                let txn = self.tree.prep(&system, &request, zxid, wall_ms());
                 self.propose(&system, 0, txn, Origin::Internal);
             }
         }
+    }
+
+    pub fn log_stats(&self) -> Arc<crate::txlog::stats::LogStats> {
+        self.log.stats()
+    }
+
+    pub fn log_backend(&self) -> &'static str {
+        self.log.backend().name()
     }
 
     /// `srst`: resets server-wide counters.
@@ -815,6 +996,11 @@ impl Core {
         }
     }
 }
+
+const STAGE_QUEUE: usize = 0;
+const STAGE_LOG: usize = 1;
+const STAGE_APPLY: usize = 4;
+const STAGE_END_TO_END: usize = 5;
 
 /// ZooKeeper's SyncRequestProcessor: snapshot after snapCount/2 + rand[0, snapCount/2) txns.
 fn snapshot_threshold(snap_count: u64) -> u64 {

@@ -66,7 +66,7 @@ fn server_lines(core: &Core, with_clients: bool) -> String {
     let _ = write!(
         out,
         "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\n\
-         Zxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+         Zxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         latency.min_ms,
         java_double(latency.avg_ms()),
         latency.max_ms,
@@ -74,6 +74,7 @@ fn server_lines(core: &Core, with_clients: bool) -> String {
         core.packets_sent,
         core.connections.len(),
         core.tree.last_processed_zxid(),
+        core.mode(),
         core.tree.node_count(),
     );
     out
@@ -86,7 +87,7 @@ fn mntr(core: &Core) -> String {
     let (open_fds, max_fds) = file_descriptors();
     let lines: Vec<(&str, String)> = vec![
         ("zk_version", VERSION.to_owned()),
-        ("zk_server_state", "standalone".to_owned()),
+        ("zk_server_state", core.mode().to_owned()),
         ("zk_avg_latency", java_double(latency.avg_ms())),
         ("zk_max_latency", latency.max_ms.to_string()),
         ("zk_min_latency", latency.min_ms.to_string()),
@@ -105,6 +106,31 @@ fn mntr(core: &Core) -> String {
         ("zk_local_sessions", "0".to_owned()),
         ("zk_last_proposal_size", "-1".to_owned()),
     ];
+    let mut lines = lines;
+    if let Some(peer_state) = core.peer_state() {
+        lines.insert(2, ("zk_peer_state", peer_state.to_owned()));
+    }
+    if let Some(synced) = core.synced_followers() {
+        lines.push(("zk_synced_followers", synced.to_string()));
+    }
+    let log = core.log_stats();
+    // ZooKeeper's BASIC summaries: fsync time in ms, txns per group commit.
+    let summary = |name: &str, h: &crate::txlog::stats::Histogram, scale: f64| {
+        let avg = if h.count() == 0 { 0.0 } else { h.sum() as f64 / h.count() as f64 * scale };
+        vec![
+            (format!("zk_avg_{name}"), java_double(avg)),
+            (format!("zk_min_{name}"), ((h.min() as f64 * scale) as u64).to_string()),
+            (format!("zk_max_{name}"), ((h.max() as f64 * scale) as u64).to_string()),
+            (format!("zk_cnt_{name}"), h.count().to_string()),
+            (format!("zk_sum_{name}"), ((h.sum() as f64 * scale) as u64).to_string()),
+        ]
+    };
+    let mut extra = summary("fsynctime", &log.fsync_micros, 0.001);
+    extra.extend(summary("sync_processor_batch_size", &log.txns_per_batch, 1.0));
+    extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
+    extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
+    let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    lines.extend(extra);
     let mut out = String::new();
     for (key, value) in lines {
         let _ = writeln!(out, "{key}\t{value}");

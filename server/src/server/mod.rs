@@ -15,6 +15,8 @@
 mod connection;
 mod core;
 mod fourlw;
+mod http;
+mod replica;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,22 +33,60 @@ pub use self::core::VERSION;
 use crate::tree::{DataTree, TreeConfig};
 use crate::txlog::LogWriter;
 use crate::txlog::reader::recover;
+use ferrokeeper_proto::Jute;
+use ferrokeeper_proto::txn::TxnRecord;
 
-/// A running standalone server; [`Server::shutdown`] stops it.
+/// A running server (standalone or an ensemble member); [`Server::shutdown`] stops it.
 pub struct Server {
     local_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     fatal: watch::Receiver<Option<String>>,
 }
 
-/// Rebuilds the tree from the transaction log.
-pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
-    let tree_config = TreeConfig {
+fn tree_config(config: &Config) -> TreeConfig {
+    TreeConfig {
         skip_acl: config.skip_acl,
         extended_types_enabled: config.extended_types_enabled,
         container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
-    };
+    }
+}
+
+fn load_snapshot(config: &Config) -> anyhow::Result<DataTree> {
+    let tree_config = tree_config(config);
+    Ok(
+        match crate::txlog::snapshot::load_newest(&config.snap_dir, &tree_config)
+            .with_context(|| format!("cannot read snapshots in {}", config.snap_dir.display()))?
+        {
+            Some((path, tree)) => {
+                tracing::info!(path = %path.display(), nodes = tree.node_count(), "loaded snapshot");
+                tree
+            }
+            None => DataTree::new(tree_config),
+        },
+    )
+}
+
+/// Ensemble recovery (duty 6): the tree is the newest snapshot (known committed); the log
+/// records after it may be uncommitted, so they are handed to the peer as its log tail and
+/// applied only when the leader commits them.
+fn recover_replica(config: &Config) -> anyhow::Result<(DataTree, Vec<TxnRecord>)> {
+    let tree = load_snapshot(config)?;
+    let mut tail = Vec::new();
+    let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| tail.push(record))?;
+    tracing::info!(
+        snapshot_zxid = format_args!("0x{:x}", tree.last_processed_zxid()),
+        logged_after = tail.len(),
+        last_zxid = format_args!("0x{:x}", recovery.last_zxid),
+        "recovered a replica"
+    );
+    Ok((tree, tail))
+}
+
+/// Rebuilds the tree from the transaction log.
+pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
+    let tree_config = tree_config(config);
     let started = std::time::Instant::now();
     let mut tree = match crate::txlog::snapshot::load_newest(&config.snap_dir, &tree_config)
         .with_context(|| format!("cannot read snapshots in {}", config.snap_dir.display()))?
@@ -80,8 +120,12 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let capacity = (config.global_outstanding_limit as usize).max(16);
         let (events, events_rx) = mpsc::channel(capacity);
-        let tree = recover_tree(&config)?;
-        let log = LogWriter::start(config.log.clone(), tree.last_processed_zxid())
+        let (tree, tail) = match &config.quorum {
+            None => (recover_tree(&config)?, Vec::new()),
+            Some(_) => recover_replica(&config)?,
+        };
+        let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
+        let log = LogWriter::start(config.log.clone(), last_logged)
             .with_context(|| format!("cannot start the transaction log in {}", config.log.dir.display()))?;
         tracing::info!(
             backend = log.backend().name(),
@@ -90,15 +134,43 @@ impl Server {
             "transaction log ready"
         );
         let (fatal_tx, fatal) = watch::channel(None);
-        let core = core::Core::new(config.clone(), tree, log, fatal_tx);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics =
+            crate::metrics::ServerMetrics::register(&mut registry, log.stats(), log.backend().name());
+        metrics.set_role(if config.quorum.is_some() { "looking" } else { "standalone" });
+        let registry = Arc::new(Mutex::new(registry));
+        let mut metrics_addr = None;
+        let mut extra_tasks = Vec::new();
+        if let Some(addr) = config.metrics_http {
+            let listener =
+                http::bind(addr).await.with_context(|| format!("cannot bind the metrics port {addr}"))?;
+            metrics_addr = Some(listener.local_addr()?);
+            tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
+            extra_tasks.push(tokio::spawn(http::serve(listener, registry.clone(), shutdown_rx.clone())));
+        }
+        let replica = match &config.quorum {
+            Some(quorum) => Some(start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?),
+            None => None,
+        };
+        let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics);
+        if let Some((replica, my_id)) = replica {
+            core = core.with_replica(replica, my_id, tail);
+        }
         let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
         let accept_task = tokio::spawn(accept_loop(listener, config, events, shutdown_rx));
         tracing::info!(%local_addr, "serving clients");
-        Ok(Server { local_addr, shutdown, tasks: vec![core_task, accept_task], fatal })
+        let mut tasks = vec![core_task, accept_task];
+        tasks.extend(extra_tasks);
+        Ok(Server { local_addr, metrics_addr, shutdown, tasks, fatal })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where `/metrics` is served, if enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// Resolves when the server cannot go on (the transaction log failed), with the reason.
@@ -121,6 +193,66 @@ impl Server {
             let _ = task.await;
         }
     }
+}
+
+/// Builds the Zab peer from the epoch files and the log tail, and starts the server links on
+/// the quorum port.
+async fn start_replica(
+    config: &Config,
+    quorum: &crate::config::QuorumConfig,
+    tree: &DataTree,
+    tail: &[TxnRecord],
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<(replica::Replica, u8)> {
+    use crate::config::PeerType;
+    use crate::quorum::epochs;
+    let me = quorum.me().context("myid names no server.N line")?;
+    if me.peer_type == PeerType::Observer {
+        anyhow::bail!("observers are not implemented");
+    }
+    let my_id = u8::try_from(quorum.my_id).context("server ids above 255 are not supported")?;
+    let mut peers = HashMap::new();
+    for server in quorum.participants() {
+        let addr = tokio::net::lookup_host((server.host.as_str(), server.quorum_port))
+            .await
+            .with_context(|| format!("cannot resolve server.{} host {}", server.id, server.host))?
+            .next()
+            .with_context(|| format!("server.{} host {} has no address", server.id, server.host))?;
+        peers.insert(server.id, addr);
+    }
+    let listen = *peers.get(&quorum.my_id).context("this server is not a participant")?;
+    let (sender, incoming) = crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown)
+        .await
+        .with_context(|| format!("cannot bind the quorum port {listen}"))?;
+    let current_epoch = epochs::read(&config.data_dir, epochs::CURRENT)?;
+    let accepted_epoch = epochs::read(&config.data_dir, epochs::ACCEPTED)?.max(current_epoch);
+    let applied = tree.last_processed_zxid();
+    let durable = crate::zab::DurableState {
+        current_epoch,
+        accepted_epoch,
+        applied_zxid: applied,
+        log_base: applied,
+        log_tail: tail
+            .iter()
+            .map(|record| (record.header.zxid, bytes::Bytes::from(record.encode_to_vec())))
+            .collect(),
+    };
+    let mut zab_config = crate::zab::Config::new(quorum.my_id, peers.keys().copied().collect());
+    zab_config.tick_ms = u64::from(config.tick_time_ms);
+    zab_config.init_limit = u64::from(quorum.init_limit);
+    zab_config.sync_limit = u64::from(quorum.sync_limit);
+    zab_config.proposals_outstanding_max = (config.global_outstanding_limit as usize).max(1000);
+    tracing::info!(
+        my_id = quorum.my_id,
+        %listen,
+        current_epoch,
+        accepted_epoch,
+        applied = format_args!("0x{applied:x}"),
+        "starting as an ensemble member"
+    );
+    let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);
+    let replica = replica::Replica::new(peer, sender, incoming, tree_config(config), config.data_dir.clone());
+    Ok((replica, my_id))
 }
 
 /// Live connections per client IP, for maxClientCnxns.

@@ -188,6 +188,47 @@ pub fn is_valid_id(scheme: &str, id: &str) -> bool {
     }
 }
 
+/// Java's `String.hashCode` (over UTF-16 code units).
+fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(i32::from(unit)))
+}
+
+/// The jute-generated `Id.hashCode`.
+fn java_id_hash(id: &Id) -> i32 {
+    let mut result: i32 = 17;
+    result = result.wrapping_mul(37).wrapping_add(java_string_hash(&id.scheme));
+    result.wrapping_mul(37).wrapping_add(java_string_hash(&id.id))
+}
+
+/// Reorders a connection's ids (kept in insertion order up to now) the way ZooKeeper's
+/// `ServerCnxn.authInfo` — a set backed by a `ConcurrentHashMap` — iterates them: by hash
+/// bucket of the current table (16 slots, doubling at 3/4 full), insertion order within a
+/// bucket. Clients see this order in whoAmI and in `auth`-scheme ACL expansion.
+pub fn java_set_order(ids: &mut [Id]) {
+    let mut table = 16usize;
+    while ids.len() >= table * 3 / 4 {
+        table *= 2;
+    }
+    ids.sort_by_key(|id| {
+        let h = java_id_hash(id);
+        let spread = (h ^ ((h as u32) >> 16) as i32) & 0x7fff_ffff;
+        spread as usize & (table - 1)
+    });
+}
+
+/// Reorders strings (given in sorted order) the way a `java.util.HashSet<String>` built from
+/// them iterates: by bucket of `String.hashCode` (spread as HashMap does) in a table sized as
+/// `new HashSet<>(collection)` sizes it.
+pub fn java_hash_set_order(items: &mut [String]) {
+    let wanted = ((items.len() as f64 / 0.75) as usize + 1).max(16);
+    let table = wanted.next_power_of_two();
+    items.sort_by_key(|item| {
+        let h = java_string_hash(item);
+        let spread = h ^ ((h as u32) >> 16) as i32;
+        spread as u32 as usize & (table - 1)
+    });
+}
+
 /// Whether authenticated ids of `scheme` may stand in for the `auth` scheme. Only digest
 /// ids are "authenticated" (`isAuthenticated()`); ip and super are not.
 fn is_authenticated_scheme(scheme: &str) -> bool {
@@ -278,6 +319,18 @@ pub fn mask_digests(acl: &[Acl]) -> Vec<Acl> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod java_order_tests {
+    use super::*;
+
+    #[test]
+    fn string_hash_matches_java() {
+        // "hello".hashCode() == 99162322, "".hashCode() == 0 in Java.
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash(""), 0);
+    }
 }
 
 #[cfg(test)]

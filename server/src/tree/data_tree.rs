@@ -5,6 +5,7 @@
 //! `dataLength` of null data is 0, and containers / TTL nodes show `ephemeralOwner` 0.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use ferrokeeper_proto::multi::{MultiOp, MultiResponse, OpResult};
@@ -38,8 +39,9 @@ struct Node {
     children: BTreeSet<String>,
 }
 
-/// Events produced while applying, in delivery order.
-type Events = Vec<(ConnId, WatcherEvent)>;
+/// Events produced while applying, in delivery order, each with the ACL of the node it is
+/// about (ZooKeeper delivers an event only to connections with READ on that ACL).
+type Events = Vec<(ConnId, WatcherEvent, Arc<Vec<Acl>>)>;
 
 /// The special nodes ZooKeeper refuses to delete (`DataTree.isSpecialPath`).
 const SPECIAL: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
@@ -298,6 +300,12 @@ impl DataTree {
         if self.is_session_owner(parent.stat.ephemeral_owner) {
             return Err(Code::NoChildrenForEphemerals);
         }
+        // createTTL with a non-TTL mode and a negative ttl passes every ZooKeeper check above
+        // and then fails while applying (3.8.0 stops serving). Refuse it here, last, so the
+        // earlier errors come out as ZooKeeper reports them.
+        if opcode == op::CREATE_TTL && !mode.is_ttl() {
+            return Err(Code::BadArguments);
+        }
         let new_cversion = parent_cversion.wrapping_add(1);
         let txn = match opcode {
             op::CREATE_CONTAINER => Txn::CreateContainer(CreateContainerTxn {
@@ -459,18 +467,62 @@ impl DataTree {
             }
         }
         self.pending.sessions.insert(session, (zxid, false));
-        Txn::CloseSession(CloseSessionTxn { paths_to_delete: es.into_iter().collect() })
+        // ZooKeeper lists them from a HashSet: watchers see the deletions in that order.
+        let mut paths: Vec<String> = es.into_iter().collect();
+        super::acl::java_hash_set_order(&mut paths);
+        Txn::CloseSession(CloseSessionTxn { paths_to_delete: paths })
+    }
+
+    /// How ZooKeeper's MultiOperationRecord turns a create sub-op into an `Op`: the kind
+    /// comes from the flags, not the header's opcode (`Op.create` with
+    /// `CreateMode.fromFlag(flags, PERSISTENT)`): a create2 becomes a plain create (its result
+    /// has no stat), a createTTL whose flags are not a TTL mode becomes a plain create (the
+    /// ttl is dropped), and a create/create2/createContainer header with TTL flags cannot be
+    /// handled at all (ZooKeeper fails the whole multi with MarshallingError).
+    fn normalize_multi(ops: &[MultiOp]) -> Vec<Result<MultiOp, Code>> {
+        let kind = |flags: i32| CreateMode::from_flags(flags).unwrap_or(CreateMode::Persistent);
+        let plain_op = |mode: CreateMode| if mode.is_container() { op::CREATE_CONTAINER } else { op::CREATE };
+        ops.iter()
+            .map(|mop| match mop {
+                MultiOp::Create { request, .. } => {
+                    let mode = kind(request.flags);
+                    if mode.is_ttl() {
+                        return Err(Code::MarshallingError);
+                    }
+                    Ok(MultiOp::Create { op: plain_op(mode), request: request.clone() })
+                }
+                MultiOp::CreateTtl(r) if !kind(r.flags).is_ttl() => Ok(MultiOp::Create {
+                    op: plain_op(kind(r.flags)),
+                    request: ferrokeeper_proto::CreateRequest {
+                        path: r.path.clone(),
+                        data: r.data.clone(),
+                        acl: r.acl.clone(),
+                        flags: r.flags,
+                    },
+                }),
+                other => Ok(other.clone()),
+            })
+            .collect()
     }
 
     fn prep_multi(&mut self, caller: &Caller, ops: &[MultiOp], zxid: i64, time: i64) -> Txn {
+        let ops = Self::normalize_multi(ops);
         let saved = self.pending.clone();
         let mut txns = Vec::with_capacity(ops.len());
         let mut failed = false;
-        for mop in ops {
+        for mop in &ops {
             if failed {
                 txns.push(err_txn(Code::RuntimeInconsistency));
                 continue;
             }
+            let mop = match mop {
+                Ok(mop) => mop,
+                Err(code) => {
+                    // Reached an op ZooKeeper cannot even prep: the whole request fails.
+                    self.pending = saved;
+                    return err_txn(*code);
+                }
+            };
             let r = match mop {
                 MultiOp::Create { op: o, request } => self.prep_create(caller, *o, request, -1, zxid, time),
                 MultiOp::CreateTtl(r) => {
@@ -608,7 +660,11 @@ impl DataTree {
                 node.stat.mtime = time;
                 node.stat.mzxid = zxid;
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
-                events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_DATA_CHANGED, &t.path))));
+                if !fired.is_empty() {
+                    let acl = Arc::new(node.acl.clone());
+                    let changed = |c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone());
+                    events.extend(fired.into_iter().map(changed));
+                }
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
             }
@@ -697,11 +753,14 @@ impl DataTree {
         if self.is_session_owner(owner) {
             self.ephemerals.entry(owner).or_default().insert(path.to_owned());
         }
+        // ACLs are copied for the events only when a watch fired (most writes fire none).
         let none = BTreeSet::new();
         let fired = self.watches.data.trigger(path, &none);
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path))));
-        let fired = self.watches.child.trigger(&parent_path, &none);
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path))));
+        if !fired.is_empty() {
+            let acl = Arc::new(acl.to_vec());
+            events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
+        }
+        self.fire_children_changed(&parent_path, events);
         Ok(stat)
     }
 
@@ -729,11 +788,24 @@ impl DataTree {
         }
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
-        events.extend(data_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path))));
-        events.extend(child_fired.into_iter().map(|c| (c, event(event_type::NODE_DELETED, path))));
-        let fired = self.watches.child.trigger(&parent_path, &BTreeSet::new());
-        events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CHILDREN_CHANGED, &parent_path))));
+        if !data_fired.is_empty() || !child_fired.is_empty() {
+            let acl = Arc::new(node.acl);
+            let deleted = |c| (c, event(event_type::NODE_DELETED, path), acl.clone());
+            events.extend(data_fired.into_iter().chain(child_fired).map(deleted));
+        }
+        self.fire_children_changed(&parent_path, events);
         Ok(())
+    }
+
+    /// NodeChildrenChanged for `parent_path`'s child watchers, with the parent's ACL.
+    fn fire_children_changed(&mut self, parent_path: &str, events: &mut Events) {
+        let fired = self.watches.child.trigger(parent_path, &BTreeSet::new());
+        if fired.is_empty() {
+            return;
+        }
+        let acl = Arc::new(self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default());
+        let changed = |c| (c, event(event_type::NODE_CHILDREN_CHANGED, parent_path), acl.clone());
+        events.extend(fired.into_iter().map(changed));
     }
 
     fn close_session(&mut self, session: SessionId, paths: &[String], zxid: i64, events: &mut Events) {
@@ -858,12 +930,19 @@ impl DataTree {
             Request::CheckWatches(r) => {
                 let (p, c) = (&r.path, caller.conn);
                 let w = &self.watches;
+                // ZooKeeper 3.8's WatchManager.containsWatcher answers "yes" when *any*
+                // connection watches the exact path ("at the leaf node, all watcher types
+                // match"), or this connection watches it recursively. Clients see that, so
+                // we answer the same.
+                let any_on = |m: &super::watch::WatchManager| m.watched(p);
                 let found = match r.watcher_type {
-                    watcher_type::CHILDREN => w.child.contains(p, c, STANDARD),
-                    watcher_type::DATA => w.data.contains(p, c, STANDARD),
+                    watcher_type::CHILDREN => any_on(&w.child) || w.child.contains(p, c, RECURSIVE),
+                    watcher_type::DATA => any_on(&w.data) || w.data.contains(p, c, RECURSIVE),
                     watcher_type::PERSISTENT => w.data.contains(p, c, PERSISTENT),
                     watcher_type::PERSISTENT_RECURSIVE => w.data.contains(p, c, RECURSIVE),
-                    watcher_type::ANY => w.child.contains(p, c, 0) || w.data.contains(p, c, 0),
+                    watcher_type::ANY => {
+                        any_on(&w.child) || any_on(&w.data) || w.data.contains(p, c, RECURSIVE)
+                    }
                     _ => return Err(Code::MarshallingError),
                 };
                 if found { Ok(Response::Empty) } else { Err(Code::NoWatcher) }
@@ -871,9 +950,12 @@ impl DataTree {
             Request::RemoveWatches(r) => {
                 let (p, c) = (&r.path, caller.conn);
                 let w = &mut self.watches;
+                // ZooKeeper's WatchManager.removeWatcher drops the connection's entry for the
+                // path whatever its mode, so a Data/Children removal also ends a persistent
+                // watch held in that table.
                 let removed = match r.watcher_type {
-                    watcher_type::CHILDREN => w.child.remove(p, c, STANDARD),
-                    watcher_type::DATA => w.data.remove(p, c, STANDARD),
+                    watcher_type::CHILDREN => w.child.remove(p, c, 0),
+                    watcher_type::DATA => w.data.remove(p, c, 0),
                     watcher_type::PERSISTENT => {
                         let a = w.child.remove(p, c, PERSISTENT);
                         let b = w.data.remove(p, c, PERSISTENT);

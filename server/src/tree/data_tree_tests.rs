@@ -2,7 +2,7 @@
 
 use super::*;
 use ferrokeeper_proto::multi::MultiRequest;
-use ferrokeeper_proto::{CreateRequest, DeleteRequest, GetDataRequest, SetDataRequest};
+use ferrokeeper_proto::{CreateRequest, CreateTtlRequest, DeleteRequest, GetDataRequest, SetDataRequest};
 
 fn cfg() -> TreeConfig {
     TreeConfig { extended_types_enabled: true, ..TreeConfig::default() }
@@ -279,7 +279,8 @@ fn multi_all_or_nothing() {
     match t.write(&c, Request::Multi(ok_multi)).reply {
         Ok(Response::Multi(m)) => {
             assert_eq!(m.results[0], OpResult::Create { path: "/m".into() });
-            assert!(matches!(m.results[1], OpResult::Create2 { .. }));
+            // ZooKeeper turns a create2 inside a multi into a plain create: no stat.
+            assert_eq!(m.results[1], OpResult::Create { path: "/m/a".into() });
             assert_eq!(m.results[2], OpResult::Check);
             assert!(matches!(m.results[3], OpResult::SetData { .. }));
             assert_eq!(m.results[4], OpResult::Delete);
@@ -328,19 +329,19 @@ fn watch_trigger_table() {
     t.tree.read(&w, &gc).expect("getChildren");
     let out = t.write(&caller(1, 1), Request::Create(creq("/a", 0, Acl::open_unsafe())));
     assert_eq!(
-        out.events,
+        out.events_plain(),
         vec![ev(7, event_type::NODE_CREATED, "/a"), ev(7, event_type::NODE_CHILDREN_CHANGED, "/")]
     );
     // One-shot: a second create fires nothing.
     let out = t.write(&caller(1, 1), Request::Create(creq("/b", 0, Acl::open_unsafe())));
-    assert!(out.events.is_empty());
+    assert!(out.events_plain().is_empty());
     // Data + child watch on the same path: one NodeDeleted for the connection.
     let gd = Request::GetData(GetDataRequest { path: "/a".into(), watch: true });
     t.tree.read(&w, &gd).expect("getData");
     let gca = Request::GetChildren(ferrokeeper_proto::GetChildrenRequest { path: "/a".into(), watch: true });
     t.tree.read(&w, &gca).expect("getChildren");
     let out = t.write(&caller(1, 1), Request::Delete(DeleteRequest { path: "/a".into(), version: -1 }));
-    assert_eq!(out.events, vec![ev(7, event_type::NODE_DELETED, "/a")]);
+    assert_eq!(out.events_plain(), vec![ev(7, event_type::NODE_DELETED, "/a")]);
     assert_eq!(t.tree.watch_stats(), WatchStats::default());
     // setData fires NodeDataChanged; setACL fires nothing.
     t.tree.read(&w, &Request::GetData(GetDataRequest { path: "/b".into(), watch: true })).expect("getData");
@@ -349,9 +350,9 @@ fn watch_trigger_table() {
         acl: Acl::open_unsafe(),
         version: -1,
     });
-    assert!(t.write(&caller(1, 1), setacl).events.is_empty());
+    assert!(t.write(&caller(1, 1), setacl).events_plain().is_empty());
     let sd = Request::SetData(SetDataRequest { path: "/b".into(), data: None, version: -1 });
-    assert_eq!(t.write(&caller(1, 1), sd).events, vec![ev(7, event_type::NODE_DATA_CHANGED, "/b")]);
+    assert_eq!(t.write(&caller(1, 1), sd).events_plain(), vec![ev(7, event_type::NODE_DATA_CHANGED, "/b")]);
 }
 
 #[test]
@@ -364,22 +365,24 @@ fn persistent_and_recursive_watches() {
     t.tree.read(&r, &add("/", 1)).expect("addWatch");
     let out = t.write(&caller(1, 1), Request::Create(creq("/p", 0, Acl::open_unsafe())));
     assert_eq!(
-        out.events,
+        out.events_plain(),
         vec![ev(7, event_type::NODE_CREATED, "/p"), ev(8, event_type::NODE_CREATED, "/p")]
     );
     let out = t.write(&caller(1, 1), Request::Create(creq("/p/c", 0, Acl::open_unsafe())));
     assert_eq!(
-        out.events,
+        out.events_plain(),
         vec![ev(8, event_type::NODE_CREATED, "/p/c"), ev(7, event_type::NODE_CHILDREN_CHANGED, "/p")]
     );
     let out = t.write(&caller(1, 1), Request::Create(creq("/p/c/d", 0, Acl::open_unsafe())));
-    assert_eq!(out.events, vec![ev(8, event_type::NODE_CREATED, "/p/c/d")]);
+    assert_eq!(out.events_plain(), vec![ev(8, event_type::NODE_CREATED, "/p/c/d")]);
     // Still there after firing.
     let chk = |p: &str, ty| {
         Request::CheckWatches(ferrokeeper_proto::CheckWatchesRequest { path: p.into(), watcher_type: ty })
     };
     assert_eq!(t.tree.read(&w, &chk("/p", 4)), Ok(Response::Empty));
-    assert_eq!(t.tree.read(&w, &chk("/p", 2)).err(), Some(Code::NoWatcher));
+    // ZooKeeper's containsWatcher: any watch on the exact path matches a Data check.
+    assert_eq!(t.tree.read(&w, &chk("/p", 2)), Ok(Response::Empty));
+    assert_eq!(t.tree.read(&w, &chk("/q", 2)).err(), Some(Code::NoWatcher));
     assert_eq!(t.tree.read(&r, &chk("/", 5)), Ok(Response::Empty));
     assert_eq!(t.tree.read(&r, &chk("/", 3)), Ok(Response::Empty));
     let rm = |p: &str, ty| {
@@ -459,7 +462,7 @@ fn close_session_deletes_ephemerals_and_reads() {
         )
         .expect("exists");
     let out = t.write(&c2, Request::CloseSession);
-    assert_eq!(out.events, vec![ev(9, event_type::NODE_DELETED, "/e1")]);
+    assert_eq!(out.events_plain(), vec![ev(9, event_type::NODE_DELETED, "/e1")]);
     assert!(t.tree.ephemerals().is_empty());
     assert!(!t.tree.sessions().contains_key(&2));
     assert_eq!(
@@ -615,5 +618,42 @@ mod model {
             }
             prop_assert_eq!(tree.node_count(), m.len() + 5);
         }
+    }
+}
+
+#[test]
+fn multi_create_kind_comes_from_the_flags() {
+    let mut t = T::new();
+    let c = caller(1, 1);
+    // createTTL with a non-TTL mode is a plain create inside a multi (the ttl is dropped).
+    let ttl_plain =
+        CreateTtlRequest { path: "/t".into(), data: None, acl: Acl::open_unsafe(), flags: 0, ttl: 5 };
+    let container = MultiOp::Create { op: op::CREATE, request: creq("/k", 4, Acl::open_unsafe()) };
+    match t
+        .write(&c, Request::Multi(MultiRequest { ops: vec![MultiOp::CreateTtl(ttl_plain), container] }))
+        .reply
+    {
+        Ok(Response::Multi(m)) => {
+            assert_eq!(m.results[0], OpResult::Create { path: "/t".into() });
+            assert!(matches!(m.results[1], OpResult::Create2 { .. }), "{:?}", m.results[1]);
+        }
+        other => panic!("{other:?}"),
+    }
+    // A create header with TTL flags cannot be prepped at all: the whole multi fails, but only
+    // when no earlier op failed first.
+    let ttl_via_create = MultiOp::Create { op: op::CREATE, request: creq("/u", 5, Acl::open_unsafe()) };
+    let multi = MultiRequest { ops: vec![ttl_via_create.clone()] };
+    assert_eq!(t.write(&c, Request::Multi(multi)).reply, Err(Code::MarshallingError));
+    let earlier_failure = MultiOp::Delete(DeleteRequest { path: "/missing".into(), version: -1 });
+    let multi = MultiRequest { ops: vec![earlier_failure, ttl_via_create] };
+    match t.write(&c, Request::Multi(multi)).reply {
+        Ok(Response::Multi(m)) => assert_eq!(
+            m.results,
+            vec![
+                OpResult::Error { err: Code::NoNode.as_i32() },
+                OpResult::Error { err: Code::RuntimeInconsistency.as_i32() }
+            ]
+        ),
+        other => panic!("{other:?}"),
     }
 }

@@ -61,9 +61,18 @@ pub struct Caller {
 pub struct ApplyOutcome {
     /// The reply for the client that issued the txn: a body, or the error code.
     pub reply: Result<Response, ferrokeeper_proto::Code>,
-    /// Watch notifications in the order they must be delivered, each to one connection.
-    /// (For a multi: the events of every sub-op, in sub-op order.)
-    pub events: Vec<(ConnId, WatcherEvent)>,
+    /// Watch notifications in the order they must be delivered, each to one connection, with
+    /// the ACL of the node the event is about: the shell delivers an event only if that
+    /// connection has READ on it (as ZooKeeper's `ServerCnxn.process(event, znodeAcl)`); the
+    /// watch is consumed either way. (For a multi: the events of every sub-op, in order.)
+    pub events: Vec<(ConnId, WatcherEvent, std::sync::Arc<Vec<ferrokeeper_proto::Acl>>)>,
+}
+
+impl ApplyOutcome {
+    /// The events without their ACLs (tests and tools).
+    pub fn events_plain(&self) -> Vec<(ConnId, WatcherEvent)> {
+        self.events.iter().map(|(conn, event, _)| (*conn, event.clone())).collect()
+    }
 }
 
 pub use ferrokeeper_proto::txn::{Txn, TxnHeader};

@@ -54,6 +54,11 @@ impl WatchManager {
         self.by_conn.entry(conn).or_default().insert(path.to_owned());
     }
 
+    /// Whether any connection watches exactly `path`.
+    pub(crate) fn watched(&self, path: &str) -> bool {
+        self.by_path.get(path).is_some_and(|conns| !conns.is_empty())
+    }
+
     /// Whether `conn` watches `path` with one of `mode`'s bits (any mode when `mode` is 0).
     pub(crate) fn contains(&self, path: &str, conn: ConnId, mode: u8) -> bool {
         self.by_path.get(path).and_then(|m| m.get(&conn)).is_some_and(|bits| mode == 0 || bits & mode != 0)

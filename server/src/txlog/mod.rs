@@ -14,6 +14,7 @@ pub mod purge;
 pub mod reader;
 pub mod snapshot;
 pub mod stats;
+pub mod truncate;
 pub mod writer;
 
 pub use device::Backend;

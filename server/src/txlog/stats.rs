@@ -9,6 +9,7 @@ pub struct Histogram {
     count: AtomicU64,
     sum: AtomicU64,
     max: AtomicU64,
+    min: AtomicU64,
 }
 
 impl Default for Histogram {
@@ -18,6 +19,7 @@ impl Default for Histogram {
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
+            min: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -29,6 +31,12 @@ impl Histogram {
         self.count.fetch_add(1, Relaxed);
         self.sum.fetch_add(value, Relaxed);
         self.max.fetch_max(value, Relaxed);
+        self.min.fetch_min(value, Relaxed);
+    }
+
+    /// The smallest value recorded (0 when empty).
+    pub fn min(&self) -> u64 {
+        if self.count() == 0 { 0 } else { self.min.load(Relaxed) }
     }
 
     pub fn count(&self) -> u64 {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the integration tests need; idempotent (does nothing when all is present).
+#  - Apache ZooKeeper (Debian package `zookeeper`: /usr/share/java/zookeeper.jar, zkCli.sh, java)
+#  - kazoo (Python ZooKeeper client) for server/tests/kazoo/smoke.py
+#  - rustfmt / clippy components (normally already installed)
+set -euo pipefail
+
+log() { printf '[install-test-deps] %s\n' "$*"; }
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+fi
+
+if [ -f /usr/share/java/zookeeper.jar ] && [ -x /usr/share/zookeeper/bin/zkCli.sh ] && command -v java >/dev/null 2>&1; then
+    log "Apache ZooKeeper: present"
+else
+    log "Apache ZooKeeper: installing the Debian package 'zookeeper'"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y zookeeper
+fi
+
+if python3 -c 'import kazoo.client' >/dev/null 2>&1; then
+    log "kazoo: present"
+else
+    log "kazoo: installing with pip"
+    python3 -m pip install --quiet kazoo || python3 -m pip install --quiet --break-system-packages kazoo
+fi
+
+for component in rustfmt clippy; do
+    if cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+        log "$component: present"
+    else
+        log "$component: installing with rustup"
+        rustup component add "$component"
+    fi
+done
+log "done"

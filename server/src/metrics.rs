@@ -1,0 +1,313 @@
+//! Prometheus metrics of the server (names in `docs/metrics.md`): request latency by op,
+//! errors by ZooKeeper code, the stages of a write's commit, the log's fsync and batch
+//! figures, and gauges of the tree and connections. The core task updates handles it clones
+//! once at start (no label lookups on the request path); the HTTP endpoint encodes the
+//! registry without involving the core.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use ferrokeeper_proto::op;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::txlog::stats::{Histogram as LogHistogram, LogStats};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OpLabel {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabel {
+    role: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 25 µs .. ~13 s.
+    Histogram::new(exponential_buckets(0.000_025, 2.0, 20))
+}
+
+/// The stages of a write, in order. In a quorum the leader adds `quorum_ack` (proposal sent →
+/// quorum of acks) and `commit` (quorum → commit sent); standalone they are not observed.
+pub const STAGES: [&str; 6] = ["queue_wait", "log_fsync", "quorum_ack", "commit", "apply", "end_to_end"];
+
+/// Handles the core updates; cheap to clone.
+#[derive(Clone)]
+pub struct ServerMetrics {
+    /// Request duration (receive → reply queued) by opcode, indexed by `op_index`.
+    requests: Vec<Histogram>,
+    errors: Family<CodeLabel, Counter>,
+    stages: Vec<Histogram>,
+    pub connections: Gauge,
+    pub sessions: Gauge,
+    pub znodes: Gauge,
+    pub watches: Gauge,
+    pub ephemerals: Gauge,
+    pub approximate_data_size: Gauge,
+    pub outstanding_requests: Gauge,
+    pub last_zxid: Gauge,
+    pub epoch: Gauge,
+    role: Family<RoleLabel, Gauge>,
+    pub snapshot_duration: Histogram,
+    pub snapshot_size: Gauge,
+    pub elections: Counter,
+}
+
+/// Opcodes with their own request-latency series; others are counted as "other".
+const OPS: [i32; 26] = [
+    op::CREATE,
+    op::DELETE,
+    op::EXISTS,
+    op::GET_DATA,
+    op::SET_DATA,
+    op::GET_ACL,
+    op::SET_ACL,
+    op::GET_CHILDREN,
+    op::SYNC,
+    op::PING,
+    op::GET_CHILDREN2,
+    op::MULTI,
+    op::CREATE2,
+    op::CHECK_WATCHES,
+    op::REMOVE_WATCHES,
+    op::CREATE_CONTAINER,
+    op::CREATE_TTL,
+    op::MULTI_READ,
+    op::AUTH,
+    op::SET_WATCHES,
+    op::GET_EPHEMERALS,
+    op::GET_ALL_CHILDREN_NUMBER,
+    op::SET_WATCHES2,
+    op::ADD_WATCH,
+    op::WHO_AM_I,
+    op::CLOSE_SESSION,
+];
+
+impl ServerMetrics {
+    /// Registers every metric in `registry` (plus the log's figures from `log`).
+    pub fn register(registry: &mut Registry, log: Arc<LogStats>, backend: &'static str) -> ServerMetrics {
+        let requests_family: HistogramFamily<OpLabel> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "ferrokeeper_request_duration_seconds",
+            "Time from receiving a request to queueing its reply, by opcode",
+            requests_family.clone(),
+        );
+        let mut requests: Vec<Histogram> = OPS
+            .iter()
+            .map(|o| requests_family.get_or_create(&OpLabel { op: op::name(*o) }).clone())
+            .collect();
+        requests.push(requests_family.get_or_create(&OpLabel { op: "other" }).clone());
+        let errors = Family::<CodeLabel, Counter>::default();
+        registry.register(
+            "ferrokeeper_request_errors",
+            "Requests answered with a ZooKeeper error code",
+            errors.clone(),
+        );
+        let stage_family: HistogramFamily<StageLabel> = Family::new_with_constructor(latency_histogram);
+        registry.register(
+            "ferrokeeper_commit_stage_duration_seconds",
+            "Time a write spends in each commit stage",
+            stage_family.clone(),
+        );
+        let stages =
+            STAGES.iter().map(|s| stage_family.get_or_create(&StageLabel { stage: s }).clone()).collect();
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let connections = gauge(registry, "ferrokeeper_connections", "Open client connections");
+        let sessions = gauge(registry, "ferrokeeper_sessions", "Live sessions");
+        let znodes = gauge(registry, "ferrokeeper_znodes", "Znodes in the tree");
+        let watches = gauge(registry, "ferrokeeper_watches", "Registered watches");
+        let ephemerals = gauge(registry, "ferrokeeper_ephemerals", "Ephemeral znodes");
+        let approximate_data_size =
+            gauge(registry, "ferrokeeper_approximate_data_size_bytes", "Path and data bytes in the tree");
+        let outstanding_requests =
+            gauge(registry, "ferrokeeper_outstanding_requests", "Requests waiting for the log or a commit");
+        let last_zxid = gauge(registry, "ferrokeeper_last_zxid", "Last applied zxid");
+        let epoch = gauge(registry, "ferrokeeper_epoch", "Current epoch (zxid >> 32)");
+        let role = Family::<RoleLabel, Gauge>::default();
+        registry.register("ferrokeeper_role", "1 for the server's current role", role.clone());
+        let snapshot_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "ferrokeeper_snapshot_duration_seconds",
+            "Time to serialize and write a snapshot",
+            snapshot_duration.clone(),
+        );
+        let snapshot_size = gauge(registry, "ferrokeeper_snapshot_size_bytes", "Size of the last snapshot");
+        let elections = Counter::default();
+        registry.register(
+            "ferrokeeper_elections",
+            "Leader elections this server took part in",
+            elections.clone(),
+        );
+        registry.register_collector(Box::new(LogCollector { stats: log, backend }));
+        ServerMetrics {
+            requests,
+            errors,
+            stages,
+            connections,
+            sessions,
+            znodes,
+            watches,
+            ephemerals,
+            approximate_data_size,
+            outstanding_requests,
+            last_zxid,
+            epoch,
+            role,
+            snapshot_duration,
+            snapshot_size,
+            elections,
+        }
+    }
+
+    fn op_index(op_code: i32) -> usize {
+        OPS.iter().position(|o| *o == op_code).unwrap_or(OPS.len())
+    }
+
+    pub fn observe_request(&self, op_code: i32, seconds: f64) {
+        self.requests[Self::op_index(op_code)].observe(seconds);
+    }
+
+    pub fn count_error(&self, code: i32) {
+        self.errors.get_or_create(&CodeLabel { code }).inc();
+    }
+
+    /// `stage` is an index into [`STAGES`].
+    pub fn observe_stage(&self, stage: usize, seconds: f64) {
+        self.stages[stage].observe(seconds);
+    }
+
+    pub fn set_role(&self, role: &'static str) {
+        for r in ["standalone", "leader", "follower", "observer", "looking"] {
+            self.role.get_or_create(&RoleLabel { role: r }).set(i64::from(r == role));
+        }
+    }
+}
+
+/// Exposes the log writer's lock-free counters at scrape time.
+#[derive(Debug)]
+struct LogCollector {
+    stats: Arc<LogStats>,
+    backend: &'static str,
+}
+
+impl std::fmt::Debug for LogStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LogStats")
+    }
+}
+
+fn encode_log_histogram(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    histogram: &LogHistogram,
+    scale: f64,
+) -> Result<(), std::fmt::Error> {
+    let buckets: Vec<(f64, u64)> =
+        histogram.cumulative().into_iter().map(|(upper, count)| (upper as f64 * scale, count)).collect();
+    let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+        histogram.sum() as f64 * scale,
+        histogram.count(),
+        &buckets,
+        None,
+    )
+}
+
+impl prometheus_client::collector::Collector for LogCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        encode_log_histogram(
+            &mut encoder,
+            "ferrokeeper_txnlog_fsync_duration_seconds",
+            "Write + fdatasync time of one log batch",
+            &s.fsync_micros,
+            1e-6,
+        )?;
+        encode_log_histogram(
+            &mut encoder,
+            "ferrokeeper_txnlog_batch_txns",
+            "Txns per log batch",
+            &s.txns_per_batch,
+            1.0,
+        )?;
+        encode_log_histogram(
+            &mut encoder,
+            "ferrokeeper_txnlog_batch_bytes",
+            "Bytes per log batch",
+            &s.bytes_per_batch,
+            1.0,
+        )?;
+        let counter = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64| {
+            let c = Counter::<u64>::default();
+            c.inc_by(value);
+            c.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)
+        };
+        counter(
+            &mut encoder,
+            "ferrokeeper_txnlog_written_txns",
+            "Txns written to the log",
+            s.written_txns.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "ferrokeeper_txnlog_written_bytes",
+            "Bytes written to the log",
+            s.written_bytes.load(Relaxed),
+        )?;
+        counter(
+            &mut encoder,
+            "ferrokeeper_txnlog_segments",
+            "Log segments created",
+            s.segments_created.load(Relaxed),
+        )?;
+        let depth = Gauge::<i64>::default();
+        depth.set(s.queue_depth() as i64);
+        depth.encode(encoder.encode_descriptor(
+            "ferrokeeper_txnlog_queue_depth",
+            "Txns appended but not yet written",
+            None,
+            MetricType::Gauge,
+        )?)?;
+        let info = encoder.encode_descriptor(
+            "ferrokeeper_txnlog_backend",
+            "The log's I/O backend",
+            None,
+            MetricType::Info,
+        )?;
+        let mut info = info;
+        info.encode_info(&[("backend", self.backend)])
+    }
+}
+
+/// Renders the registry in the Prometheus text format.
+pub fn render(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+        out.push_str("# metrics encoding failed\n");
+    }
+    out
+}

@@ -1,0 +1,332 @@
+//! Server-to-server links: every pair of ensemble members keeps one TCP connection on the
+//! quorum port, dialed by the member with the larger id (ZooKeeper's rule for election
+//! connections, which avoids two crossing connections). Frames are opaque (`u32 length |
+//! bytes`); the first frame on a connection is the dialer's id. Delivery is best effort: while
+//! a link is down, messages to that peer are dropped, which the consensus protocol tolerates
+//! (it retransmits on its own schedule).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+/// Largest frame between servers (a SNAP of a big tree is sent in chunks below this).
+pub const PEER_FRAME_MAX: usize = 64 * 1024 * 1024;
+/// Messages queued towards one peer before new ones are dropped.
+const PEER_QUEUE_MAX: usize = 16 * 1024;
+const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Sends to peers; cheap to clone.
+#[derive(Clone)]
+pub struct PeerSender {
+    queues: HashMap<u64, mpsc::Sender<Bytes>>,
+}
+
+impl PeerSender {
+    /// Queues `message` for `to`; false if the peer is unknown or its queue is full.
+    pub fn send(&self, to: u64, message: Bytes) -> bool {
+        self.queues.get(&to).is_some_and(|q| q.try_send(message).is_ok())
+    }
+}
+
+/// A message from a peer.
+#[derive(Debug)]
+pub struct Incoming {
+    pub from: u64,
+    pub message: Bytes,
+}
+
+/// Starts the links of server `my_id`: listens on `listen`, dials every peer with a smaller id
+/// at its address, accepts peers with larger ids. Returns the sender and the stream of
+/// incoming messages.
+pub async fn start(
+    my_id: u64,
+    listen: SocketAddr,
+    peers: HashMap<u64, SocketAddr>,
+    shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(PeerSender, mpsc::Receiver<Incoming>)> {
+    let listener = TcpListener::bind(listen).await?;
+    let (incoming_tx, incoming) = mpsc::channel(PEER_QUEUE_MAX);
+    let mut queues = HashMap::new();
+    let mut outbound_for_accepted = HashMap::new();
+    for (&id, &addr) in &peers {
+        if id == my_id {
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
+        queues.insert(id, tx);
+        if id < my_id {
+            tokio::spawn(dial_loop(my_id, id, addr, rx, incoming_tx.clone(), shutdown.clone()));
+        } else {
+            outbound_for_accepted.insert(id, rx);
+        }
+    }
+    tokio::spawn(accept_loop(listener, outbound_for_accepted, incoming_tx, shutdown));
+    Ok((PeerSender { queues }, incoming))
+}
+
+async fn dial_loop(
+    my_id: u64,
+    peer: u64,
+    addr: SocketAddr,
+    mut outbound: mpsc::Receiver<Bytes>,
+    incoming: mpsc::Sender<Incoming>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(20);
+    loop {
+        let connected = tokio::select! {
+            connected = TcpStream::connect(addr) => connected,
+            _ = shutdown.changed() => return,
+        };
+        match connected {
+            Ok(mut stream) => {
+                backoff = Duration::from_millis(20);
+                let _ = stream.set_nodelay(true);
+                let hello = Bytes::copy_from_slice(&my_id.to_be_bytes());
+                if write_frame(&mut stream, &hello).await.is_ok() {
+                    tracing::debug!(peer, %addr, "connected to peer");
+                    let reason = run_link(peer, stream, &mut outbound, &incoming, &mut shutdown).await;
+                    tracing::debug!(peer, %reason, "peer link closed");
+                }
+            }
+            Err(error) => tracing::trace!(peer, %addr, %error, "cannot reach peer"),
+        }
+        if *shutdown.borrow() {
+            return;
+        }
+        // Drop what queued while the link was down: stale protocol messages only confuse.
+        while outbound.try_recv().is_ok() {}
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    mut outbound: HashMap<u64, mpsc::Receiver<Bytes>>,
+    incoming: mpsc::Sender<Incoming>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // One link task per accepted peer at a time; a newer connection from the same peer
+    // replaces the older one (the peer restarted).
+    let mut links: HashMap<u64, (tokio::task::JoinHandle<mpsc::Receiver<Bytes>>, watch::Sender<bool>)> =
+        HashMap::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.changed() => return,
+        };
+        let Ok((mut stream, addr)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        let mut input = BytesMut::new();
+        let hello = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut stream, &mut input)).await;
+        let Ok(Ok(hello)) = hello else { continue };
+        if hello.len() != 8 {
+            continue;
+        }
+        let peer = u64::from_be_bytes([
+            hello[0], hello[1], hello[2], hello[3], hello[4], hello[5], hello[6], hello[7],
+        ]);
+        let queue = match (outbound.remove(&peer), links.remove(&peer)) {
+            (Some(queue), _) => queue,
+            (None, Some((task, stop))) => {
+                let _ = stop.send(true);
+                match task.await {
+                    Ok(queue) => queue,
+                    Err(_) => continue,
+                }
+            }
+            (None, None) => {
+                tracing::warn!(peer, %addr, "connection from a server not in the ensemble, or not expected to dial");
+                continue;
+            }
+        };
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let incoming = incoming.clone();
+        let server_shutdown = shutdown.clone();
+        let task = tokio::spawn(async move {
+            let mut queue = queue;
+            let mut stop = stop_rx;
+            let mut input = input;
+            tokio::select! {
+                reason = run_link_with_input(peer, stream, &mut queue, &incoming, &mut input) => {
+                    tracing::debug!(peer, %reason, "peer link closed");
+                }
+                _ = stop.changed() => {}
+                _ = wait_true(server_shutdown) => {}
+            }
+            while queue.try_recv().is_ok() {}
+            queue
+        });
+        links.insert(peer, (task, stop_tx));
+    }
+}
+
+async fn wait_true(mut flag: watch::Receiver<bool>) {
+    while !*flag.borrow() {
+        if flag.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn run_link(
+    peer: u64,
+    stream: TcpStream,
+    outbound: &mut mpsc::Receiver<Bytes>,
+    incoming: &mpsc::Sender<Incoming>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> String {
+    let mut input = BytesMut::new();
+    tokio::select! {
+        reason = run_link_with_input(peer, stream, outbound, incoming, &mut input) => reason,
+        _ = shutdown.changed() => "shutting down".into(),
+    }
+}
+
+async fn run_link_with_input(
+    peer: u64,
+    stream: TcpStream,
+    outbound: &mut mpsc::Receiver<Bytes>,
+    incoming: &mpsc::Sender<Incoming>,
+    input: &mut BytesMut,
+) -> String {
+    let (mut reader, mut writer) = stream.into_split();
+    let read_side = async {
+        loop {
+            match read_frame_from(&mut reader, input).await {
+                Ok(message) => {
+                    if incoming.send(Incoming { from: peer, message }).await.is_err() {
+                        return "server stopping".to_string();
+                    }
+                }
+                Err(error) => return format!("read: {error}"),
+            }
+        }
+    };
+    let write_side = async {
+        let mut buffer = BytesMut::new();
+        while let Some(message) = outbound.recv().await {
+            buffer.clear();
+            push_frame(&mut buffer, &message);
+            while let Ok(more) = outbound.try_recv() {
+                push_frame(&mut buffer, &more);
+                if buffer.len() > 1 << 20 {
+                    break;
+                }
+            }
+            if let Err(error) = writer.write_all(&buffer).await {
+                return format!("write: {error}");
+            }
+        }
+        "sender dropped".to_string()
+    };
+    tokio::select! {
+        reason = read_side => reason,
+        reason = write_side => reason,
+    }
+}
+
+fn push_frame(buffer: &mut BytesMut, message: &[u8]) {
+    buffer.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    buffer.extend_from_slice(message);
+}
+
+async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+    let mut buffer = BytesMut::with_capacity(message.len() + 4);
+    push_frame(&mut buffer, message);
+    stream.write_all(&buffer).await
+}
+
+async fn read_frame(stream: &mut TcpStream, input: &mut BytesMut) -> std::io::Result<Bytes> {
+    read_frame_from(stream, input).await
+}
+
+async fn read_frame_from<R: AsyncReadExt + Unpin>(
+    reader: &mut R,
+    input: &mut BytesMut,
+) -> std::io::Result<Bytes> {
+    loop {
+        if input.len() >= 4 {
+            let length = u32::from_be_bytes([input[0], input[1], input[2], input[3]]) as usize;
+            if length > PEER_FRAME_MAX {
+                return Err(std::io::Error::other(format!("peer frame of {length} bytes is over the limit")));
+            }
+            if input.len() >= 4 + length {
+                input.advance(4);
+                return Ok(input.split_to(length).freeze());
+            }
+        }
+        if reader.read_buf(input).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn free_addr() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    }
+
+    async fn expect(rx: &mut mpsc::Receiver<Incoming>, from: u64, text: &str) {
+        let message = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
+        assert_eq!(message.from, from);
+        assert_eq!(&message.message[..], text.as_bytes());
+    }
+
+    async fn send_until_delivered(
+        sender: &PeerSender,
+        to: u64,
+        rx: &mut mpsc::Receiver<Incoming>,
+        from: u64,
+        text: &str,
+    ) {
+        // Links come up asynchronously and drop what they cannot deliver: retry.
+        for _ in 0..200 {
+            sender.send(to, Bytes::copy_from_slice(text.as_bytes()));
+            if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
+                assert_eq!(message.from, from);
+                assert_eq!(&message.message[..], text.as_bytes());
+                return;
+            }
+        }
+        panic!("{text} never delivered");
+    }
+
+    #[tokio::test]
+    async fn three_servers_exchange_messages_and_survive_a_restart() {
+        let addrs: HashMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+        let (stop_tx, stop) = watch::channel(false);
+        let (s1, mut r1) = start(1, addrs[&1], addrs.clone(), stop.clone()).await.unwrap();
+        let (s2, mut r2) = start(2, addrs[&2], addrs.clone(), stop.clone()).await.unwrap();
+        let (stop3_tx, stop3) = watch::channel(false);
+        let (s3, mut r3) = start(3, addrs[&3], addrs.clone(), stop3).await.unwrap();
+        send_until_delivered(&s1, 2, &mut r2, 1, "1→2").await;
+        send_until_delivered(&s3, 1, &mut r1, 3, "3→1").await;
+        send_until_delivered(&s2, 3, &mut r3, 2, "2→3").await;
+        assert!(s2.send(3, Bytes::from_static(b"again")));
+        expect(&mut r3, 2, "again").await;
+        // Server 3 restarts: its links come back.
+        stop3_tx.send(true).unwrap();
+        drop((s3, r3));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (stop3_tx, stop3) = watch::channel(false);
+        let (s3, mut r3) = start(3, addrs[&3], addrs.clone(), stop3).await.unwrap();
+        send_until_delivered(&s1, 3, &mut r3, 1, "1→3 after restart").await;
+        send_until_delivered(&s3, 2, &mut r2, 3, "3→2 after restart").await;
+        stop_tx.send(true).unwrap();
+        stop3_tx.send(true).unwrap();
+    }
+}

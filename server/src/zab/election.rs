@@ -1,0 +1,177 @@
+//! Fast leader election: notifications carry a vote (epoch, zxid, sid) and the logical clock;
+//! the best vote wins once a quorum agrees on it and no better vote arrives within the
+//! finalize wait. A peer joining a running ensemble follows the leader that a quorum of
+//! non-looking peers reports, provided that leader itself says it leads.
+
+use std::collections::BTreeMap;
+
+use super::peer::{Peer, State};
+use super::{Message, Output, PeerState, Role, Sid, Vote};
+
+#[derive(Debug, Clone)]
+pub(super) struct Election {
+    /// The vote this peer currently proposes.
+    vote: Vote,
+    /// Votes of looking peers in this round (including our own).
+    received: BTreeMap<Sid, Vote>,
+    /// Leaders reported by peers that are not looking, with whether the sender leads.
+    out_of_election: BTreeMap<Sid, (Sid, bool)>,
+    /// Current notification timeout (doubles on every resend).
+    timeout_ms: u64,
+    /// When to resend our vote.
+    resend_at_ms: u64,
+    /// When a quorum agreement becomes a decision, unless a better vote arrives first.
+    decide_at_ms: Option<u64>,
+}
+
+impl Election {
+    pub(super) fn placeholder() -> Election {
+        Election {
+            vote: Vote { epoch: 0, zxid: 0, leader: 0 },
+            received: BTreeMap::new(),
+            out_of_election: BTreeMap::new(),
+            timeout_ms: 0,
+            resend_at_ms: 0,
+            decide_at_ms: None,
+        }
+    }
+
+    pub(super) fn validate(&self, self_vote: Vote) {
+        assert!(self.vote >= self_vote, "a looking peer never votes below itself");
+    }
+}
+
+impl Peer {
+    pub(super) fn become_looking(&mut self, out: &mut Vec<Output>) {
+        self.election_clock += 1;
+        let vote = self.self_vote();
+        let mut received = BTreeMap::new();
+        received.insert(self.config.sid, vote);
+        self.state = State::Looking(Election {
+            vote,
+            received,
+            out_of_election: BTreeMap::new(),
+            timeout_ms: self.config.election_timeout_ms,
+            resend_at_ms: self.now_ms,
+            decide_at_ms: None,
+        });
+        out.push(Output::RoleChanged { role: Role::Looking, leader: None, epoch: self.current_epoch });
+        // Notifications go out on the next tick (resend_at_ms = now).
+    }
+
+    fn notification(&self) -> Message {
+        let (state, vote) = match &self.state {
+            State::Looking(election) => (PeerState::Looking, election.vote),
+            State::Following(follower) => (
+                PeerState::Following,
+                Vote { epoch: self.accepted_epoch, zxid: self.log.last(), leader: follower.leader },
+            ),
+            State::Leading(_) => (PeerState::Leading, self.self_vote()),
+        };
+        Message::Notification { state, vote, election_epoch: self.election_clock }
+    }
+
+    fn broadcast_notification(&self, out: &mut Vec<Output>) {
+        let msg = self.notification();
+        for to in &self.config.voters {
+            if *to != self.config.sid {
+                out.push(Output::Send { to: *to, msg: msg.clone() });
+            }
+        }
+    }
+
+    pub(super) fn election_tick(&mut self, out: &mut Vec<Output>) {
+        let now = self.now_ms;
+        let max = self.config.election_timeout_max_ms;
+        let State::Looking(election) = &mut self.state else { return };
+        if now >= election.resend_at_ms {
+            election.resend_at_ms = now + election.timeout_ms;
+            election.timeout_ms = (election.timeout_ms * 2).min(max);
+            self.broadcast_notification(out);
+        }
+        self.check_decision(out);
+    }
+
+    pub(super) fn on_notification(
+        &mut self,
+        from: Sid,
+        state: PeerState,
+        vote: Vote,
+        election_epoch: u64,
+        out: &mut Vec<Output>,
+    ) {
+        let sid = self.config.sid;
+        if !matches!(self.state, State::Looking(_)) {
+            // Tell a looking peer who leads.
+            if state == PeerState::Looking {
+                out.push(Output::Send { to: from, msg: self.notification() });
+            }
+            return;
+        }
+        let self_vote = self.self_vote();
+        let now = self.now_ms;
+        let clock = self.election_clock;
+        let State::Looking(election) = &mut self.state else { return };
+        match state {
+            PeerState::Looking => {
+                let mut changed = false;
+                if election_epoch > clock {
+                    self.election_clock = election_epoch;
+                    election.received.clear();
+                    election.vote = self_vote.max(vote);
+                    changed = true;
+                } else if election_epoch < clock {
+                    let msg = self.notification();
+                    out.push(Output::Send { to: from, msg });
+                    return;
+                } else if vote > election.vote {
+                    election.vote = vote;
+                    changed = true;
+                }
+                election.received.insert(from, vote);
+                let own = election.vote;
+                election.received.insert(sid, own);
+                if changed {
+                    election.decide_at_ms = None;
+                    self.broadcast_notification(out);
+                }
+                self.check_decision(out);
+            }
+            PeerState::Following | PeerState::Leading => {
+                election.out_of_election.insert(from, (vote.leader, state == PeerState::Leading));
+                let leader = vote.leader;
+                let supporters = election.out_of_election.values().filter(|(l, _)| *l == leader).count();
+                let leader_says_leading = election
+                    .out_of_election
+                    .get(&leader)
+                    .is_some_and(|(l, leading)| *l == leader && *leading);
+                if leader != sid && leader_says_leading && self.is_quorum(supporters) {
+                    let _ = now;
+                    self.become_following(leader, out);
+                }
+            }
+        }
+    }
+
+    fn check_decision(&mut self, out: &mut Vec<Output>) {
+        let now = self.now_ms;
+        let finalize = self.config.finalize_wait_ms;
+        let voters = self.config.voters.len();
+        let quorum = self.quorum;
+        let State::Looking(election) = &mut self.state else { return };
+        let vote = election.vote;
+        let agreeing = election.received.values().filter(|v| **v == vote).count();
+        if agreeing < quorum {
+            election.decide_at_ms = None;
+            return;
+        }
+        let decide_at = *election.decide_at_ms.get_or_insert(now + finalize);
+        if agreeing == voters || now >= decide_at {
+            if vote.leader == self.config.sid {
+                self.become_leading(out);
+            } else {
+                self.become_following(vote.leader, out);
+            }
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! The leader: discovery (new epoch from a quorum of FOLLOWERINFO), synchronisation
+//! (DIFF/TRUNC/SNAP + NEWLEADER) and broadcast (pipelined proposals, commit on a quorum of
+//! acks, in zxid order), with pings and the quorum check.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use super::log::{Log, common_point};
+use super::peer::{Peer, State};
+use super::{Epoch, Message, Output, Role, Sid, SyncMode, Zxid, make_zxid, zxid_counter, zxid_epoch};
+
+#[derive(Debug, Clone)]
+pub(super) struct Leader {
+    /// The new epoch, once a quorum of FOLLOWERINFO fixed it.
+    pub(super) epoch: Option<Epoch>,
+    /// A quorum freshly accepted `epoch`: learners may be synced.
+    pub(super) established: bool,
+    /// The leader's own log is durable up to `initial_zxid` and `currentEpoch` saved.
+    pub(super) self_synced: bool,
+    /// A quorum acked NEWLEADER: proposals and commits flow.
+    pub(super) broadcast: bool,
+    /// (currentEpoch, last zxid) when leadership began; a learner above it deposes us.
+    summary: (Epoch, Zxid),
+    /// The last zxid of the initial history (committed once a quorum acks NEWLEADER).
+    initial_zxid: Zxid,
+    /// Commit point known to the leader.
+    pub(super) committed: Zxid,
+    /// Counter of the last proposal of this epoch.
+    counter: u32,
+    started_ms: u64,
+    last_ping_ms: u64,
+    learners: BTreeMap<Sid, Learner>,
+}
+
+#[derive(Debug, Clone)]
+struct Learner {
+    conn: u64,
+    accepted_epoch: Epoch,
+    phase: LearnerPhase,
+    /// Accepted our epoch freshly (counts toward establishing it).
+    fresh: bool,
+    last_heard_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+enum LearnerPhase {
+    /// FOLLOWERINFO received, epoch not yet fixed.
+    Connected,
+    /// LEADERINFO sent.
+    EpochSent,
+    /// ACKEPOCH received, waiting for establishment.
+    EpochAcked { log_base: Zxid, log_ends: Vec<Zxid>, last_zxid: Zxid },
+    /// NEED SNAPSHOT asked of the shell.
+    AwaitingSnapshot,
+    /// NEWLEADER sent; proposals are forwarded.
+    Syncing { newleader_zxid: Zxid },
+    /// NEWLEADER acked; acks count.
+    Synced { acked: Zxid, up_to_date: bool },
+}
+
+impl Leader {
+    /// Learners whose NEWLEADER ack arrived (mntr `zk_synced_followers`).
+    pub(super) fn synced_learners(&self) -> usize {
+        self.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count()
+    }
+
+    pub(super) fn next_zxid(&self, log: &Log, outstanding_max: usize) -> Option<Zxid> {
+        let epoch = self.epoch?;
+        if !self.broadcast {
+            return None;
+        }
+        let committed_counter =
+            if zxid_epoch(self.committed) == epoch { zxid_counter(self.committed) } else { 0 };
+        let outstanding = self.counter.saturating_sub(committed_counter) as usize;
+        if outstanding >= outstanding_max || self.counter == u32::MAX {
+            return None;
+        }
+        debug_assert_eq!(
+            log.last(),
+            if self.counter == 0 { log.last() } else { make_zxid(epoch, self.counter) }
+        );
+        Some(make_zxid(epoch, self.counter + 1))
+    }
+
+    pub(super) fn validate(&self, peer: &Peer) {
+        if let Some(epoch) = self.epoch {
+            assert_eq!(peer.accepted_epoch, epoch, "a leader's accepted epoch is its epoch");
+        }
+        assert!(!self.broadcast || self.self_synced, "broadcast before the leader's own sync");
+        assert!(!self.self_synced || self.established, "self-synced before established");
+        if self.self_synced {
+            assert_eq!(Some(peer.current_epoch), self.epoch, "currentEpoch saved when synced");
+        }
+        assert!(self.committed <= peer.log.last(), "committed beyond the log");
+        assert!(peer.log.applied <= self.committed.max(peer.log.applied), "applied beyond committed");
+        if self.broadcast {
+            assert!(self.committed >= self.initial_zxid, "initial history committed on broadcast");
+        }
+        for learner in self.learners.values() {
+            if let LearnerPhase::Synced { acked, .. } = learner.phase {
+                assert!(acked <= peer.log.last(), "learner acked beyond the leader's log");
+            }
+        }
+    }
+}
+
+impl Peer {
+    pub(super) fn become_leading(&mut self, out: &mut Vec<Output>) {
+        let last = self.log.last();
+        self.state = State::Leading(Leader {
+            epoch: None,
+            established: false,
+            self_synced: false,
+            broadcast: false,
+            summary: (self.current_epoch, last),
+            initial_zxid: last,
+            committed: self.log.applied,
+            counter: 0,
+            started_ms: self.now_ms,
+            last_ping_ms: self.now_ms,
+            learners: BTreeMap::new(),
+        });
+        // A one-peer ensemble is its own quorum.
+        self.leader_progress(out);
+    }
+
+    fn leading_mut(&mut self) -> Option<&mut Leader> {
+        match &mut self.state {
+            State::Leading(leader) => Some(leader),
+            _ => None,
+        }
+    }
+
+    pub(super) fn leader_tick(&mut self, out: &mut Vec<Output>) {
+        let now = self.now_ms;
+        let tick = self.config.tick_ms;
+        let init_ms = self.config.init_limit * tick;
+        let sync_ms = self.config.sync_limit * tick;
+        let Some(leader) = self.leading_mut() else { return };
+        if !leader.broadcast && now.saturating_sub(leader.started_ms) > init_ms {
+            self.become_looking(out);
+            return;
+        }
+        leader.learners.retain(|_, learner| {
+            let limit = match learner.phase {
+                LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. } => sync_ms,
+                _ => init_ms,
+            };
+            now.saturating_sub(learner.last_heard_ms) <= limit
+        });
+        if now.saturating_sub(leader.last_ping_ms) >= tick / 2 {
+            leader.last_ping_ms = now;
+            if let Some(epoch) = leader.epoch {
+                for (sid, learner) in &leader.learners {
+                    let up_to_date = matches!(learner.phase, LearnerPhase::Synced { up_to_date: true, .. });
+                    if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
+                        let msg =
+                            Message::Ping { conn: learner.conn, epoch, commit: leader.committed, up_to_date };
+                        out.push(Output::Send { to: *sid, msg });
+                    }
+                }
+            }
+        }
+        if leader.broadcast {
+            let synced =
+                leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
+            if !self.is_quorum(synced + 1) {
+                self.become_looking(out);
+            }
+        }
+    }
+
+    pub(super) fn leader_message(&mut self, from: Sid, msg: Message, out: &mut Vec<Output>) {
+        let now = self.now_ms;
+        let Some(leader) = self.leading_mut() else { return };
+        if let Message::FollowerInfo { conn, accepted_epoch } = msg {
+            if leader.epoch.is_some_and(|epoch| accepted_epoch > epoch) {
+                // The learner promised a newer epoch and will refuse ours; ZooKeeper leaves it
+                // out until the leader fails. Re-elect so the next epoch exceeds its promise.
+                self.become_looking(out);
+                return;
+            }
+            let known = leader.learners.get(&from).is_some_and(|l| l.conn == conn);
+            if !known {
+                let learner = Learner {
+                    conn,
+                    accepted_epoch,
+                    phase: LearnerPhase::Connected,
+                    fresh: false,
+                    last_heard_ms: now,
+                };
+                leader.learners.insert(from, learner);
+            }
+            if let (Some(epoch), Some(learner)) = (leader.epoch, leader.learners.get_mut(&from)) {
+                learner.last_heard_ms = now;
+                if matches!(learner.phase, LearnerPhase::Connected | LearnerPhase::EpochSent) {
+                    learner.phase = LearnerPhase::EpochSent;
+                    out.push(Output::Send { to: from, msg: Message::LeaderInfo { conn, epoch } });
+                }
+            }
+            self.leader_progress(out);
+            return;
+        }
+        let Some(epoch) = leader.epoch else { return };
+        let Some(learner) = leader.learners.get_mut(&from) else { return };
+        if msg.conn() != Some(learner.conn) {
+            return;
+        }
+        learner.last_heard_ms = now;
+        match msg {
+            Message::AckEpoch { epoch: e, current_epoch, last_zxid, fresh, log_base, log_ends, .. } => {
+                if e != epoch || !matches!(learner.phase, LearnerPhase::EpochSent) {
+                    return;
+                }
+                if (current_epoch, last_zxid) > leader.summary {
+                    // A learner has a more recent history than ours: we must not lead.
+                    self.become_looking(out);
+                    return;
+                }
+                learner.fresh = fresh;
+                learner.phase = LearnerPhase::EpochAcked { log_base, log_ends, last_zxid };
+                if leader.established {
+                    self.start_sync(from, out);
+                }
+                self.leader_progress(out);
+            }
+            Message::AckNewLeader { epoch: e, zxid, .. } | Message::Ack { epoch: e, zxid, .. } => {
+                if e != epoch {
+                    return;
+                }
+                match learner.phase {
+                    LearnerPhase::Syncing { newleader_zxid } if zxid >= newleader_zxid => {
+                        learner.phase = LearnerPhase::Synced { acked: zxid, up_to_date: false };
+                    }
+                    LearnerPhase::Synced { ref mut acked, .. } => *acked = (*acked).max(zxid),
+                    _ => return,
+                }
+                self.leader_progress(out);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn leader_persisted(&mut self, out: &mut Vec<Output>) {
+        self.leader_progress(out);
+    }
+
+    /// Moves the leader through its phases as far as the gathered acks allow.
+    fn leader_progress(&mut self, out: &mut Vec<Output>) {
+        self.leader_fix_epoch(out);
+        self.leader_establish(out);
+        self.leader_self_sync(out);
+        self.leader_start_broadcast(out);
+        self.leader_commit(out);
+    }
+
+    fn leader_fix_epoch(&mut self, out: &mut Vec<Output>) {
+        let own_accepted = self.accepted_epoch;
+        let quorum = self.quorum;
+        let Some(leader) = self.leading_mut() else { return };
+        if leader.epoch.is_some() {
+            return;
+        }
+        let connected: Vec<Sid> = leader
+            .learners
+            .iter()
+            .filter(|(_, l)| matches!(l.phase, LearnerPhase::Connected))
+            .map(|(sid, _)| *sid)
+            .collect();
+        if connected.len() + 1 < quorum {
+            return;
+        }
+        let max_accepted = leader.learners.values().map(|l| l.accepted_epoch).fold(own_accepted, Epoch::max);
+        let epoch = max_accepted + 1;
+        leader.epoch = Some(epoch);
+        let mut sends = Vec::new();
+        for sid in connected {
+            if let Some(learner) = leader.learners.get_mut(&sid) {
+                learner.phase = LearnerPhase::EpochSent;
+                sends.push(Output::Send { to: sid, msg: Message::LeaderInfo { conn: learner.conn, epoch } });
+            }
+        }
+        self.accepted_epoch = epoch;
+        // The accepted epoch is durable before any LEADERINFO leaves.
+        self.save_epochs(out);
+        out.extend(sends);
+    }
+
+    fn leader_establish(&mut self, out: &mut Vec<Output>) {
+        let quorum = self.quorum;
+        let Some(leader) = self.leading_mut() else { return };
+        if leader.epoch.is_none() || leader.established {
+            return;
+        }
+        let fresh = leader
+            .learners
+            .values()
+            .filter(|l| l.fresh && matches!(l.phase, LearnerPhase::EpochAcked { .. }))
+            .count();
+        if fresh + 1 < quorum {
+            return;
+        }
+        leader.established = true;
+        let ready: Vec<Sid> = leader
+            .learners
+            .iter()
+            .filter(|(_, l)| matches!(l.phase, LearnerPhase::EpochAcked { .. }))
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in ready {
+            self.start_sync(sid, out);
+        }
+    }
+
+    fn leader_self_sync(&mut self, out: &mut Vec<Output>) {
+        let persisted = self.log.persisted;
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        if !leader.established || leader.self_synced || persisted < leader.initial_zxid {
+            return;
+        }
+        leader.self_synced = true;
+        self.current_epoch = epoch;
+        self.save_epochs(out);
+    }
+
+    fn leader_start_broadcast(&mut self, out: &mut Vec<Output>) {
+        let quorum = self.quorum;
+        let sid = self.config.sid;
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        if leader.broadcast || !leader.self_synced {
+            return;
+        }
+        let synced =
+            leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
+        if synced + 1 < quorum {
+            return;
+        }
+        leader.broadcast = true;
+        leader.committed = leader.committed.max(leader.initial_zxid);
+        out.push(Output::RoleChanged { role: Role::Leading, leader: Some(sid), epoch });
+        let commit = leader.committed;
+        for (to, learner) in &mut leader.learners {
+            if let LearnerPhase::Synced { ref mut up_to_date, .. } = learner.phase {
+                *up_to_date = true;
+                out.push(Output::Send {
+                    to: *to,
+                    msg: Message::UpToDate { conn: learner.conn, epoch, commit },
+                });
+            } else if let LearnerPhase::Syncing { .. } = learner.phase {
+                out.push(Output::Send {
+                    to: *to,
+                    msg: Message::Commit { conn: learner.conn, epoch, zxid: commit },
+                });
+            }
+        }
+        self.apply_upto(commit, out);
+    }
+
+    /// Commits the highest zxid a quorum (the leader counting its own durable log) has acked.
+    fn leader_commit(&mut self, out: &mut Vec<Output>) {
+        let persisted = self.log.persisted;
+        let last = self.log.last();
+        let quorum = self.quorum;
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        if !leader.broadcast {
+            return;
+        }
+        // Late learners that acked NEWLEADER get UPTODATE at once.
+        let commit = leader.committed;
+        for (to, learner) in &mut leader.learners {
+            if let LearnerPhase::Synced { ref mut up_to_date, .. } = learner.phase
+                && !*up_to_date
+            {
+                *up_to_date = true;
+                out.push(Output::Send {
+                    to: *to,
+                    msg: Message::UpToDate { conn: learner.conn, epoch, commit },
+                });
+            }
+        }
+        let mut acks: Vec<Zxid> = leader
+            .learners
+            .values()
+            .filter_map(|l| match l.phase {
+                LearnerPhase::Synced { acked, .. } => Some(acked),
+                _ => None,
+            })
+            .collect();
+        acks.push(persisted);
+        acks.sort_unstable_by(|a, b| b.cmp(a));
+        let Some(quorum_point) = acks.get(quorum - 1).copied() else { return };
+        let candidate = quorum_point.min(last);
+        if candidate > leader.committed {
+            leader.committed = candidate;
+            self.leader_commit_point_changed(out);
+        } else {
+            let committed = leader.committed;
+            self.apply_upto(committed, out);
+        }
+    }
+
+    fn leader_commit_point_changed(&mut self, out: &mut Vec<Output>) {
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        let zxid = leader.committed;
+        for (to, learner) in &leader.learners {
+            if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
+                out.push(Output::Send { to: *to, msg: Message::Commit { conn: learner.conn, epoch, zxid } });
+            }
+        }
+        self.apply_upto(zxid, out);
+    }
+
+    /// Sends NEWLEADER (DIFF or TRUNC+DIFF) to a learner that acked the epoch, or asks the shell
+    /// for a snapshot when the windows cannot tell where the logs diverge.
+    fn start_sync(&mut self, sid: Sid, out: &mut Vec<Output>) {
+        let leader_base = self.log.base;
+        let leader_ends = self.log.epoch_ends();
+        let last = self.log.last();
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        let commit = leader.committed;
+        let Some(learner) = leader.learners.get_mut(&sid) else { return };
+        let LearnerPhase::EpochAcked { log_base, ref log_ends, last_zxid } = learner.phase else { return };
+        let point = common_point(leader_base, &leader_ends, log_base, log_ends).filter(|p| *p <= last_zxid);
+        let conn = learner.conn;
+        match point {
+            Some(after) => {
+                learner.phase = LearnerPhase::Syncing { newleader_zxid: last };
+                let entries = self.log.entries_after(after);
+                let sync = SyncMode::Diff { after };
+                out.push(Output::Send {
+                    to: sid,
+                    msg: Message::NewLeader { conn, epoch, sync, entries, commit },
+                });
+            }
+            None => {
+                learner.phase = LearnerPhase::AwaitingSnapshot;
+                out.push(Output::NeedSnapshot { to: sid });
+            }
+        }
+    }
+
+    pub(super) fn on_snapshot_ready(&mut self, to: Sid, zxid: Zxid, data: Bytes, out: &mut Vec<Output>) {
+        let usable = zxid >= self.log.base && zxid <= self.log.applied && self.log.contains(zxid);
+        let last = self.log.last();
+        let entries = if usable { self.log.entries_after(zxid) } else { Vec::new() };
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        let commit = leader.committed;
+        let Some(learner) = leader.learners.get_mut(&to) else { return };
+        if !matches!(learner.phase, LearnerPhase::AwaitingSnapshot) {
+            return;
+        }
+        if !usable {
+            out.push(Output::NeedSnapshot { to });
+            return;
+        }
+        learner.phase = LearnerPhase::Syncing { newleader_zxid: last };
+        let sync = SyncMode::Snap { zxid, data };
+        let msg = Message::NewLeader { conn: learner.conn, epoch, sync, entries, commit };
+        out.push(Output::Send { to, msg });
+    }
+
+    pub(super) fn leader_propose(&mut self, zxid: Zxid, payload: Bytes, out: &mut Vec<Output>) {
+        let prev = self.log.last();
+        self.log.append(zxid, payload.clone());
+        let Some(leader) = self.leading_mut() else { return };
+        let Some(epoch) = leader.epoch else { return };
+        leader.counter = zxid_counter(zxid);
+        out.push(Output::Persist { entries: vec![(zxid, payload.clone())] });
+        for (to, learner) in &leader.learners {
+            if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
+                let msg =
+                    Message::Proposal { conn: learner.conn, epoch, prev, zxid, payload: payload.clone() };
+                out.push(Output::Send { to: *to, msg });
+            }
+        }
+    }
+}

@@ -1,0 +1,575 @@
+//! Shared test support: start ferrokeeper or Apache ZooKeeper on a free port, a small
+//! synchronous wire client built on `ferrokeeper_proto`, and a four-letter-word helper.
+//!
+//! Every started process is owned by a [`ServerProcess`] whose `Drop` kills it by pid and
+//! waits (bounded); every socket read has a timeout; temp dirs are removed on drop.
+
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use ferrokeeper_proto::jute::Jute;
+use ferrokeeper_proto::op;
+use ferrokeeper_proto::records::{
+    AuthPacket, ConnectRequest, ConnectResponse, ReplyHeader, RequestHeader, WatcherEvent,
+};
+use ferrokeeper_proto::request::Request;
+use ferrokeeper_proto::response::Response;
+
+/// Where Debian's ZooKeeper lives.
+pub const ZK_JAR: &str = "/usr/share/java/zookeeper.jar";
+pub const ZK_CONF_DIR: &str = "/etc/zookeeper/conf";
+pub const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+
+/// Default read timeout for every test socket.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which server implementation to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    Ferrokeeper,
+    ZooKeeper,
+}
+
+impl ServerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerKind::Ferrokeeper => "ferrokeeper",
+            ServerKind::ZooKeeper => "zookeeper",
+        }
+    }
+}
+
+/// The ZooKeeper jar: `FK_ZK_JAR` if set (lets the missing-oracle path be exercised), else
+/// Debian's.
+pub fn zk_jar() -> String {
+    std::env::var("FK_ZK_JAR").unwrap_or_else(|_| ZK_JAR.to_owned())
+}
+
+/// Returns true when the Apache ZooKeeper oracle can run. When it is missing the calling
+/// test fails with instructions, unless `FK_SKIP_ORACLE=1` is set (then it returns false and
+/// the caller skips, printing why).
+pub fn oracle_available() -> bool {
+    let jar = zk_jar();
+    if Path::new(&jar).exists() && Path::new("/usr/bin/java").exists() {
+        return true;
+    }
+    if std::env::var("FK_SKIP_ORACLE").as_deref() == Ok("1") {
+        eprintln!("SKIPPED: Apache ZooKeeper ({jar}) is missing and FK_SKIP_ORACLE=1");
+        return false;
+    }
+    panic!(
+        "Apache ZooKeeper oracle not found ({jar} or /usr/bin/java missing). \
+         Run `scripts/install-test-deps.sh` to install it, or set FK_SKIP_ORACLE=1 to skip \
+         the oracle tests."
+    );
+}
+
+/// A temp directory removed on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("fk-{prefix}-{}-{n}-{nanos}", std::process::id()));
+        fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Finds a free TCP port on 127.0.0.1 by binding port 0.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Base64(SHA1("user:password")), the digest ZooKeeper stores for digest ids.
+pub fn digest(user: &str, password: &str) -> String {
+    use base64::Engine;
+    use sha1::{Digest, Sha1};
+    let hash = Sha1::digest(format!("{user}:{password}").as_bytes());
+    format!("{user}:{}", base64::engine::general_purpose::STANDARD.encode(hash))
+}
+
+/// The super user's password in every generated zoo.cfg (`superDigest=super:...`).
+pub const SUPER_PASSWORD: &str = "superpw";
+
+/// A running server process; killed (SIGKILL) and reaped on drop.
+pub struct ServerProcess {
+    pub kind: ServerKind,
+    pub port: u16,
+    child: Option<Child>,
+    dir: TempDir,
+    pub cfg_path: PathBuf,
+    log_path: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `kind` with a generated zoo.cfg (plus `extra` key/value lines) and waits until
+    /// it serves (srvr answers or a session handshake succeeds). Panics with the server log
+    /// on failure.
+    pub fn start(kind: ServerKind, extra: &[(&str, &str)]) -> ServerProcess {
+        let mut last_err = String::new();
+        for _attempt in 0..3 {
+            match Self::try_start(kind, extra) {
+                Ok(server) => return server,
+                Err(e) => {
+                    eprintln!("starting {} failed, retrying: {e}", kind.name());
+                    last_err = e;
+                }
+            }
+        }
+        panic!("could not start {}: {last_err}", kind.name());
+    }
+
+    /// The zoo.cfg extras the differential and CLI tests use (TTL nodes, all 4lw, super).
+    pub fn standard_extras() -> Vec<(&'static str, String)> {
+        vec![
+            ("extendedTypesEnabled", "true".to_owned()),
+            ("4lw.commands.whitelist", "*".to_owned()),
+            ("DigestAuthenticationProvider.superDigest", digest("super", SUPER_PASSWORD)),
+        ]
+    }
+
+    pub fn start_standard(kind: ServerKind) -> ServerProcess {
+        let extras = Self::standard_extras();
+        let refs: Vec<(&str, &str)> = extras.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Self::start(kind, &refs)
+    }
+
+    fn try_start(kind: ServerKind, extra: &[(&str, &str)]) -> Result<ServerProcess, String> {
+        let dir = TempDir::new(kind.name());
+        let data_dir = dir.path().join("data");
+        fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
+        let port = free_port();
+        let mut cfg = format!(
+            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
+             maxClientCnxns=0\n",
+            data_dir.display()
+        );
+        for (k, v) in extra {
+            cfg.push_str(&format!("{k}={v}\n"));
+        }
+        let cfg_path = dir.path().join("zoo.cfg");
+        fs::write(&cfg_path, cfg).map_err(|e| e.to_string())?;
+        let log_path = dir.path().join("server.log");
+        let log = fs::File::create(&log_path).map_err(|e| e.to_string())?;
+        let log2 = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = match kind {
+            ServerKind::Ferrokeeper => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+                c.arg("--config").arg(&cfg_path);
+                c
+            }
+            ServerKind::ZooKeeper => {
+                let mut c = Command::new("/usr/bin/java");
+                c.args([
+                    "-Xmx256m",
+                    "-XX:+UseSerialGC",
+                    "-XX:TieredStopAtLevel=1",
+                    "-Dzookeeper.admin.enableServer=false",
+                    "-Dzookeeper.root.logger=WARN,CONSOLE",
+                    "-Dzookeeper.jmx.log4j.disable=true",
+                    "-cp",
+                    &format!("{ZK_CONF_DIR}:{}", zk_jar()),
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                ]);
+                c.arg(&cfg_path);
+                c
+            }
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
+        let child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", kind.name()))?;
+        let mut server = ServerProcess { kind, port, child: Some(child), dir, cfg_path, log_path };
+        let budget = match kind {
+            ServerKind::ZooKeeper => Duration::from_secs(30),
+            ServerKind::Ferrokeeper => Duration::from_secs(15),
+        };
+        server.wait_ready(budget)?;
+        Ok(server)
+    }
+
+    fn wait_ready(&mut self, budget: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + budget;
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                return Err(format!(
+                    "{} exited early ({status}); log:\n{}",
+                    self.kind.name(),
+                    self.log_tail()
+                ));
+            }
+            if let Ok(out) = four_letter(self.port, "srvr")
+                && out.contains("Mode:")
+            {
+                return Ok(());
+            }
+            // A server without `srvr` still counts as ready once it completes a handshake.
+            if let Ok(client) = TestClient::connect(self.port) {
+                let mut client = client;
+                let _ = client.close_session();
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} on port {} not ready after {budget:?}; log:\n{}",
+                    self.kind.name(),
+                    self.port,
+                    self.log_tail()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The last ~4 KB of the server's stdout/stderr.
+    pub fn log_tail(&self) -> String {
+        let text = fs::read(&self.log_path).unwrap_or_default();
+        let start = text.len().saturating_sub(4096);
+        String::from_utf8_lossy(&text[start..]).into_owned()
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the process (SIGKILL by pid) and waits at most 10 s for it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => return,
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+            eprintln!("warning: {} pid {} did not exit within 10 s of SIGKILL", self.kind.name(), child.id());
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sends a four-letter word and reads the answer to EOF (bounded by the read timeout).
+pub fn four_letter(port: u16, cmd: &str) -> io::Result<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(cmd.as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Options of a handshake.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub session_id: i64,
+    pub passwd: Vec<u8>,
+    pub timeout_ms: i32,
+    pub last_zxid_seen: i64,
+    /// `None` omits the trailing readOnly byte (an "old" client).
+    pub read_only: Option<bool>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            session_id: 0,
+            passwd: vec![0; 16],
+            timeout_ms: 30000,
+            last_zxid_seen: 0,
+            read_only: Some(false),
+        }
+    }
+}
+
+/// A watch notification as received (xid -1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub zxid: i64,
+    pub event: WatcherEvent,
+}
+
+/// The result of one request: the header and either the decoded body (err == 0) or err.
+pub type CallResult = (ReplyHeader, Result<Response, i32>);
+
+/// A minimal synchronous ZooKeeper client for tests.
+pub struct TestClient {
+    stream: TcpStream,
+    next_xid: i32,
+    pub session_id: i64,
+    pub passwd: Vec<u8>,
+    pub negotiated_timeout: i32,
+    pub connect_response: ConnectResponse,
+    /// Highest zxid seen in a reply header (notifications excluded).
+    pub last_zxid: i64,
+    /// Notifications received so far and not yet taken.
+    pub events: VecDeque<Notification>,
+}
+
+impl TestClient {
+    /// Connects and creates a new session (30 s timeout).
+    pub fn connect(port: u16) -> io::Result<TestClient> {
+        Self::connect_with(port, &ConnectOptions::default())
+    }
+
+    /// Opens a TCP connection with the read timeout set, without any handshake.
+    pub fn raw_stream(port: u16) -> io::Result<TcpStream> {
+        let s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
+        s.set_read_timeout(Some(READ_TIMEOUT))?;
+        s.set_write_timeout(Some(READ_TIMEOUT))?;
+        s.set_nodelay(true)?;
+        Ok(s)
+    }
+
+    /// Performs the handshake. A refused session (timeout 0 / session 0, as for a bad
+    /// password) is an `io::ErrorKind::PermissionDenied` error carrying the response.
+    pub fn connect_with(port: u16, opts: &ConnectOptions) -> io::Result<TestClient> {
+        let (stream, resp) = Self::handshake(port, opts)?;
+        if resp.session_id == 0 || resp.timeout <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("session refused: {resp:?}"),
+            ));
+        }
+        Ok(TestClient {
+            stream,
+            next_xid: 1,
+            session_id: resp.session_id,
+            passwd: resp.passwd.as_deref().unwrap_or_default().to_vec(),
+            negotiated_timeout: resp.timeout,
+            connect_response: resp,
+            last_zxid: opts.last_zxid_seen,
+            events: VecDeque::new(),
+        })
+    }
+
+    /// Sends a ConnectRequest and reads the ConnectResponse, whatever it says.
+    pub fn handshake(port: u16, opts: &ConnectOptions) -> io::Result<(TcpStream, ConnectResponse)> {
+        let mut stream = Self::raw_stream(port)?;
+        let req = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: opts.last_zxid_seen,
+            timeout: opts.timeout_ms,
+            session_id: opts.session_id,
+            passwd: Some(Bytes::from(opts.passwd.clone())),
+            read_only: opts.read_only,
+        };
+        write_frame(&mut stream, &req.encode_to_vec())?;
+        let body = read_frame(&mut stream)?;
+        let resp = ConnectResponse::decode(&body).map_err(invalid)?;
+        Ok((stream, resp))
+    }
+
+    pub fn stream(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    pub fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        self.stream.set_read_timeout(Some(t))
+    }
+
+    fn xid_for(&mut self, req: &Request) -> i32 {
+        match req {
+            Request::Ping => op::xid::PING,
+            Request::Auth(_) => op::xid::AUTH,
+            Request::SetWatches(_) | Request::SetWatches2(_) => op::xid::SET_WATCHES,
+            _ => {
+                let xid = self.next_xid;
+                self.next_xid = if self.next_xid == i32::MAX { 1 } else { self.next_xid + 1 };
+                xid
+            }
+        }
+    }
+
+    /// Sends one request and waits for its reply; notifications that arrive first are
+    /// queued in `events`. The body is decoded only when `err == 0`.
+    pub fn call(&mut self, req: &Request) -> io::Result<CallResult> {
+        self.call_op(req.op(), req)
+    }
+
+    /// Like [`call`](Self::call) but sends `req`'s body under opcode `op_code` (for unknown
+    /// or mismatched opcodes).
+    pub fn call_op(&mut self, op_code: i32, req: &Request) -> io::Result<CallResult> {
+        let xid = self.xid_for(req);
+        let mut payload = RequestHeader { xid, op: op_code }.encode_to_vec();
+        req.write_body(&mut payload);
+        write_frame(&mut self.stream, &payload)?;
+        self.read_reply(xid, op_code)
+    }
+
+    /// Reads frames until the reply for `xid` arrives.
+    pub fn read_reply(&mut self, xid: i32, op_code: i32) -> io::Result<CallResult> {
+        loop {
+            let frame = read_frame(&mut self.stream)?;
+            let mut r = ferrokeeper_proto::Reader::new(&frame);
+            let header = ReplyHeader::read(&mut r).map_err(invalid)?;
+            if header.xid == op::xid::NOTIFICATION {
+                let event = WatcherEvent::read(&mut r).map_err(invalid)?;
+                self.events.push_back(Notification { zxid: header.zxid, event });
+                continue;
+            }
+            if header.xid != xid {
+                return Err(invalid(format!("xid out of order: expected {xid}, got {header:?}")));
+            }
+            if header.zxid > self.last_zxid {
+                self.last_zxid = header.zxid;
+            }
+            if header.err != 0 {
+                return Ok((header.clone(), Err(header.err)));
+            }
+            let body = Response::decode(op_code, r.rest()).map_err(invalid)?;
+            return Ok((header, Ok(body)));
+        }
+    }
+
+    pub fn ping(&mut self) -> io::Result<ReplyHeader> {
+        Ok(self.call(&Request::Ping)?.0)
+    }
+
+    /// addauth; returns the reply's err (0 on success, -115 AuthFailed).
+    pub fn auth(&mut self, scheme: &str, auth: &[u8]) -> io::Result<i32> {
+        let req = Request::Auth(AuthPacket {
+            auth_type: 0,
+            scheme: scheme.to_owned(),
+            auth: Some(Bytes::copy_from_slice(auth)),
+        });
+        Ok(self.call(&req)?.0.err)
+    }
+
+    /// Sends closeSession and waits for its reply.
+    pub fn close_session(&mut self) -> io::Result<ReplyHeader> {
+        let (h, _) = self.call(&Request::CloseSession)?;
+        let _ = self.stream.shutdown(Shutdown::Both);
+        Ok(h)
+    }
+
+    /// Takes every queued notification.
+    pub fn take_events(&mut self) -> Vec<Notification> {
+        self.events.drain(..).collect()
+    }
+
+    /// Raw mode: writes bytes as they are.
+    pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// Raw mode: reads one length-prefixed frame's payload.
+    pub fn read_raw_frame(&mut self) -> io::Result<Vec<u8>> {
+        read_frame(&mut self.stream)
+    }
+
+    /// True when the server closed the connection (EOF or reset within the timeout).
+    pub fn is_closed_by_server(&mut self, within: Duration) -> bool {
+        let _ = self.stream.set_read_timeout(Some(within));
+        let mut buf = [0u8; 1024];
+        let deadline = Instant::now() + within;
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut => {
+                    return false;
+                }
+                Err(_) => return true,
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+        }
+    }
+}
+
+fn invalid<E: std::fmt::Display>(e: E) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
+}
+
+/// Writes `int32 length | payload`.
+pub fn write_frame(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
+    let mut buf = Vec::with_capacity(payload.len() + 4);
+    buf.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+    buf.extend_from_slice(payload);
+    stream.write_all(&buf)
+}
+
+/// Reads one `int32 length | payload` frame (bounded to 16 MB).
+pub fn read_frame(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if !(0..=16 << 20).contains(&len) {
+        return Err(invalid(format!("frame length {len} out of range")));
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// Runs a command with a wall-clock limit, killing it (by pid) on timeout. Returns
+/// (exit success, stdout, stderr); output goes through temp files so pipes never fill.
+pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<(bool, String, String)> {
+    let dir = TempDir::new("cmd");
+    let out_path = dir.path().join("stdout");
+    let err_path = dir.path().join("stderr");
+    cmd.stdout(Stdio::from(fs::File::create(&out_path)?));
+    cmd.stderr(Stdio::from(fs::File::create(&err_path)?));
+    let mut child = cmd.spawn()?;
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stdout = String::from_utf8_lossy(&fs::read(&out_path)?).into_owned();
+    let stderr = String::from_utf8_lossy(&fs::read(&err_path)?).into_owned();
+    match status {
+        Some(s) => Ok((s.success(), stdout, stderr)),
+        None => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("command timed out after {limit:?}; stdout:\n{stdout}\nstderr:\n{stderr}"),
+        )),
+    }
+}
