@@ -114,6 +114,16 @@ start() {
       sleep 0.3
     done
   done
+  # Another process may have held a port: then our node died although something answered srvr.
+  sleep 0.5
+  for i in $(seq 1 "$n"); do
+    if ! alive "$dir/node$i/pid"; then
+      echo "node $i exited (port taken by another process?); log:" >&2
+      tail -5 "$dir/node$i/server.log" >&2
+      stop
+      exit 1
+    fi
+  done
   status
   echo "connect: $(connect_string)"
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the same fkload workloads against a ferrokeeper standalone server and an Apache ZooKeeper
 # standalone server on this machine (one after the other, never both at once) and prints the
-# ferrokeeper / ZooKeeper ratios.
+# ferrokeeper / ZooKeeper ratios. FK_NODES=3 compares 3-node loopback ensembles instead.
 #
 #   scripts/fkload-compare.sh [workload.yaml ...]     default: write-heavy and read-heavy
 #
@@ -22,39 +22,44 @@ cargo build --release -q -p ferrokeeper-server -p ferrokeeper-loadgen
 fkload=$root/target/release/fkload
 work=$(mktemp -d /tmp/fkload-compare.XXXXXX)
 export FORCE_SYNC=${FORCE_SYNC:-yes}
+nodes=${FK_NODES:-1}
+export FK_PEER_PORT_BASE=${FK_PEER_PORT_BASE:-26880} FK_ELECTION_PORT_BASE=${FK_ELECTION_PORT_BASE:-27880}
 
 stop_all() {
-  FK_IMPL=ferrokeeper FK_CLUSTER_DIR="$work/ferrokeeper" scripts/cluster-zk.sh stop 1 >/dev/null 2>&1 || true
-  FK_IMPL=zookeeper FK_CLUSTER_DIR="$work/zookeeper" scripts/cluster-zk.sh stop 1 >/dev/null 2>&1 || true
+  FK_IMPL=ferrokeeper FK_CLUSTER_DIR="$work/ferrokeeper" scripts/cluster-zk.sh stop >/dev/null 2>&1 || true
+  FK_IMPL=zookeeper FK_CLUSTER_DIR="$work/zookeeper" scripts/cluster-zk.sh stop >/dev/null 2>&1 || true
 }
 trap 'stop_all; rm -rf "$work"' EXIT
 
 run_impl() { # impl port extra-cfg
   local impl=$1 port=$2
-  echo "== $impl (forceSync=$FORCE_SYNC)"
+  echo "== $impl x$nodes (forceSync=$FORCE_SYNC)"
   FK_IMPL=$impl FK_CLUSTER_DIR="$work/$impl" FK_CLIENT_PORT_BASE=$((port - 1)) FK_EXTRA_CFG="$3" \
-    scripts/cluster-zk.sh start 1
+    scripts/cluster-zk.sh start "$nodes"
+  local target
+  target=$(FK_CLUSTER_DIR="$work/$impl" scripts/cluster-zk.sh connect)
   for wl in "${workloads[@]}"; do
     local name
     name=$(basename "$wl" .yaml)
     local html=()
     [ -n "${FK_HTML_DIR:-}" ] && mkdir -p "$FK_HTML_DIR" && html=(--html "$FK_HTML_DIR/$impl-$name.html")
     # shellcheck disable=SC2086
-    "$fkload" run -w "$wl" -t "127.0.0.1:$port" --no-progress --out "$out/$impl-$name.json" "${html[@]}" ${FKLOAD_ARGS:-}
+    "$fkload" run -w "$wl" -t "$target" --no-progress --out "$out/$impl-$name.json" "${html[@]}" ${FKLOAD_ARGS:-}
     if [ -n "${FK_SWEEP:-}" ]; then
-      "$fkload" run -w "$wl" -t "127.0.0.1:$port" --no-progress --skip-setup --sweep "$FK_SWEEP" --sweep-runs 7 \
+      "$fkload" run -w "$wl" -t "$target" --no-progress --skip-setup --sweep "$FK_SWEEP" --sweep-runs 7 \
         --duration 5 --warmup 1 --out "$out/$impl-$name-sweep.json" | grep -E '^(step|fkload)' || true
     fi
   done
-  FK_IMPL=$impl FK_CLUSTER_DIR="$work/$impl" scripts/cluster-zk.sh stop 1
+  FK_IMPL=$impl FK_CLUSTER_DIR="$work/$impl" scripts/cluster-zk.sh stop
 }
 
 run_impl ferrokeeper 31811 "${FK_EXTRA_CFG:-}"
-run_impl zookeeper 31812 "${ZK_EXTRA_CFG:-}"
+run_impl zookeeper 31821 "${ZK_EXTRA_CFG:-}"
 
 summary="$out/summary.md"
 {
-  echo "# ferrokeeper vs Apache ZooKeeper (standalone, forceSync=$FORCE_SYNC)"
+  if [ "$nodes" = 1 ]; then shape=standalone; else shape="$nodes-node loopback ensembles"; fi
+  echo "# ferrokeeper vs Apache ZooKeeper ($shape, forceSync=$FORCE_SYNC)"
   echo
   echo "$(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores (load average at the end: $(cut -d" " -f1-3 /proc/loadavg)); fkload flags: ${FKLOAD_ARGS:-(workload defaults)}"
   echo

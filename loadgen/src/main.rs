@@ -184,10 +184,26 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed,
                 server_stats: !no_server_stats,
             };
-            let r = match sweep_start {
-                Some(start) => sweep(&opts, start, sweep_runs).await?,
-                None => run(&opts, None).await?,
+            // A hard bound on the whole command, so a misbehaving target (a server that accepts
+            // but never answers) cannot hang fkload: the planned time plus two minutes of setup.
+            let w = &opts.workload;
+            let planned = w.warmup_secs
+                + if w.steps.is_empty() || w.rate.is_some() {
+                    w.duration_secs
+                } else {
+                    w.step_secs * w.steps.len() as f64
+                };
+            let runs = if sweep_start.is_some() { 2 * sweep_runs + 1 } else { 1 };
+            let limit = std::time::Duration::from_secs_f64((planned + 120.0) * runs as f64);
+            let work = async {
+                match sweep_start {
+                    Some(start) => sweep(&opts, start, sweep_runs).await,
+                    None => run(&opts, None).await,
+                }
             };
+            let r = tokio::time::timeout(limit, work).await.map_err(|_| {
+                anyhow::anyhow!("gave up after {:.0} s (target not answering?)", limit.as_secs_f64())
+            })??;
             write_outputs(&r, &outputs)?;
             Ok(ExitCode::SUCCESS)
         }

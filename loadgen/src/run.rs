@@ -220,7 +220,9 @@ impl Ctx {
     }
 }
 
-/// Runs one op (or op pair) and records it. `intended` is the open-loop send time.
+/// Runs one op (or op pair) and records it. `intended` is the open-loop send time. Returns
+/// whether the op failed at the session level (connection loss, expired or closed session),
+/// after which the worker backs off instead of spinning on instant failures.
 async fn exec(
     ctx: &Ctx,
     zk: &ZooKeeper,
@@ -229,7 +231,7 @@ async fn exec(
     worker: usize,
     seq: u64,
     intended: Option<Instant>,
-) {
+) -> bool {
     let start = Instant::now();
     let response = |end: Instant| intended.map(|i| end.saturating_duration_since(i));
     let mut traced: Option<(OpKind, &str, usize)> = None;
@@ -294,7 +296,7 @@ async fn exec(
             // The delete is issued right after the create: its response time is its service time.
             let delete_response = intended.map(|_| end - mid);
             ctx.recorder.record(OpKind::Delete, end - mid, delete_response, r.as_ref().err().map(error_name));
-            return;
+            return r.as_ref().err().is_some_and(session_level);
         }
         MixOp::EphemeralChurn => {
             let r = async {
@@ -336,6 +338,13 @@ async fn exec(
     if let (Some(t), Some((op, path, size))) = (&ctx.trace, traced) {
         t.send(TraceEvent::new(ctx.since_t0(intended.unwrap_or(start)), op, path, size, end - start));
     }
+    result.as_ref().err().is_some_and(session_level)
+}
+
+fn session_level(e: &Error) -> bool {
+    use ferrokeeper_client::Code;
+    matches!(e, Error::Closed | Error::ConnectFailed(_))
+        || matches!(e.code(), Code::ConnectionLoss | Code::SessionExpired | Code::AuthFailed)
 }
 
 /// How early an open-loop worker wakes before a request's intended time (half a timer tick).
@@ -382,8 +391,16 @@ async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
             None
         };
         let op = ctx.mix.pick(&mut rng);
-        exec(&ctx, &zk, op, &mut rng, id, seq, intended).await;
+        let broken = exec(&ctx, &zk, op, &mut rng, id, seq, intended).await;
         seq += 1;
+        if broken {
+            // A dead session fails instantly; without a pause the worker would spin and starve
+            // the runtime (ticks, other sessions). A closed or expired session never recovers.
+            if !zk.state().is_alive() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 

@@ -125,3 +125,22 @@ fn rotated_connect_strings_spread_sessions() {
     assert_eq!(fkload::run::rotated("a:1,b:2,c:3/app", 1), "b:2,c:3,a:1/app");
     assert_eq!(fkload::run::rotated("a:1", 5), "a:1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_drops_connections_yields_errors_not_a_hang() {
+    let mut fake = Fake::steady(Duration::from_millis(1));
+    fake.close_after = Some(20);
+    let addr = start(fake).await;
+    let started = std::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(20), run(&opts(&addr, workload(2, 4, 1.5, None)), None))
+        .await
+        .expect("fkload must finish on time against a flaky server")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(12), "took {:?}", started.elapsed());
+    let get = &r.ops["get"];
+    assert!(get.errors > 0, "{get:?}");
+    assert!(get.error_codes.contains_key("ConnectionLoss"), "{:?}", get.error_codes);
+    // Reconnects keep some requests succeeding; the ticker kept running (one point per second).
+    assert!(get.count > get.errors);
+    assert!(!r.series.is_empty());
+}

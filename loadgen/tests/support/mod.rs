@@ -18,12 +18,20 @@ pub struct Fake {
     pub stall_after: Option<Duration>,
     pub stall_len: Duration,
     pub first: OnceLock<Instant>,
+    /// Drop each connection (without answering) once it has sent this many requests.
+    pub close_after: Option<usize>,
 }
 
 impl Fake {
     /// Answers after `delay`, never stalls.
     pub fn steady(delay: Duration) -> Fake {
-        Fake { delay, stall_after: None, stall_len: Duration::ZERO, first: OnceLock::new() }
+        Fake {
+            delay,
+            stall_after: None,
+            stall_len: Duration::ZERO,
+            first: OnceLock::new(),
+            close_after: None,
+        }
     }
 
     fn reply_at(&self, arrival: Instant) -> Instant {
@@ -84,7 +92,13 @@ async fn connection(mut stream: TcpStream, fake: Arc<Fake>, session_id: i64) {
             }
         }
     });
+    let mut requests = 0usize;
     while let Ok(len) = r.read_i32().await {
+        requests += 1;
+        if fake.close_after.is_some_and(|n| requests > n) {
+            writer.abort();
+            return;
+        }
         let mut frame = vec![0u8; len as usize];
         if r.read_exact(&mut frame).await.is_err() {
             break;
