@@ -56,6 +56,7 @@ pub struct Builder {
     connect_timeout: Option<Duration>,
     queue: usize,
     read_only: bool,
+    shuffle_hosts: bool,
 }
 
 impl Builder {
@@ -84,6 +85,14 @@ impl Builder {
         self
     }
 
+    /// Whether to try the connect string's hosts in a random order (the default, as the Java
+    /// client's StaticHostProvider does, so many clients spread over an ensemble) or in the
+    /// order given.
+    pub fn shuffle_hosts(mut self, shuffle: bool) -> Self {
+        self.shuffle_hosts = shuffle;
+        self
+    }
+
     /// Opens the session and waits until a server accepted it.
     pub async fn connect(self) -> Result<(ZooKeeper, Events)> {
         let cs = ConnectString::parse(&self.connect_string)?;
@@ -104,11 +113,12 @@ impl Builder {
             connected_host: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(self.queue);
-        let config = Config {
-            hosts: cs.hosts.clone(),
-            session_timeout: self.session_timeout,
-            read_only: self.read_only,
-        };
+        let mut hosts = cs.hosts.clone();
+        if self.shuffle_hosts {
+            use rand::seq::SliceRandom;
+            hosts.shuffle(&mut rand::rng());
+        }
+        let config = Config { hosts, session_timeout: self.session_timeout, read_only: self.read_only };
         tokio::spawn(session::run(shared.clone(), config, rx));
         let limit = self.connect_timeout.unwrap_or(self.session_timeout.max(Duration::from_secs(5)));
         let waited = tokio::time::timeout(limit, state_rx.wait_for(|s| *s != SessionState::Connecting)).await;
@@ -152,6 +162,7 @@ impl ZooKeeper {
             connect_timeout: None,
             queue: 4096,
             read_only: false,
+            shuffle_hosts: true,
         }
     }
 
