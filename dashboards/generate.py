@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Writes the Grafana dashboards in dashboards/grafana/*.json.
 
-The JSON files are committed; edit this file and re-run `python3 dashboards/generate.py` to
-change them (loadgen/tests/dashboards.rs validates and live-queries whatever is committed).
+The JSON files are committed; edit this file and re-run `python3 dashboards/generate.py`
+(optional argument: another output directory) to change them. loadgen/tests/dashboards.rs checks
+that the committed JSON is what this writes, validates it, and runs every query live.
 Every panel's datasource is the dashboard variable ${DS_PROMETHEUS}; `job` / `instance`
 (and `fkload_job`) are multi-value variables whose "All" value is the regex `.*`, so every
 selector uses `=~`.
 """
 import json
 import os
+import sys
 
 DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 SEL = 'job=~"$job",instance=~"$instance"'
@@ -295,7 +297,7 @@ def loadgen():
 
 
 def main():
-    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "grafana")
+    out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "grafana")
     os.makedirs(out, exist_ok=True)
     for board in (overview(), quorum(), loadgen()):
         path = os.path.join(out, board.uid + ".json")

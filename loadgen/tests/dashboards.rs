@@ -141,7 +141,8 @@ fn check_dashboard(file: &str, json: &Value, problems: &mut Vec<String>) -> Dash
                 continue;
             }
             if !t["datasource"].is_null() && !is_ds_ref(&t["datasource"]) {
-                problems.push(format!("{file}: panel {title:?}: target datasource is not ${{DS_PROMETHEUS}}"));
+                problems
+                    .push(format!("{file}: panel {title:?}: target datasource is not ${{DS_PROMETHEUS}}"));
             }
             if !refs.insert(t["refId"].as_str().unwrap_or_default().to_owned()) {
                 problems.push(format!("{file}: panel {title:?}: duplicate refId"));
@@ -205,20 +206,46 @@ fn substitute(expr: &str, variables: &BTreeMap<String, Value>) -> String {
     e
 }
 
+/// The committed JSON is what `dashboards/generate.py` writes (when python3 is there).
+fn check_generated(tmp: &Path) {
+    let script = dashboards_dir().join("generate.py");
+    let Ok(out) = Command::new("python3").arg(&script).arg(tmp).output() else {
+        eprintln!("no python3: not checking that dashboards/grafana matches generate.py");
+        return;
+    };
+    assert!(out.status.success(), "generate.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    for entry in std::fs::read_dir(tmp).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_owned();
+        let committed =
+            std::fs::read_to_string(dashboards_dir().join("grafana").join(&name)).unwrap_or_default();
+        assert!(
+            committed == std::fs::read_to_string(&path).unwrap(),
+            "dashboards/grafana/{} differs from what dashboards/generate.py writes: run `python3 \
+             dashboards/generate.py` (and edit generate.py, not the JSON)",
+            name.to_string_lossy()
+        );
+    }
+}
+
 fn check_provisioning() {
     let dir = dashboards_dir().join("provisioning");
     let ds: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(dir.join("datasources/prometheus.yaml")).unwrap()).unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("datasources/prometheus.yaml")).unwrap())
+            .unwrap();
     let sources = ds["datasources"].as_sequence().expect("datasources: a list");
     assert!(
         sources.iter().any(|s| s["type"].as_str() == Some("prometheus") && s["url"].as_str().is_some()),
         "provisioning/datasources/prometheus.yaml: no prometheus datasource with a url"
     );
     let dash: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(dir.join("dashboards/ferrokeeper.yaml")).unwrap()).unwrap();
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("dashboards/ferrokeeper.yaml")).unwrap())
+            .unwrap();
     let providers = dash["providers"].as_sequence().expect("providers: a list");
     assert!(
-        providers.iter().any(|p| p["type"].as_str() == Some("file") && p["options"]["path"].as_str().is_some()),
+        providers
+            .iter()
+            .any(|p| p["type"].as_str() == Some("file") && p["options"]["path"].as_str().is_some()),
         "provisioning/dashboards/ferrokeeper.yaml: no file provider with options.path"
     );
     let compose = std::fs::read_to_string(dashboards_dir().join("docker-compose.yml")).unwrap();
@@ -235,7 +262,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(prefix: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
         let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -345,7 +373,8 @@ fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
 
 fn prom_api(port: u16, path: &str) -> Result<Value, String> {
     let (status, body) = http_get(port, path).map_err(|e| format!("GET {path}: {e}"))?;
-    let json: Value = serde_json::from_str(&body).map_err(|e| format!("GET {path}: HTTP {status}: {e}: {body}"))?;
+    let json: Value =
+        serde_json::from_str(&body).map_err(|e| format!("GET {path}: HTTP {status}: {e}: {body}"))?;
     if json["status"] != "success" {
         return Err(format!("{} {}", json["errorType"], json["error"]));
     }
@@ -384,6 +413,8 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
     let started = Instant::now();
     let dashboards = load_dashboards();
     check_provisioning();
+    let generated = TempDir::new("fk-dashboards-gen");
+    check_generated(&generated.0);
     let total: usize = dashboards.iter().map(|d| d.queries.len()).sum();
     eprintln!("static checks passed: {} dashboards, {total} queries", dashboards.len());
 
@@ -443,7 +474,8 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
         let dir = dir.clone();
         move || {
             let mut out = String::new();
-            for name in ["node1/node.log", "node2/node.log", "node3/node.log", "fkload.log", "prometheus.log"] {
+            for name in ["node1/node.log", "node2/node.log", "node3/node.log", "fkload.log", "prometheus.log"]
+            {
                 out.push_str(&format!("--- {name} ---\n{}\n", tail(&dir.join(name), 20)));
             }
             out
@@ -504,7 +536,16 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
         Command::new(&fkload)
             .current_dir(repo_root())
             .args(["run", "-w", "loadgen/workloads/read-heavy.yaml", "-t", &connect])
-            .args(["--duration", "120", "--warmup", "0", "--sessions", "8", "--no-progress", "--no-server-stats"])
+            .args([
+                "--duration",
+                "120",
+                "--warmup",
+                "0",
+                "--sessions",
+                "8",
+                "--no-progress",
+                "--no-server-stats",
+            ])
             .args(["--metrics-port", &fkload_port.to_string()]),
         &dir.join("fkload.log"),
     );
@@ -520,7 +561,9 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
                 let mut sessions = Vec::new();
                 for port in ports {
                     let addr = format!("127.0.0.1:{port}");
-                    if let Ok((zk, _events)) = ferrokeeper_client::ZooKeeper::connect(&addr, Duration::from_secs(10)).await {
+                    if let Ok((zk, _events)) =
+                        ferrokeeper_client::ZooKeeper::connect(&addr, Duration::from_secs(10)).await
+                    {
                         sessions.push((zk, _events));
                     }
                 }
@@ -548,7 +591,10 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
         }
         if Instant::now() > deadline {
             let targets = prom_api(prom_port, "/api/v1/targets").map(|d| d.to_string()).unwrap_or_else(|e| e);
-            panic!("targets not up / scraped (up={up}, scrapes={scrapes}, fkload ops={fk_ops}): {targets}\n{}", logs());
+            panic!(
+                "targets not up / scraped (up={up}, scrapes={scrapes}, fkload ops={fk_ops}): {targets}\n{}",
+                logs()
+            );
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -559,12 +605,14 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
     for d in &dashboards {
         let mut items: Vec<(String, String)> = d.queries.clone();
         for (name, var) in &d.variables {
-            if let Some(q) = var["query"]["query"].as_str().or(var["query"].as_str()) {
-                if let Some(args) = q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')) {
-                    let (selector, label) = args.rsplit_once(',').unwrap();
-                    // label_values(sel, label) is non-empty iff some series of sel has the label.
-                    items.push((format!("variable ${name}"), format!("count by ({}) ({})", label.trim(), selector.trim())));
-                }
+            let q = var["query"]["query"].as_str().or(var["query"].as_str()).unwrap_or_default();
+            if let Some(args) = q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')) {
+                let (selector, label) = args.rsplit_once(',').unwrap();
+                // label_values(sel, label) is non-empty iff some series of sel has the label.
+                items.push((
+                    format!("variable ${name}"),
+                    format!("count by ({}) ({})", label.trim(), selector.trim()),
+                ));
             }
         }
         for (title, expr) in items {
@@ -574,7 +622,10 @@ fn dashboards_queries_return_data_from_a_live_cluster() {
                     let (series, finite) = summarize(&data);
                     report.push(format!("{:>3} series ({finite} numeric)  {}: {title}", series, d.file));
                     if finite == 0 {
-                        empty.push(format!("{} / {title}: {concrete}  -> {} series, none numeric", d.file, series));
+                        empty.push(format!(
+                            "{} / {title}: {concrete}  -> {} series, none numeric",
+                            d.file, series
+                        ));
                     }
                 }
                 Err(e) => empty.push(format!("{} / {title}: {concrete}  -> error {e}", d.file)),
