@@ -6,7 +6,8 @@ The JSON files are committed; edit this file and re-run `python3 dashboards/gene
 that the committed JSON is what this writes, validates it, and runs every query live.
 Every panel's datasource is the dashboard variable ${DS_PROMETHEUS}; `job` / `instance`
 (and `fkload_job`) are multi-value variables whose "All" value is the regex `.*`, so every
-selector uses `=~`.
+selector uses `=~`. Quantiles by op / stage end in `> 0`, which drops the NaN series of ops
+that saw no requests in the window.
 """
 import json
 import os
@@ -151,13 +152,13 @@ def overview():
          [(f"sum by (instance) (rate(ferrokeeper_request_duration_seconds_count{{{SEL}}}[{RI}]))",
            "{{instance}}")], "reqps")
     b.ts("Latency p50 by op",
-         [(f"histogram_quantile(0.5, sum by (op, le) (rate(ferrokeeper_request_duration_seconds_bucket{{{SEL}}}[{RI}])))",
+         [(f"histogram_quantile(0.5, sum by (op, le) (rate(ferrokeeper_request_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{op}}")], "s")
     b.ts("Latency p99 by op",
-         [(f"histogram_quantile(0.99, sum by (op, le) (rate(ferrokeeper_request_duration_seconds_bucket{{{SEL}}}[{RI}])))",
+         [(f"histogram_quantile(0.99, sum by (op, le) (rate(ferrokeeper_request_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{op}}")], "s")
     b.ts("Latency p99.9 by op",
-         [(f"histogram_quantile(0.999, sum by (op, le) (rate(ferrokeeper_request_duration_seconds_bucket{{{SEL}}}[{RI}])))",
+         [(f"histogram_quantile(0.999, sum by (op, le) (rate(ferrokeeper_request_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{op}}")], "s")
     b.ts("Mean latency by node",
          [(f"sum by (instance) (rate(ferrokeeper_request_duration_seconds_sum{{{SEL}}}[{RI}])) / "
@@ -200,11 +201,11 @@ def quorum():
     b.variables += SERVER_VARS
     b.row("Commit pipeline")
     b.ts("Commit stage p50",
-         [(f"histogram_quantile(0.5, sum by (stage, le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL}}}[{RI}])))",
+         [(f"histogram_quantile(0.5, sum by (stage, le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{stage}}")], "s",
          description="queue_wait, log_fsync, quorum_ack (leader), commit (quorum), apply, end_to_end")
     b.ts("Commit stage p99",
-         [(f"histogram_quantile(0.99, sum by (stage, le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL}}}[{RI}])))",
+         [(f"histogram_quantile(0.99, sum by (stage, le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{stage}}")], "s")
     b.ts("Mean time per stage and node",
          [(f"sum by (instance, stage) (rate(ferrokeeper_commit_stage_duration_seconds_sum{{{SEL}}}[{RI}])) / "
@@ -264,8 +265,8 @@ def loadgen():
     b.ts("fkload throughput by op",
          [(f"sum by (op) (rate(fkload_ops_total{{{FK}}}[{RI}]) > 0)", "{{op}}")], "ops")
     b.ts("fkload latency p50 / p99 by op",
-         [(f"histogram_quantile(0.5, sum by (op, le) (rate(fkload_latency_seconds_bucket{{{FK}}}[{RI}])))", "p50 {{op}}"),
-          (f"histogram_quantile(0.99, sum by (op, le) (rate(fkload_latency_seconds_bucket{{{FK}}}[{RI}])))", "p99 {{op}}")],
+         [(f"histogram_quantile(0.5, sum by (op, le) (rate(fkload_latency_seconds_bucket{{{FK}}}[{RI}]))) > 0", "p50 {{op}}"),
+          (f"histogram_quantile(0.99, sum by (op, le) (rate(fkload_latency_seconds_bucket{{{FK}}}[{RI}]))) > 0", "p99 {{op}}")],
          "s")
     # fkload_errors_total only appears once an op failed: "or ... * 0" draws a zero line meanwhile.
     b.ts("fkload errors by op and code",

@@ -6,6 +6,7 @@
 //!    `${DS_PROMETHEUS}` variable of type prometheus, and every `$variable` an expression uses is
 //!    a template variable of its dashboard. The provisioning YAML names a prometheus datasource
 //!    and a file provider.
+//!    The committed JSON must equal what `dashboards/generate.py` writes (if python3 is there).
 //! 2. `promtool check config` on `dashboards/prometheus.yml` (a copy with the test's ports) and
 //!    `dashboards/docker/prometheus.yml`.
 //! 3. Live: a 3-node ferrokeeper ensemble (debug build, free ports, metrics on), fkload under
