@@ -27,6 +27,7 @@ else
     python3 -m pip install --quiet kazoo || python3 -m pip install --quiet --break-system-packages kazoo
 fi
 
+bash "$(dirname "$0")/prometheus-deps.sh"  # prometheus + promtool for dashboards/ (loadgen/tests/dashboards.rs)
 for component in rustfmt clippy; do
     if cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         log "$component: present"

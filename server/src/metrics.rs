@@ -238,8 +238,19 @@ fn encode_log_histogram(
     histogram: &LogHistogram,
     scale: f64,
 ) -> Result<(), std::fmt::Error> {
-    let buckets: Vec<(f64, u64)> =
-        histogram.cumulative().into_iter().map(|(upper, count)| (upper as f64 * scale, count)).collect();
+    // prometheus-client adds the per-bucket counts up itself and writes the `+Inf` bucket for an
+    // upper bound of infinity: hand it per-bucket counts and the overflow as that last bucket.
+    let mut previous = 0;
+    let mut buckets: Vec<(f64, u64)> = histogram
+        .cumulative()
+        .into_iter()
+        .map(|(upper, cumulative)| {
+            let in_bucket = cumulative.saturating_sub(previous);
+            previous = cumulative;
+            (upper as f64 * scale, in_bucket)
+        })
+        .collect();
+    buckets.push((f64::INFINITY, histogram.count().saturating_sub(previous)));
     let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Histogram)?;
     metric.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
         histogram.sum() as f64 * scale,

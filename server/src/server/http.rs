@@ -63,7 +63,7 @@ async fn respond(mut stream: TcpStream, registry: &Mutex<Registry>) {
             crate::metrics::render(&registry)
         };
         let head = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {}\r\n\
+            "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\n\
              Connection: close\r\n\r\n",
             body.len()
         );
