@@ -263,7 +263,12 @@ async fn host_that_refuses_the_handshake_is_skipped() {
         }
     });
     let proxy = Proxy::start(server.addr()).await;
-    let (zk, _ev) = ZooKeeper::connect(&format!("{refuser},{}", proxy.addr()), T).await.unwrap();
+    let (zk, _ev) = ZooKeeper::builder(&format!("{refuser},{}", proxy.addr()))
+        .session_timeout(T)
+        .shuffle_hosts(false)
+        .connect()
+        .await
+        .unwrap();
     assert_eq!(zk.connected_host(), Some(proxy.addr()));
     assert!(refusals.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert!(zk.exists("/").await.unwrap().is_some());

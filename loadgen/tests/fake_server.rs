@@ -87,10 +87,9 @@ async fn open_loop_charges_a_stall_to_every_delayed_request() {
     assert!(response.p50 >= 5.0 && response.p50 < 15.0, "response p50 {}", response.p50);
     assert!(p95 > 30.0, "response p95 {p95}");
     assert!(response.p99 > 120.0, "response p99 {}", response.p99);
-    // Scheduling noise on a shared 2-core machine (load average 6 seen) can lift the service
-    // tail, never to the stall's size across 8 % of the requests: the corrected p90 stays
-    // several times the service p90.
-    assert!(response.p90 > 2.0 * service.p90, "response p90 {} vs service p90 {}", response.p90, service.p90);
+    // ~8 % of the requests are delayed, so p90 sits at the edge of the stall's share and only
+    // the invariant holds there: a response time is never shorter than its service time.
+    assert!(response.p90 >= service.p90, "response p90 {} vs service p90 {}", response.p90, service.p90);
     assert!(response.max >= 190.0 && response.max < 300.0, "response max {}", response.max);
     // The send-lag diagnostic shows the workers were held back by the stall, not idle.
     let lag = r.send_lag.as_ref().unwrap();
