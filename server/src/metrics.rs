@@ -45,8 +45,21 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_025, 2.0, 20))
 }
 
-/// The stages of a write, in order. In a quorum the leader adds `quorum_ack` (proposal sent →
-/// quorum of acks) and `commit` (quorum → commit sent); standalone they are not observed.
+/// The stages of a write, in order. Standalone: `queue_wait`, `log_fsync` (proposed → durable),
+/// `apply`, `end_to_end`. In an ensemble `quorum_ack` replaces `log_fsync`: proposed → committed
+/// (on the leader: a quorum acked after their fdatasyncs; on a follower: proposal received →
+/// commit received); the local fdatasync is `ferrokeeper_txnlog_fsync_duration_seconds`.
+/// `commit` (quorum → commit sent) is immediate in this implementation and not observed.
+/// `mntr` names (ZooKeeper's where it has one) of the stages, in the order of [`STAGES`].
+pub const STAGE_MNTR_NAMES: [&str; 6] = [
+    "write_queue_wait_time",
+    "txnlog_fsync_time",
+    "quorum_ack_latency",
+    "commit_time",
+    "write_apply_time",
+    "write_end_to_end_latency",
+];
+
 pub const STAGES: [&str; 6] = ["queue_wait", "log_fsync", "quorum_ack", "commit", "apply", "end_to_end"];
 
 /// Handles the core updates; cheap to clone.
@@ -59,6 +72,9 @@ pub struct ServerMetrics {
     requests: Vec<Histogram>,
     errors: Family<CodeLabel, Counter>,
     stages: Vec<Histogram>,
+    /// The same stage times in µs, with count/sum/min/max for `mntr`'s ZooKeeper-style
+    /// summaries (Prometheus histograms do not expose their sums).
+    pub stage_micros: Arc<[LogHistogram; 6]>,
     pub connections: Gauge,
     pub sessions: Gauge,
     pub znodes: Gauge,
@@ -169,6 +185,7 @@ impl ServerMetrics {
             requests,
             errors,
             stages,
+            stage_micros: Arc::new(std::array::from_fn(|_| LogHistogram::default())),
             connections,
             sessions,
             znodes,
@@ -209,6 +226,7 @@ impl ServerMetrics {
             return;
         }
         self.stages[stage].observe(seconds);
+        self.stage_micros[stage].record((seconds * 1e6) as u64);
     }
 
     pub fn set_role(&self, role: &'static str) {

@@ -676,7 +676,8 @@ impl Core {
             let Some(entry) = self.pending.pop_front() else { break };
             match entry {
                 Pending::Write { record, origin, proposed } => {
-                    self.metrics.observe_stage(STAGE_LOG, durable_at.duration_since(proposed).as_secs_f64());
+                    let stage = if self.ensemble.is_some() { STAGE_QUORUM_ACK } else { STAGE_LOG };
+                    self.metrics.observe_stage(stage, durable_at.duration_since(proposed).as_secs_f64());
                     if let Origin::Client { received, .. } | Origin::Close { received, .. } = &origin {
                         let wait = proposed.duration_since(*received).as_secs_f64();
                         self.metrics.observe_stage(STAGE_QUEUE, wait);
@@ -971,6 +972,10 @@ impl Core {
         self.log.stats()
     }
 
+    pub fn stage_stats(&self) -> Arc<[crate::txlog::stats::Histogram; 6]> {
+        self.metrics.stage_micros.clone()
+    }
+
     pub fn log_backend(&self) -> &'static str {
         self.log.backend().name()
     }
@@ -999,6 +1004,7 @@ impl Core {
 
 const STAGE_QUEUE: usize = 0;
 const STAGE_LOG: usize = 1;
+const STAGE_QUORUM_ACK: usize = 2;
 const STAGE_APPLY: usize = 4;
 const STAGE_END_TO_END: usize = 5;
 

@@ -127,6 +127,12 @@ fn mntr(core: &Core) -> String {
     };
     let mut extra = summary("fsynctime", &log.fsync_micros, 0.001);
     extra.extend(summary("sync_processor_batch_size", &log.txns_per_batch, 1.0));
+    let stages = core.stage_stats();
+    for (name, histogram) in crate::metrics::STAGE_MNTR_NAMES.iter().zip(stages.iter()) {
+        if histogram.count() > 0 {
+            extra.extend(summary(name, histogram, 0.001));
+        }
+    }
     extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
     extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
     let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
