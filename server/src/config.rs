@@ -58,6 +58,8 @@ pub struct Config {
     pub container_max_never_used_interval_ms: i64,
     /// Outbound messages queued per connection before a client that stopped reading is cut off.
     pub connection_outbound_queue_max: usize,
+    /// Reply bytes queued per connection (handed over, not yet written) before it is cut off.
+    pub connection_outbound_bytes_max: usize,
     /// Transaction log settings (forceSync, maxBatchSize, txnLogBatchBytesMax, flushDelay,
     /// preAllocSize, txnLogSizeLimitInKb, txnLogBackend).
     pub log: crate::txlog::LogSettings,
@@ -223,6 +225,7 @@ impl Config {
             "znode.container.maxPerMinute",
             "znode.container.maxNeverUsedIntervalMs",
             "connection.outboundQueueMax",
+            "connection.outboundBytesMax",
             "snapCount",
             "txnLogSizeLimitInKb",
             "preAllocSize",
@@ -337,6 +340,11 @@ impl Config {
                 value_of("connection.outboundQueueMax"),
                 "connection.outboundQueueMax",
                 4096,
+            )?,
+            connection_outbound_bytes_max: parse_or(
+                value_of("connection.outboundBytesMax"),
+                "connection.outboundBytesMax",
+                32 * 1024 * 1024usize,
             )?,
             unknown_keys,
         })

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::{Event, Outbound, RequestFault};
+use super::core::{ConnControl, Event, Outbound, RequestFault};
 use crate::config::{Config, FOUR_LETTER_WORDS};
 use crate::tree::ConnId;
 
@@ -76,14 +76,23 @@ impl Connection {
             .map_err(|_| "no ConnectRequest within the sessionless timeout".to_string())??;
         let request = ConnectRequest::decode(&payload).map_err(|e| format!("bad ConnectRequest: {e}"))?;
         let (outbound_tx, outbound_rx) = mpsc::channel(self.config.connection_outbound_queue_max.max(1));
-        self.events
-            .send(Event::Connect { conn: self.id, peer: self.peer, request, outbound: outbound_tx })
-            .await
-            .map_err(|_| "server stopping".to_string())?;
-        self.established(outbound_rx).await
+        let control = Arc::new(ConnControl::default());
+        let event = Event::Connect {
+            conn: self.id,
+            peer: self.peer,
+            request,
+            outbound: outbound_tx,
+            control: control.clone(),
+        };
+        self.events.send(event).await.map_err(|_| "server stopping".to_string())?;
+        self.established(outbound_rx, control).await
     }
 
-    async fn established(&mut self, mut outbound: mpsc::Receiver<Outbound>) -> Result<(), String> {
+    async fn established(
+        &mut self,
+        mut outbound: mpsc::Receiver<Outbound>,
+        control: Arc<ConnControl>,
+    ) -> Result<(), String> {
         let mut output = BytesMut::new();
         loop {
             tokio::select! {
@@ -94,6 +103,7 @@ impl Connection {
                         Err(e) => return Err(format!("read failed: {e}")),
                     }
                 }
+                _ = control.abort.notified() => return Err("cut off: the client stopped reading".into()),
                 message = outbound.recv() => {
                     let mut close = false;
                     let mut next = message;
@@ -109,7 +119,13 @@ impl Connection {
                         }
                     }
                     if !output.is_empty() {
-                        self.stream.write_all(&output).await.map_err(|e| format!("write failed: {e}"))?;
+                        tokio::select! {
+                            written = self.stream.write_all(&output) => {
+                                written.map_err(|e| format!("write failed: {e}"))?;
+                            }
+                            _ = control.abort.notified() => return Err("cut off: the client stopped reading".into()),
+                        }
+                        control.queued_bytes.fetch_sub(output.len(), std::sync::atomic::Ordering::AcqRel);
                         output.clear();
                     }
                     if close {

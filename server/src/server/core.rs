@@ -34,10 +34,38 @@ pub enum RequestFault {
 
 /// What connection tasks tell the core.
 pub enum Event {
-    Connect { conn: ConnId, peer: SocketAddr, request: ConnectRequest, outbound: mpsc::Sender<Outbound> },
-    Request { conn: ConnId, xid: i32, op: i32, request: Result<Request, RequestFault>, received: Instant },
-    Closed { conn: ConnId },
-    FourLetter { word: String, reply: oneshot::Sender<String> },
+    Connect {
+        conn: ConnId,
+        peer: SocketAddr,
+        request: ConnectRequest,
+        outbound: mpsc::Sender<Outbound>,
+        /// Shared with the connection task: queued bytes and the abort signal.
+        control: Arc<ConnControl>,
+    },
+    Request {
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        request: Result<Request, RequestFault>,
+        received: Instant,
+    },
+    Closed {
+        conn: ConnId,
+    },
+    FourLetter {
+        word: String,
+        reply: oneshot::Sender<String>,
+    },
+}
+
+/// Shared by the core and one connection task.
+#[derive(Default)]
+pub struct ConnControl {
+    /// Bytes handed to the connection task and not yet written to the socket.
+    pub queued_bytes: std::sync::atomic::AtomicUsize,
+    /// Wakes the connection task to drop the socket at once (a client that stopped reading:
+    /// its queue is full, so no Close message fits).
+    pub abort: tokio::sync::Notify,
 }
 
 /// What the core tells a connection task.
@@ -92,6 +120,8 @@ pub(super) enum Pending {
 }
 
 pub struct ConnState {
+    /// Queued-bytes count and abort signal shared with the connection task.
+    pub control: Arc<ConnControl>,
     pub peer: SocketAddr,
     pub caller: Caller,
     pub timeout_ms: i32,
@@ -283,8 +313,8 @@ impl Core {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connect { conn, peer, request, outbound } => {
-                self.on_connect(conn, peer, request, outbound)
+            Event::Connect { conn, peer, request, outbound, control } => {
+                self.on_connect(conn, peer, request, outbound, control)
             }
             Event::Request { conn, xid, op, request, received } => {
                 self.on_request(conn, xid, op, request, received)
@@ -308,6 +338,7 @@ impl Core {
         peer: SocketAddr,
         request: ConnectRequest,
         outbound: mpsc::Sender<Outbound>,
+        control: Arc<ConnControl>,
     ) {
         if !self.serving() {
             tracing::debug!(conn, "refusing a client: this server has no leader");
@@ -377,6 +408,7 @@ impl Core {
         };
         let ip = peer.ip().to_string();
         let state = ConnState {
+            control,
             peer,
             caller: Caller { session_id, conn, auth: vec![Id::new("ip", &ip)] },
             timeout_ms,
@@ -879,8 +911,12 @@ impl Core {
                 continue;
             }
             let data = state.pending.split().freeze();
-            if state.outbound.try_send(Outbound::Data(data)).is_err() {
-                tracing::warn!(conn, peer = %state.peer, "client is not reading its replies; closing connection");
+            let queued =
+                state.control.queued_bytes.fetch_add(data.len(), std::sync::atomic::Ordering::AcqRel);
+            let over = queued + data.len() > self.config.connection_outbound_bytes_max;
+            if over || state.outbound.try_send(Outbound::Data(data)).is_err() {
+                tracing::warn!(conn, peer = %state.peer, queued, "client is not reading its replies; closing connection");
+                state.control.abort.notify_one();
                 self.drop_connection(conn);
             }
         }
