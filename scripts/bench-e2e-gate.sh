@@ -188,6 +188,7 @@ def load(p):
     return r["totals"]["throughput"], ops[main]["service"]["p99"], main
 limit = 1 - thr / 100
 lines = [f"| workload | round | A ops/s | B ops/s | B/A | A p99 ms | B p99 ms | |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+all_ratios = {}
 failed, summary = [], {"mode": mode, "rounds": rounds, "threshold_pct": thr, "elapsed_secs": int(elapsed), "workloads": {}}
 for wl in wls:
     ratios = []
@@ -198,6 +199,7 @@ for wl in wls:
         ratios.append(ratio)
         lines.append(f"| {wl} | {r} | {ta:.0f} | {tb:.0f} | {ratio:.2f} | {pa:.2f} | {pb:.2f} | "
                      f"{'worse' if ratio < limit else 'ok'} |")
+    all_ratios[wl] = ratios
     regressed = all(x < limit for x in ratios)
     summary["workloads"][wl] = {"ratios": [round(x, 3) for x in ratios], "regressed": regressed}
     if regressed:
@@ -208,7 +210,7 @@ print("\n".join(lines))
 print()
 for wl in wls:
     s = summary["workloads"][wl]
-    rs = ", ".join(f"{x:.2f}" for x in s["ratios"])
+    rs = ", ".join(f"{x:.2f}" for x in all_ratios[wl])
     print(f"{wl}: B/A ops/s per round {rs} -> {'REGRESSION (every round beyond the threshold)' if s['regressed'] else 'pass'}")
 summary["verdict"] = "fail" if failed else "pass"
 json.dump(summary, open(f"{out}/gate-summary.json", "w"), indent=1)
