@@ -621,33 +621,23 @@ impl DataTree {
                     OpResult::Create2 { path: t.path.clone(), stat }
                 })
             }
-            Txn::CreateContainer(t) => {
-                let owner = ephemeral_owner::CONTAINER;
-                let stat = self.create_node(
-                    &t.path,
-                    &t.data,
-                    &t.acl,
-                    owner,
-                    t.parent_c_version,
-                    zxid,
-                    time,
-                    events,
-                )?;
-                Ok(OpResult::Create2 { path: t.path.clone(), stat })
-            }
-            Txn::CreateTtl(t) => {
-                let owner = ephemeral_owner::ttl(t.ttl & ephemeral_owner::TTL_MAX);
-                let stat = self.create_node(
-                    &t.path,
-                    &t.data,
-                    &t.acl,
-                    owner,
-                    t.parent_c_version,
-                    zxid,
-                    time,
-                    events,
-                )?;
-                Ok(OpResult::Create2 { path: t.path.clone(), stat })
+            Txn::CreateContainer(_) | Txn::CreateTtl(_) => {
+                // Both answer with a stat and differ only in the owner encoding.
+                let (path, data, acl, parent_c_version, owner) = match txn {
+                    Txn::CreateContainer(t) => {
+                        (&t.path, &t.data, &t.acl, t.parent_c_version, ephemeral_owner::CONTAINER)
+                    }
+                    Txn::CreateTtl(t) => (
+                        &t.path,
+                        &t.data,
+                        &t.acl,
+                        t.parent_c_version,
+                        ephemeral_owner::ttl(t.ttl & ephemeral_owner::TTL_MAX),
+                    ),
+                    _ => unreachable!("matched above"),
+                };
+                let stat = self.create_node(path, data, acl, owner, parent_c_version, zxid, time, events)?;
+                Ok(OpResult::Create2 { path: path.clone(), stat })
             }
             Txn::Delete { txn: t, .. } => {
                 self.delete_node(&t.path, zxid, events)?;
