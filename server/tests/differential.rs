@@ -1187,8 +1187,8 @@ fn differential(cluster: bool, default_seeds: u64) {
     if !support::oracle_available() {
         return;
     }
-    let self_mode = std::env::var("FK_DIFF_SELF").as_deref() == Ok("1");
-    let kind_a = if self_mode { ServerKind::ZooKeeper } else { ServerKind::Ferrokeeper };
+    let kind_a = support::server_under_test();
+    let self_mode = kind_a == ServerKind::ZooKeeper;
     let ops = env_num("FK_DIFF_OPS").unwrap_or(300) as usize;
     let seeds: Vec<u64> = match env_num("FK_DIFF_SEED") {
         Some(s) => vec![s],

@@ -137,11 +137,7 @@ fn protocol_edges_match_zookeeper() {
     if !support::oracle_available() {
         return;
     }
-    let other = if std::env::var("FK_DIFF_SELF").as_deref() == Ok("1") {
-        ServerKind::ZooKeeper
-    } else {
-        ServerKind::Ferrokeeper
-    };
+    let other = support::server_under_test();
     let zk = ServerProcess::start_standard(ServerKind::ZooKeeper);
     let expected = scenarios(zk.port);
     drop(zk);
@@ -166,11 +162,7 @@ fn default_four_letter_whitelist_matches_zookeeper() {
     if !support::oracle_available() {
         return;
     }
-    let other = if std::env::var("FK_DIFF_SELF").as_deref() == Ok("1") {
-        ServerKind::ZooKeeper
-    } else {
-        ServerKind::Ferrokeeper
-    };
+    let other = support::server_under_test();
     let observe = |port: u16| -> Vec<String> {
         let mut out: Vec<String> = ["ruok", "stat", "mntr", "wchs", "xyzw"]
             .iter()

@@ -145,11 +145,7 @@ fn zkcli_tutorial_matches_zookeeper() {
     if !support::oracle_available() {
         return;
     }
-    let other = if std::env::var("FK_DIFF_SELF").as_deref() == Ok("1") {
-        ServerKind::ZooKeeper
-    } else {
-        ServerKind::Ferrokeeper
-    };
+    let other = support::server_under_test();
     let zk = ServerProcess::start_standard(ServerKind::ZooKeeper);
     let zk_out = normalize(&run_cli(zk.port));
     drop(zk);

@@ -50,6 +50,16 @@ impl ServerKind {
 
 /// The ZooKeeper jar: `FK_ZK_JAR` if set (lets the missing-oracle path be exercised), else
 /// Debian's.
+/// The server compared with the ZooKeeper oracle: ferrokeeper, or with `FK_DIFF_SELF=1` a
+/// second ZooKeeper (to validate a test against the oracle itself).
+pub fn server_under_test() -> ServerKind {
+    if std::env::var("FK_DIFF_SELF").as_deref() == Ok("1") {
+        ServerKind::ZooKeeper
+    } else {
+        ServerKind::Ferrokeeper
+    }
+}
+
 pub fn zk_jar() -> String {
     std::env::var("FK_ZK_JAR").unwrap_or_else(|_| ZK_JAR.to_owned())
 }
