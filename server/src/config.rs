@@ -79,6 +79,9 @@ pub struct Config {
     pub metrics_http: Option<std::net::SocketAddr>,
     /// `metricsEnabled` (ferrokeeper's): false skips per-request histogram recording.
     pub metrics_enabled: bool,
+    /// `otlp.*` (ferrokeeper's): OpenTelemetry export, resolved with the `OTEL_*` environment
+    /// by [`crate::telemetry::OtlpSettings::resolve`].
+    pub otlp: OtlpConfig,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -240,6 +243,9 @@ impl Config {
             "syncLimit",
             "standaloneEnabled",
             "metricsEnabled",
+            "otlp.endpoint",
+            "otlp.sampleRatio",
+            "otlp.serviceName",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -293,8 +299,21 @@ impl Config {
         };
         let metrics_http = metrics_port.map(|port| std::net::SocketAddr::new(metrics_host, port));
 
+        let otlp = OtlpConfig {
+            endpoint: value_of("otlp.endpoint").filter(|v| !v.is_empty()).map(str::to_owned),
+            sample_ratio: match value_of("otlp.sampleRatio") {
+                None => None,
+                Some(v) => match v.parse::<f64>() {
+                    Ok(ratio) if (0.0..=1.0).contains(&ratio) => Some(ratio),
+                    _ => return Err(invalid("otlp.sampleRatio", v, "expected a number from 0 to 1")),
+                },
+            },
+            service_name: value_of("otlp.serviceName").filter(|v| !v.is_empty()).map(str::to_owned),
+        };
+
         Ok(Config {
             path: path.to_owned(),
+            otlp,
             quorum,
             metrics_http,
             metrics_enabled: value_of("metricsEnabled").is_none_or(|v| !v.eq_ignore_ascii_case("false")),
@@ -354,6 +373,17 @@ impl Config {
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
         requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
     }
+}
+
+/// The `otlp.*` keys as written (unset: the `OTEL_*` environment decides).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OtlpConfig {
+    /// `otlp.endpoint`: the collector's OTLP/HTTP base URL (`http://host:4318`) or traces URL.
+    pub endpoint: Option<String>,
+    /// `otlp.sampleRatio`: the share of requests traced, 0 to 1.
+    pub sample_ratio: Option<f64>,
+    /// `otlp.serviceName`: the `service.name` resource attribute.
+    pub service_name: Option<String>,
 }
 
 /// Whether a server votes or only follows.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod metrics;
 pub mod quorum;
 pub mod server;
+pub mod telemetry;
 pub mod tree;
 pub mod txlog;
 pub mod zab;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferrokeeper_server::config::Config;
 use ferrokeeper_server::server::Server;
+use ferrokeeper_server::telemetry::{OtlpSettings, Telemetry};
 
 #[derive(Parser, Debug)]
 #[command(name = "ferrokeeper", version, about = "A ZooKeeper-compatible coordination server")]
@@ -81,13 +82,6 @@ fn main() -> ExitCode {
     if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot")) {
         return run_tool();
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
     let Some(path) = args.config.or(args.positional) else {
         eprintln!("ferrokeeper: no configuration given; usage: ferrokeeper --config zoo.cfg");
@@ -100,6 +94,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let otlp = match OtlpSettings::resolve(&config.otlp, |key| std::env::var(key).ok()) {
+        Ok(otlp) => otlp,
+        Err(error) => {
+            eprintln!("ferrokeeper: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (telemetry, tracer) = match Telemetry::init(otlp.as_ref(), resource(&config)) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("ferrokeeper: cannot set up logging and tracing: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key ignored");
     }
@@ -110,8 +118,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
-        let server = match Server::start(config).await {
+    let code = runtime.block_on(async move {
+        let server = match Server::start_traced(config, tracer).await {
             Ok(server) => server,
             Err(error) => {
                 eprintln!("ferrokeeper: {error:#}");
@@ -130,7 +138,27 @@ fn main() -> ExitCode {
         };
         server.shutdown().await;
         code
-    })
+    });
+    drop(runtime);
+    telemetry.shutdown();
+    code
+}
+
+/// What identifies this server in exported traces.
+fn resource(config: &Config) -> Vec<opentelemetry::KeyValue> {
+    use opentelemetry::KeyValue;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| config.client_port_address.to_string());
+    let mut attributes = vec![
+        KeyValue::new("service.instance.id", format!("{host}:{}", config.client_port)),
+        KeyValue::new("host.name", host),
+        KeyValue::new("zk.client_port", i64::from(config.client_port)),
+    ];
+    if let Some(quorum) = &config.quorum {
+        attributes.push(KeyValue::new("zk.server_id", quorum.my_id as i64));
+    }
+    attributes
 }
 
 async fn wait_for_signal() {

@@ -88,6 +88,9 @@ pub struct ServerMetrics {
     pub snapshot_duration: Histogram,
     pub snapshot_size: Gauge,
     pub elections: Counter,
+    pub election_duration: Histogram,
+    /// The same election times in µs for `mntr`'s `election_time` summary.
+    pub election_micros: Arc<LogHistogram>,
 }
 
 /// Opcodes with their own request-latency series; others are counted as "other".
@@ -179,6 +182,12 @@ impl ServerMetrics {
             "Leader elections this server took part in",
             elections.clone(),
         );
+        let election_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "ferrokeeper_election_duration_seconds",
+            "Time from starting to look for a leader to leading or following",
+            election_duration.clone(),
+        );
         registry.register_collector(Box::new(LogCollector { stats: log, backend }));
         ServerMetrics {
             enabled: true,
@@ -199,6 +208,8 @@ impl ServerMetrics {
             snapshot_duration,
             snapshot_size,
             elections,
+            election_duration,
+            election_micros: Arc::new(LogHistogram::default()),
         }
     }
 
@@ -227,6 +238,12 @@ impl ServerMetrics {
         }
         self.stages[stage].observe(seconds);
         self.stage_micros[stage].record((seconds * 1e6) as u64);
+    }
+
+    /// A leader election ended after `seconds` (recorded whether or not `enabled`: rare).
+    pub fn observe_election(&self, seconds: f64) {
+        self.election_duration.observe(seconds);
+        self.election_micros.record((seconds * 1e6) as u64);
     }
 
     pub fn set_role(&self, role: &'static str) {
@@ -341,6 +358,33 @@ impl prometheus_client::collector::Collector for LogCollector {
         )?;
         let mut info = info;
         info.encode_info(&[("backend", self.backend)])
+    }
+}
+
+/// The OTLP export's counters (registered only when export is on).
+pub fn register_export_stats(registry: &mut Registry, stats: Arc<crate::telemetry::ExportStats>) {
+    registry.register_collector(Box::new(ExportCollector { stats }));
+}
+
+#[derive(Debug)]
+struct ExportCollector {
+    stats: Arc<crate::telemetry::ExportStats>,
+}
+
+impl prometheus_client::collector::Collector for ExportCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = &self.stats;
+        for (name, help, value) in [
+            ("ferrokeeper_otlp_traced_requests", "Requests chosen by the trace sampler", &s.traced_requests),
+            ("ferrokeeper_otlp_exported_spans", "Spans the OTLP collector accepted", &s.exported_spans),
+            ("ferrokeeper_otlp_failed_spans", "Spans in OTLP exports that failed", &s.failed_spans),
+            ("ferrokeeper_otlp_failed_exports", "OTLP export requests that failed", &s.failed_batches),
+        ] {
+            let counter = Counter::<u64>::default();
+            counter.inc_by(value.load(Relaxed));
+            counter.encode(encoder.encode_descriptor(name, help, None, MetricType::Counter)?)?;
+        }
+        Ok(())
     }
 }
 

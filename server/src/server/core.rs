@@ -18,6 +18,8 @@ use ferrokeeper_proto::{
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::Config;
+use crate::metrics::STAGES;
+use crate::telemetry::{RequestTrace, RequestTracer};
 use crate::tree::{self, Caller, ConnId, DataTree, SessionId, SessionTracker, Txn, TxnHeader};
 use crate::txlog::{LogStatus, LogWriter};
 
@@ -99,16 +101,28 @@ impl LatencyStats {
     }
 }
 
+/// A sampled write's open span (see [`crate::telemetry`]); `None` for nearly every write.
+pub(super) type Trace = Option<Box<RequestTrace>>;
+
 /// Who waits for a txn to be applied.
 pub(super) enum Origin {
     /// A client request: reply to it.
-    Client { conn: ConnId, xid: i32, op: i32, received: Instant },
+    Client { conn: ConnId, xid: i32, op: i32, received: Instant, trace: Trace },
     /// A new session: send the ConnectResponse.
     Connect { conn: ConnId, response: ConnectResponse },
     /// closeSession from the client: reply, then close the connection.
-    Close { conn: ConnId, xid: i32, op: i32, received: Instant },
+    Close { conn: ConnId, xid: i32, op: i32, received: Instant, trace: Trace },
     /// Session expiry, container reaping: nobody to answer.
     Internal,
+}
+
+impl Origin {
+    fn take_trace(&mut self) -> Trace {
+        match self {
+            Origin::Client { trace, .. } | Origin::Close { trace, .. } => trace.take(),
+            Origin::Connect { .. } | Origin::Internal => None,
+        }
+    }
 }
 
 /// An entry of the commit queue, in the order it must complete.
@@ -174,6 +188,8 @@ pub struct Core {
     pub(super) metrics: crate::metrics::ServerMetrics,
     /// Ensemble mode: the Zab peer and the replica's bookkeeping.
     pub(super) ensemble: Option<Box<super::replica::Replica>>,
+    /// Request and commit-stage spans; `None` (the default) when OTLP export is off.
+    pub(super) tracer: Option<RequestTracer>,
 }
 
 pub(super) fn wall_ms() -> i64 {
@@ -221,6 +237,7 @@ impl Core {
             last_reap: started,
             trace_mask: 0,
             ensemble: None,
+            tracer: None,
         }
     }
 
@@ -239,6 +256,7 @@ impl Core {
             self.pending.push_back(Pending::Write { record, origin: Origin::Internal, proposed: now });
         }
         self.ensemble = Some(Box::new(replica));
+        self.start_election();
         self
     }
 
@@ -497,12 +515,8 @@ impl Core {
                 if is_write_op(op_code) {
                     let caller = self.caller(conn_id);
                     let txn = Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() });
-                    self.propose(
-                        &caller,
-                        xid,
-                        txn,
-                        Origin::Client { conn: conn_id, xid, op: op_code, received },
-                    );
+                    let origin = self.client_origin(conn_id, xid, op_code, received, false);
+                    self.propose(&caller, xid, txn, origin);
                 } else {
                     let zxid = self.tree.last_processed_zxid();
                     self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
@@ -642,13 +656,33 @@ impl Core {
             Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
             request => self.tree.prep(&caller, request, zxid, wall_ms()),
         };
-        let origin = if matches!(request, Request::CloseSession) {
+        let close = matches!(request, Request::CloseSession);
+        if close {
             self.tracker.remove(caller.session_id);
-            Origin::Close { conn: conn_id, xid, op: op_code, received }
-        } else {
-            Origin::Client { conn: conn_id, xid, op: op_code, received }
-        };
+        }
+        let origin = self.client_origin(conn_id, xid, op_code, received, close);
         self.propose(&caller, xid, txn, origin);
+    }
+
+    /// The origin of a client's write (`close`: a closeSession). Tracing samples writes here,
+    /// so that a traced write's span opens at `received`.
+    pub(super) fn client_origin(
+        &self,
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        received: Instant,
+        close: bool,
+    ) -> Origin {
+        let trace = self.tracer.as_ref().filter(|tracer| tracer.sample()).map(|tracer| {
+            let session = self.connections.get(&conn).map_or(0, |c| c.caller.session_id);
+            Box::new(tracer.start(op, received, session, xid))
+        });
+        if close {
+            Origin::Close { conn, xid, op, received, trace }
+        } else {
+            Origin::Client { conn, xid, op, received, trace }
+        }
     }
 
     pub(super) fn caller(&self, conn: ConnId) -> Caller {
@@ -707,7 +741,9 @@ impl Core {
             }
             let Some(entry) = self.pending.pop_front() else { break };
             match entry {
-                Pending::Write { record, origin, proposed } => {
+                Pending::Write { record, mut origin, proposed } => {
+                    let trace = origin.take_trace();
+                    let zxid = record.header.zxid;
                     let stage = if self.ensemble.is_some() { STAGE_QUORUM_ACK } else { STAGE_LOG };
                     self.metrics.observe_stage(stage, durable_at.duration_since(proposed).as_secs_f64());
                     if let Origin::Client { received, .. } | Origin::Close { received, .. } = &origin {
@@ -727,7 +763,7 @@ impl Core {
                         };
                         (record.header.clone(), conn)
                     });
-                    self.apply(record, origin);
+                    let err = self.apply(record, origin);
                     if let Some((header, conn)) = replicated {
                         self.ensemble_applied(&header, conn);
                     }
@@ -737,6 +773,14 @@ impl Core {
                     if let Some(received) = client {
                         let total = applied_at.duration_since(received).as_secs_f64();
                         self.metrics.observe_stage(STAGE_END_TO_END, total);
+                        if let (Some(trace), Some(tracer)) = (trace, self.tracer.as_ref()) {
+                            let stages = [
+                                (STAGES[STAGE_QUEUE], received, proposed),
+                                (STAGES[stage], proposed, durable_at),
+                                (STAGES[STAGE_APPLY], durable_at, applied_at),
+                            ];
+                            trace.finish(tracer, &stages, applied_at, zxid, err);
+                        }
                     }
                 }
                 Pending::Deferred { conn, xid, op, request, received } => {
@@ -749,9 +793,11 @@ impl Core {
         }
     }
 
-    fn apply(&mut self, record: TxnRecord, origin: Origin) {
+    /// Applies a txn and answers whoever waits for it; returns the reply's error code (0: ok).
+    fn apply(&mut self, record: TxnRecord, origin: Origin) -> i32 {
         let zxid = record.header.zxid;
         let outcome = self.tree.apply(&record.header, &record.txn);
+        let err = outcome.reply.as_ref().err().map_or(0, |code| code.as_i32());
         self.txns_since_snapshot += 1;
         if self.txns_since_snapshot >= self.snapshot_after {
             self.take_snapshot();
@@ -772,7 +818,7 @@ impl Core {
             }
         }
         match origin {
-            Origin::Client { conn, xid, op, received } => {
+            Origin::Client { conn, xid, op, received, .. } => {
                 self.dequeue(conn);
                 self.reply(conn, xid, zxid, outcome.reply, op, received);
             }
@@ -780,7 +826,7 @@ impl Core {
                 self.dequeue(conn);
                 self.send_connect_response(conn, &response);
             }
-            Origin::Close { conn, xid, op, received } => {
+            Origin::Close { conn, xid, op, received, .. } => {
                 self.dequeue(conn);
                 self.reply(conn, xid, zxid, outcome.reply, op, received);
                 let session_id = record.header.client_id;
@@ -796,6 +842,7 @@ impl Core {
                 }
             }
         }
+        err
     }
 
     /// Rolls the log and writes a snapshot of the applied tree on a thread of its own. The
@@ -811,12 +858,14 @@ impl Core {
         self.log.roll();
         let started = Instant::now();
         let zxid = self.tree.last_processed_zxid();
-        let bytes = crate::txlog::snapshot::encode(&self.tree);
+        let span = tracing::info_span!("snapshot", zxid = format_args!("0x{zxid:x}"));
+        let bytes = span.in_scope(|| crate::txlog::snapshot::encode(&self.tree));
         let serialize_ms = started.elapsed().as_millis() as u64;
         let dir = self.config.snap_dir.clone();
         let running = self.snapshot_running.clone();
         let (duration, size) = (self.metrics.snapshot_duration.clone(), self.metrics.snapshot_size.clone());
         let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
+            let _entered = span.enter();
             match crate::txlog::snapshot::write(&dir, zxid, &bytes) {
                 Ok(path) => {
                     duration.observe(started.elapsed().as_secs_f64());
@@ -879,6 +928,14 @@ impl Core {
                 body.write_body(b);
             }
         });
+        // Writes are traced when applied (with their stages); every other answer here.
+        if let Some(tracer) = &self.tracer
+            && !is_write_op(op_code)
+            && !matches!(op_code, op::PING | op::CLOSE_SESSION)
+            && tracer.sample()
+        {
+            tracer.read(op_code, received, state.caller.session_id, xid, zxid, err);
+        }
         let elapsed = received.elapsed();
         self.metrics.observe_request(op_code, elapsed.as_secs_f64());
         if err != 0 {
@@ -1006,6 +1063,10 @@ impl Core {
 
     pub fn log_stats(&self) -> Arc<crate::txlog::stats::LogStats> {
         self.log.stats()
+    }
+
+    pub fn election_stats(&self) -> Arc<crate::txlog::stats::Histogram> {
+        self.metrics.election_micros.clone()
     }
 
     pub fn stage_stats(&self) -> Arc<[crate::txlog::stats::Histogram; 6]> {

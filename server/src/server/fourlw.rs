@@ -133,6 +133,10 @@ fn mntr(core: &Core) -> String {
             extra.extend(summary(name, histogram, 0.001));
         }
     }
+    let elections = core.election_stats();
+    if elections.count() > 0 {
+        extra.extend(summary("election_time", &elections, 0.001));
+    }
     extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
     extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
     let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument as _;
 
 use crate::config::Config;
 
@@ -112,6 +113,15 @@ pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
 impl Server {
     /// Binds the client port and starts the listener and the core task.
     pub async fn start(config: Config) -> anyhow::Result<Server> {
+        Server::start_traced(config, None).await
+    }
+
+    /// [`Server::start`], building request and commit-stage spans with `tracer` (see
+    /// [`crate::telemetry`]); its export counters join `/metrics`.
+    pub async fn start_traced(
+        config: Config,
+        tracer: Option<crate::telemetry::RequestTracer>,
+    ) -> anyhow::Result<Server> {
         let config = Arc::new(config);
         let addr = SocketAddr::new(config.client_port_address, config.client_port);
         let listener =
@@ -120,10 +130,14 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let capacity = (config.global_outstanding_limit as usize).max(16);
         let (events, events_rx) = mpsc::channel(capacity);
-        let (tree, tail) = match &config.quorum {
-            None => (recover_tree(&config)?, Vec::new()),
-            Some(_) => recover_replica(&config)?,
-        };
+        let (tree, tail) = tracing::info_span!("recovery", dir = %config.data_dir.display()).in_scope(
+            || -> anyhow::Result<_> {
+                Ok(match &config.quorum {
+                    None => (recover_tree(&config)?, Vec::new()),
+                    Some(_) => recover_replica(&config)?,
+                })
+            },
+        )?;
         let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
         let log = LogWriter::start(config.log.clone(), last_logged)
             .with_context(|| format!("cannot start the transaction log in {}", config.log.dir.display()))?;
@@ -139,6 +153,9 @@ impl Server {
             crate::metrics::ServerMetrics::register(&mut registry, log.stats(), log.backend().name());
         metrics.enabled = config.metrics_enabled;
         metrics.set_role(if config.quorum.is_some() { "looking" } else { "standalone" });
+        if let Some(tracer) = &tracer {
+            crate::metrics::register_export_stats(&mut registry, tracer.stats.clone());
+        }
         let registry = Arc::new(Mutex::new(registry));
         let mut metrics_addr = None;
         let mut extra_tasks = Vec::new();
@@ -154,6 +171,7 @@ impl Server {
             None => None,
         };
         let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics);
+        core.tracer = tracer;
         if let Some((replica, my_id)) = replica {
             core = core.with_replica(replica, my_id, tail);
         }
@@ -315,9 +333,14 @@ async fn accept_loop(
         let task = connection::Connection::new(conn_id, stream, peer, config.clone(), events.clone());
         let counts = counts.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            task.run(shutdown).await;
-            counts.remove(peer.ip());
-        });
+        // DEBUG: with the default `info` filter the span is disabled and costs nothing per poll.
+        let span = tracing::debug_span!("conn", id = conn_id, %peer);
+        tokio::spawn(
+            async move {
+                task.run(shutdown).await;
+                counts.remove(peer.ip());
+            }
+            .instrument(span),
+        );
     }
 }

@@ -66,6 +66,8 @@ pub struct Replica {
     touched: HashSet<SessionId>,
     tree_config: TreeConfig,
     data_dir: std::path::PathBuf,
+    /// The election under way (LOOKING): its span and start.
+    election: Option<(tracing::Span, Instant)>,
 }
 
 impl Replica {
@@ -81,6 +83,7 @@ impl Replica {
             sender,
             incoming: Some(incoming),
             role: Role::Looking,
+            election: None,
             leader: None,
             proposing: HashMap::new(),
             awaiting: HashMap::new(),
@@ -321,11 +324,39 @@ impl Core {
         }
     }
 
+    /// Entering LOOKING: counts the election and opens its span.
+    pub(super) fn start_election(&mut self) {
+        let Some(replica) = self.ensemble.as_mut() else { return };
+        if replica.election.is_none() {
+            let span = tracing::info_span!(
+                "election",
+                role = tracing::field::Empty,
+                leader = tracing::field::Empty,
+                epoch = tracing::field::Empty
+            );
+            replica.election = Some((span, Instant::now()));
+            self.metrics.elections.inc();
+        }
+    }
+
     fn on_role_changed(&mut self, role: Role, leader: Option<Sid>, epoch: i64) {
+        if role == Role::Looking {
+            self.start_election();
+        }
         let Some(replica) = self.ensemble.as_mut() else { return };
         let was = replica.role;
         replica.role = role;
         replica.leader = leader;
+        if role != Role::Looking
+            && let Some((span, started)) = replica.election.take()
+        {
+            span.record("role", tracing::field::debug(role));
+            span.record("leader", leader);
+            span.record("epoch", epoch);
+            let seconds = started.elapsed().as_secs_f64();
+            span.in_scope(|| tracing::info!(?role, ?leader, epoch, seconds, "election finished"));
+            self.metrics.observe_election(seconds);
+        }
         tracing::info!(?role, ?leader, epoch, "role changed");
         self.metrics.set_role(match role {
             Role::Leading => "leader",
@@ -557,7 +588,7 @@ impl Core {
             Ok(request) => request,
             Err(()) => {
                 // A malformed write: an error txn, as standalone.
-                let origin = Origin::Client { conn: conn_id, xid, op: op_code, received };
+                let origin = self.client_origin(conn_id, xid, op_code, received, false);
                 if leading {
                     let caller = self.caller(conn_id);
                     let txn = Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() });
@@ -572,12 +603,11 @@ impl Core {
             if leading {
                 self.propose_request(conn_id, xid, op_code, request, received);
             } else {
-                let origin = if matches!(request, Request::CloseSession) {
+                let close = matches!(request, Request::CloseSession);
+                if close {
                     self.tracker.remove(session);
-                    Origin::Close { conn: conn_id, xid, op: op_code, received }
-                } else {
-                    Origin::Client { conn: conn_id, xid, op: op_code, received }
-                };
+                }
+                let origin = self.client_origin(conn_id, xid, op_code, received, close);
                 let mut body = Vec::new();
                 request.write_body(&mut body);
                 self.forward(conn_id, xid, request.op(), Bytes::from(body), origin);

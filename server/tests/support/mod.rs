@@ -144,9 +144,14 @@ impl ServerProcess {
     /// it serves (srvr answers or a session handshake succeeds). Panics with the server log
     /// on failure.
     pub fn start(kind: ServerKind, extra: &[(&str, &str)]) -> ServerProcess {
+        Self::start_env(kind, extra, &[])
+    }
+
+    /// [`ServerProcess::start`] with extra environment variables for the server process.
+    pub fn start_env(kind: ServerKind, extra: &[(&str, &str)], env: &[(&str, &str)]) -> ServerProcess {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Self::try_start(kind, extra) {
+            match Self::try_start(kind, extra, env) {
                 Ok(server) => return server,
                 Err(e) => {
                     eprintln!("starting {} failed, retrying: {e}", kind.name());
@@ -172,7 +177,11 @@ impl ServerProcess {
         Self::start(kind, &refs)
     }
 
-    fn try_start(kind: ServerKind, extra: &[(&str, &str)]) -> Result<ServerProcess, String> {
+    fn try_start(
+        kind: ServerKind,
+        extra: &[(&str, &str)],
+        env: &[(&str, &str)],
+    ) -> Result<ServerProcess, String> {
         let dir = TempDir::new(kind.name());
         let data_dir = dir.path().join("data");
         fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
@@ -213,6 +222,7 @@ impl ServerProcess {
                 c
             }
         };
+        cmd.envs(env.iter().copied());
         cmd.stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2));
         let child = cmd.spawn().map_err(|e| format!("spawn {}: {e}", kind.name()))?;
         let mut server = ServerProcess { kind, port, child: Some(child), dir, cfg_path, log_path };
@@ -620,6 +630,8 @@ struct Node {
 pub struct Ensemble {
     nodes: Vec<Node>,
     _dir: TempDir,
+    /// Environment variables for every node started after they are set.
+    pub env: Vec<(String, String)>,
 }
 
 impl Drop for Ensemble {
@@ -670,7 +682,7 @@ impl Ensemble {
             std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
             nodes.push(Node { id, client_port, dir: node_dir, child: None });
         }
-        Ensemble { nodes, _dir: dir }
+        Ensemble { nodes, _dir: dir, env: Vec::new() }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -682,6 +694,7 @@ impl Ensemble {
             .arg("--config")
             .arg(node.dir.join("zoo.cfg"))
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
