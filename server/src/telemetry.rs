@@ -9,7 +9,9 @@
 //!   commit-stage histograms are computed from, so a trace and `/metrics` tell the same story.
 //!   A sampled write gets a `SERVER` span named after its opcode (request received → reply
 //!   queued) with the children `queue_wait`, `log_fsync` (standalone) or `quorum_ack`
-//!   (ensemble), and `apply`; a sampled read gets the one span.
+//!   (ensemble), and `apply`; a sampled read gets the one span. A follower's traced write
+//!   carries its span's ids to the leader, whose `forwarded` span (with the same three stages
+//!   as seen there) joins the follower's trace.
 //!
 //! **Off by default, no cost when off**: without an endpoint there is no exporter, no provider
 //! and no OpenTelemetry layer, and the core's `Option<RequestTracer>` is `None`: a request pays
@@ -23,7 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ferrokeeper_proto::op;
 use opentelemetry::trace::{
-    Span as _, SpanKind, Status, TraceContextExt as _, Tracer as _, TracerProvider as _,
+    Span as _, SpanContext, SpanId, SpanKind, Status, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _};
@@ -35,6 +38,7 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::OtlpConfig;
+use crate::quorum::wire::TraceParent;
 
 /// Share of requests traced when neither zoo.cfg nor `OTEL_TRACES_SAMPLER` says.
 pub const DEFAULT_SAMPLE_RATIO: f64 = 1.0;
@@ -336,6 +340,30 @@ impl RequestTracer {
         RequestTrace { cx: Some(Context::new().with_span(span)) }
     }
 
+    /// Leader: opens the span of a write a follower forwarded with `parent` (its request span).
+    /// Named `forwarded` (the opcode is `rpc.method`), so the two nodes' spans stay apart.
+    pub fn start_forwarded(
+        &self,
+        op_code: i32,
+        received: Instant,
+        session: i64,
+        xid: i32,
+        parent: TraceParent,
+    ) -> RequestTrace {
+        let remote = SpanContext::new(
+            TraceId::from(parent.trace_id),
+            SpanId::from(parent.span_id),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::default(),
+        );
+        let parent = Context::new().with_remote_span_context(remote);
+        let mut builder = self.builder(op_code, session, xid, Clock::now().at(received));
+        builder.name = "forwarded".into();
+        let span = builder.start_with_context(&self.tracer, &parent);
+        RequestTrace { cx: Some(Context::new().with_span(span)) }
+    }
+
     /// A read (or any request answered without a txn): one span, received → now.
     pub fn read(&self, op_code: i32, received: Instant, session: i64, xid: i32, zxid: i64, err: i32) {
         let clock = Clock::now();
@@ -383,6 +411,17 @@ impl Drop for RequestTrace {
 }
 
 impl RequestTrace {
+    /// This span's ids, for the leader (a forwarded write continues the trace there).
+    pub fn parent(&self) -> Option<TraceParent> {
+        let cx = self.cx.as_ref()?;
+        let span = cx.span();
+        let context = span.span_context();
+        context.is_valid().then(|| TraceParent {
+            trace_id: u128::from_be_bytes(context.trace_id().to_bytes()),
+            span_id: u64::from_be_bytes(context.span_id().to_bytes()),
+        })
+    }
+
     /// Adds one child span per `(name, start, end)` stage, records the outcome and ends the
     /// request span at `end`.
     pub fn finish(

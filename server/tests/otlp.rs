@@ -7,8 +7,9 @@
 //! - `otlp.sampleRatio=0` traces no request; `OTEL_SDK_DISABLED=true` exports nothing;
 //! - a collector that accepts and never answers costs the server nothing it serves, the failed
 //!   exports are counted, and SIGTERM still stops the server promptly;
-//! - a 3-node ensemble: writes on the leader and through a follower carry `quorum_ack`, every
-//!   node exports its `election` span.
+//! - a 3-node ensemble: writes on the leader and through a follower carry `quorum_ack`; the
+//!   follower's write continues on the leader in the same trace; every node exports its
+//!   `election` span.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -269,7 +270,8 @@ fn check_write(spans: &[Exported], write: &Exported, commit_stage: &str, session
     assert!(write.attr("zk.zxid").unwrap().parse::<i64>().unwrap() > 0);
     assert!(write.attr("zk.xid").is_some());
     assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
-    let stages = children(spans, write);
+    let stages: Vec<&Exported> =
+        children(spans, write).into_iter().filter(|s| s.span.name != "forwarded").collect();
     let names: Vec<&str> = stages.iter().map(|s| s.span.name.as_str()).collect();
     assert_eq!(names, ["queue_wait", commit_stage, "apply"], "stages of {span:?}");
     assert!(near(stages[0].span.start_time_unix_nano, span.start_time_unix_nano));
@@ -457,9 +459,10 @@ fn ensemble_traces_quorum_commits_and_elections() {
             .find(|s| s.attr("zk.session_id") == Some(format!("0x{session:x}")))
             .cloned()
     };
-    let spans = collector.wait_for("both writes and three elections", |spans| {
+    let spans = collector.wait_for("both writes, the leader's part and three elections", |spans| {
         by_session(spans, leader_session).is_some()
             && by_session(spans, follower_session).is_some()
+            && !named(spans, "forwarded").is_empty()
             && named(spans, "election").len() >= 3
     });
     let server_id = |s: &Exported| s.resource.get("zk.server_id").cloned().unwrap_or_default();
@@ -469,6 +472,21 @@ fn ensemble_traces_quorum_commits_and_elections() {
     let on_follower = by_session(&spans, follower_session).unwrap();
     check_write(&spans, &on_follower, "quorum_ack", follower_session);
     assert_eq!(server_id(&on_follower), (follower + 1).to_string());
+    // The follower's write continues on the leader, in the same trace.
+    let forwarded = children(&spans, &on_follower)
+        .into_iter()
+        .find(|s| s.span.name == "forwarded")
+        .expect("the leader's span is a child of the follower's");
+    assert_eq!(server_id(forwarded), (leader + 1).to_string());
+    assert_eq!(forwarded.attr("rpc.method").as_deref(), Some("setData"));
+    assert_eq!(forwarded.attr("zk.zxid"), on_follower.attr("zk.zxid"));
+    let stages: Vec<&str> = children(&spans, forwarded).iter().map(|s| s.span.name.as_str()).collect();
+    assert_eq!(stages, ["queue_wait", "quorum_ack", "apply"]);
+    // One machine, one clock: the leader's part lies within the follower's span.
+    assert!(forwarded.span.start_time_unix_nano >= on_follower.span.start_time_unix_nano);
+    assert!(forwarded.span.end_time_unix_nano <= on_follower.span.end_time_unix_nano);
+    // The leader's own client write is not forwarded.
+    assert!(children(&spans, &on_leader).iter().all(|s| s.span.name != "forwarded"));
     let elections = named(&spans, "election");
     let mut nodes: Vec<String> = elections.iter().map(|s| server_id(s)).collect();
     nodes.sort();

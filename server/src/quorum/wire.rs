@@ -25,7 +25,8 @@ pub enum PeerMessage {
     /// Follower → leader: a client write (or createSession, op −10, body = timeout i32) to
     /// prep with the caller's session and auth ids and propose. The committed txn carries
     /// (session, cxid) in its header, which is how the follower finds the waiting client.
-    Forward { session: i64, cxid: i32, op: i32, auth: Vec<Id>, body: Bytes },
+    /// `trace`: the follower traces this write; the leader's spans join its trace.
+    Forward { session: i64, cxid: i32, op: i32, auth: Vec<Id>, body: Bytes, trace: Option<TraceParent> },
     /// Follower → leader: a client's `sync`.
     SyncRequest { session: i64, cxid: i32 },
     /// Leader → follower: the `sync` is answered once the follower has applied `zxid`
@@ -33,6 +34,13 @@ pub enum PeerMessage {
     SyncDone { session: i64, cxid: i32, zxid: i64 },
     /// Follower → leader: sessions that showed activity since the last touch.
     Touch { sessions: Vec<i64> },
+}
+
+/// A W3C trace context's ids: the span a forwarded write continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceParent {
+    pub trace_id: u128,
+    pub span_id: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,6 +64,8 @@ mod tag {
     pub const SYNC_REQUEST: u8 = 21;
     pub const SYNC_DONE: u8 = 22;
     pub const TOUCH: u8 = 23;
+    /// FORWARD followed by a [`super::TraceParent`] (untraced writes keep FORWARD's bytes).
+    pub const FORWARD_TRACED: u8 = 24;
 }
 
 fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
@@ -84,8 +94,8 @@ impl PeerMessage {
         let mut out = BytesMut::with_capacity(64);
         match self {
             PeerMessage::Zab(message) => encode_zab(&mut out, message),
-            PeerMessage::Forward { session, cxid, op, auth, body } => {
-                out.put_u8(tag::FORWARD);
+            PeerMessage::Forward { session, cxid, op, auth, body, trace } => {
+                out.put_u8(if trace.is_some() { tag::FORWARD_TRACED } else { tag::FORWARD });
                 out.put_i64(*session);
                 out.put_i32(*cxid);
                 out.put_i32(*op);
@@ -95,6 +105,10 @@ impl PeerMessage {
                     put_bytes(&mut out, id.id.as_bytes());
                 }
                 put_bytes(&mut out, body);
+                if let Some(trace) = trace {
+                    out.put_u128(trace.trace_id);
+                    out.put_u64(trace.span_id);
+                }
             }
             PeerMessage::SyncRequest { session, cxid } => {
                 out.put_u8(tag::SYNC_REQUEST);
@@ -121,7 +135,7 @@ impl PeerMessage {
     pub fn decode(bytes: &Bytes) -> Result<PeerMessage, WireError> {
         let mut r = Cursor { bytes, at: 0 };
         let message = match r.u8()? {
-            tag::FORWARD => {
+            forward @ (tag::FORWARD | tag::FORWARD_TRACED) => {
                 let session = r.i64()?;
                 let cxid = r.i32()?;
                 let op = r.i32()?;
@@ -133,7 +147,17 @@ impl PeerMessage {
                     auth.push(Id { scheme, id });
                 }
                 let body = r.bytes()?;
-                PeerMessage::Forward { session, cxid, op, auth, body }
+                let trace = if forward == tag::FORWARD_TRACED {
+                    let high = r.u64()?;
+                    let low = r.u64()?;
+                    Some(TraceParent {
+                        trace_id: (u128::from(high) << 64) | u128::from(low),
+                        span_id: r.u64()?,
+                    })
+                } else {
+                    None
+                };
+                PeerMessage::Forward { session, cxid, op, auth, body, trace }
             }
             tag::SYNC_REQUEST => PeerMessage::SyncRequest { session: r.i64()?, cxid: r.i32()? },
             tag::SYNC_DONE => PeerMessage::SyncDone { session: r.i64()?, cxid: r.i32()?, zxid: r.i64()? },
@@ -436,7 +460,16 @@ mod tests {
             cxid: 4,
             op: 1,
             auth: vec![Id { scheme: "ip".into(), id: "127.0.0.1".into() }],
+            body: b.clone(),
+            trace: None,
+        });
+        all.push(PeerMessage::Forward {
+            session: 0x101,
+            cxid: 6,
+            op: 5,
+            auth: Vec::new(),
             body: b,
+            trace: Some(TraceParent { trace_id: u128::MAX - 7, span_id: 0x0102_0304_0506_0708 }),
         });
         all.push(PeerMessage::SyncRequest { session: 0x100, cxid: 5 });
         all.push(PeerMessage::SyncDone { session: 0x100, cxid: 5, zxid: 9 });

@@ -112,15 +112,29 @@ pub(super) enum Origin {
     Connect { conn: ConnId, response: ConnectResponse },
     /// closeSession from the client: reply, then close the connection.
     Close { conn: ConnId, xid: i32, op: i32, received: Instant, trace: Trace },
-    /// Session expiry, container reaping: nobody to answer.
+    /// Leader: a write a follower forwarded and traces; its spans join the follower's trace.
+    Forwarded { received: Instant, trace: Trace },
+    /// Session expiry, container reaping, untraced forwarded writes: nobody to answer here.
     Internal,
 }
 
 impl Origin {
     fn take_trace(&mut self) -> Trace {
         match self {
-            Origin::Client { trace, .. } | Origin::Close { trace, .. } => trace.take(),
+            Origin::Client { trace, .. } | Origin::Close { trace, .. } | Origin::Forwarded { trace, .. } => {
+                trace.take()
+            }
             Origin::Connect { .. } | Origin::Internal => None,
+        }
+    }
+
+    /// The ids a forwarded write carries to the leader when it is traced.
+    pub(super) fn trace_parent(&self) -> Option<crate::quorum::wire::TraceParent> {
+        match self {
+            Origin::Client { trace: Some(trace), .. } | Origin::Close { trace: Some(trace), .. } => {
+                trace.parent()
+            }
+            _ => None,
         }
     }
 }
@@ -724,7 +738,7 @@ impl Core {
                     state.queued += 1;
                 }
             }
-            Origin::Internal => {}
+            Origin::Forwarded { .. } | Origin::Internal => {}
         }
         self.pending.push_back(Pending::Write { record, origin, proposed: Instant::now() });
     }
@@ -754,12 +768,16 @@ impl Core {
                         Origin::Client { received, .. } | Origin::Close { received, .. } => Some(*received),
                         _ => None,
                     };
+                    let traced_from = match &origin {
+                        Origin::Forwarded { received, .. } => Some(*received),
+                        _ => client,
+                    };
                     let replicated = self.ensemble.is_some().then(|| {
                         let conn = match &origin {
                             Origin::Client { conn, .. }
                             | Origin::Connect { conn, .. }
                             | Origin::Close { conn, .. } => Some(*conn),
-                            Origin::Internal => None,
+                            Origin::Forwarded { .. } | Origin::Internal => None,
                         };
                         (record.header.clone(), conn)
                     });
@@ -773,14 +791,16 @@ impl Core {
                     if let Some(received) = client {
                         let total = applied_at.duration_since(received).as_secs_f64();
                         self.metrics.observe_stage(STAGE_END_TO_END, total);
-                        if let (Some(trace), Some(tracer)) = (trace, self.tracer.as_ref()) {
-                            let stages = [
-                                (STAGES[STAGE_QUEUE], received, proposed),
-                                (STAGES[stage], proposed, durable_at),
-                                (STAGES[STAGE_APPLY], durable_at, applied_at),
-                            ];
-                            trace.finish(tracer, &stages, applied_at, zxid, err);
-                        }
+                    }
+                    if let (Some(trace), Some(tracer), Some(received)) =
+                        (trace, self.tracer.as_ref(), traced_from)
+                    {
+                        let stages = [
+                            (STAGES[STAGE_QUEUE], received, proposed),
+                            (STAGES[stage], proposed, durable_at),
+                            (STAGES[STAGE_APPLY], durable_at, applied_at),
+                        ];
+                        trace.finish(tracer, &stages, applied_at, zxid, err);
                     }
                 }
                 Pending::Deferred { conn, xid, op, request, received } => {
@@ -835,6 +855,8 @@ impl Core {
                 }
                 self.close_connection(conn);
             }
+            // The follower that forwarded the write answers its client.
+            Origin::Forwarded { .. } => {}
             Origin::Internal => {
                 if let Err(code) = outcome.reply {
                     // A reaped node changed since reapable() looked; the next round sees it.

@@ -31,7 +31,7 @@ use tokio::sync::mpsc;
 
 use super::core::{Core, Origin, Pending};
 use crate::quorum::transport::{Incoming, PeerSender};
-use crate::quorum::wire::PeerMessage;
+use crate::quorum::wire::{PeerMessage, TraceParent};
 use crate::tree::{Caller, ConnId, SessionId, TreeConfig, Txn, TxnHeader};
 use crate::txlog::LogWriter;
 use crate::zab::{Input, Output, Peer, Role, Sid, Zxid};
@@ -104,7 +104,7 @@ fn origin_conn(origin: &Origin) -> Option<ConnId> {
         Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
             Some(*conn)
         }
-        Origin::Internal => None,
+        Origin::Forwarded { .. } | Origin::Internal => None,
     }
 }
 
@@ -401,8 +401,8 @@ impl Core {
         let role = self.role();
         match message {
             PeerMessage::Zab(msg) => self.zab_step(Input::Recv { from, msg }),
-            PeerMessage::Forward { session, cxid, op, auth, body } if role == Some(Role::Leading) => {
-                self.on_forward(session, cxid, op, auth, body)
+            PeerMessage::Forward { session, cxid, op, auth, body, trace } if role == Some(Role::Leading) => {
+                self.on_forward(session, cxid, op, auth, body, trace)
             }
             PeerMessage::SyncRequest { session, cxid } if role == Some(Role::Leading) => {
                 if let Some(r) = self.ensemble.as_ref() {
@@ -435,7 +435,16 @@ impl Core {
     }
 
     /// The leader preps a follower's write with the caller's session and auth and proposes it.
-    fn on_forward(&mut self, session: SessionId, cxid: i32, op_code: i32, auth: Vec<Id>, body: Bytes) {
+    fn on_forward(
+        &mut self,
+        session: SessionId,
+        cxid: i32,
+        op_code: i32,
+        auth: Vec<Id>,
+        body: Bytes,
+        trace: Option<TraceParent>,
+    ) {
+        let received = Instant::now();
         let Some(zxid) = self.prep_zxid() else {
             tracing::warn!(
                 session = format_args!("0x{session:x}"),
@@ -464,7 +473,15 @@ impl Core {
                 Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
             }
         };
-        self.propose(&caller, cxid, txn, Origin::Internal);
+        // The follower traces this write: the leader's part joins its trace.
+        let origin = match (trace, self.tracer.as_ref()) {
+            (Some(parent), Some(tracer)) => Origin::Forwarded {
+                received,
+                trace: Some(Box::new(tracer.start_forwarded(op_code, received, session, cxid, parent))),
+            },
+            _ => Origin::Internal,
+        };
+        self.propose(&caller, cxid, txn, origin);
     }
 
     /// Leader: stamps a prepped txn with the peer's next zxid and proposes it (duty 4).
@@ -508,6 +525,7 @@ impl Core {
         };
         let caller = self.caller(conn);
         self.hold_write(conn);
+        let trace = origin.trace_parent();
         if let Some(r) = self.ensemble.as_mut() {
             r.awaiting.insert((caller.session_id, cxid), origin);
             r.send(
@@ -518,6 +536,7 @@ impl Core {
                     op: op_code,
                     auth: caller.auth,
                     body,
+                    trace,
                 },
             );
         }
