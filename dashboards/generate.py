@@ -253,6 +253,12 @@ def quorum():
     b.ts("Elections",
          [(f"ferrokeeper_elections_total{{{SEL}}}", "total {{instance}}"),
           (f"increase(ferrokeeper_elections_total{{{SEL}}}[5m])", "in 5m {{instance}}")])
+    b.ts("Election duration",
+         [(f"ferrokeeper_election_duration_seconds_sum{{{SEL}}} / ferrokeeper_election_duration_seconds_count{{{SEL}}}",
+           "mean {{instance}}"),
+          (f"histogram_quantile(0.99, sum by (instance, le) (ferrokeeper_election_duration_seconds_bucket{{{SEL}}}))",
+           "p99 {{instance}}")],
+         "s", description="LOOKING until leading or following, over this process's life.")
     return b
 
 
