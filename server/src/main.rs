@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use ferrokeeper_server::config::Config;
 use ferrokeeper_server::server::Server;
-use ferrokeeper_server::telemetry::{OtlpSettings, Telemetry};
+use ferrokeeper_server::telemetry::{LogFormat, OtlpSettings, Telemetry};
 
 #[derive(Parser, Debug)]
 #[command(name = "ferrokeeper", version, about = "A ZooKeeper-compatible coordination server")]
@@ -101,7 +101,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (telemetry, tracer) = match Telemetry::init(otlp.as_ref(), resource(&config)) {
+    let format = match LogFormat::from_env(std::env::var("FK_LOG_FORMAT").ok().as_deref()) {
+        Ok(format) => format,
+        Err(error) => {
+            eprintln!("ferrokeeper: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let (telemetry, tracer) = match Telemetry::init(format, otlp.as_ref(), resource(&config)) {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("ferrokeeper: cannot set up logging and tracing: {error}");

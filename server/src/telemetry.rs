@@ -1,6 +1,7 @@
 //! Logs, spans and the optional OpenTelemetry export (OTLP over HTTP/protobuf).
 //!
-//! - **Logs**: `tracing` events to stderr, filtered by `RUST_LOG` (default `info`).
+//! - **Logs**: `tracing` events to stderr, filtered by `RUST_LOG` (default `info`), as text or
+//!   (`FK_LOG_FORMAT=json`) one JSON object per line.
 //! - **Lifecycle spans** (`tracing`): `conn` (one client connection, DEBUG), `recovery`, `election`
 //!   and `snapshot`. They put log lines in context; with OTLP on, `recovery`, `election` and
 //!   `snapshot` are exported too (through `tracing-opentelemetry`), with the log events inside
@@ -193,6 +194,26 @@ impl SpanExporter for CountingExporter {
     }
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `tracing`'s human-readable lines (the default).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields`, `span`, `spans`.
+    Json,
+}
+
+impl LogFormat {
+    /// From `FK_LOG_FORMAT` (`text` or `json`; unset: text).
+    pub fn from_env(value: Option<&str>) -> Result<LogFormat, String> {
+        match value.map(str::trim) {
+            None | Some("" | "text") => Ok(LogFormat::Text),
+            Some("json") => Ok(LogFormat::Json),
+            Some(other) => Err(format!("FK_LOG_FORMAT={other}: expected text or json")),
+        }
+    }
+}
+
 /// What [`Telemetry::init`] set up; [`Telemetry::shutdown`] sends the spans still queued.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
@@ -203,12 +224,22 @@ impl Telemetry {
     /// the OpenTelemetry pipeline. `resource` describes this server (`service.instance.id`…).
     /// Returns the request tracer the core uses (None when export is off).
     pub fn init(
+        format: LogFormat,
         otlp: Option<&OtlpSettings>,
         resource: Vec<KeyValue>,
     ) -> Result<(Telemetry, Option<RequestTracer>), String> {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-        let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter);
+        let logs = match format {
+            LogFormat::Text => {
+                tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_filter(filter).boxed()
+            }
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .with_filter(filter)
+                .boxed(),
+        };
         let Some(settings) = otlp else {
             tracing_subscriber::registry().with(logs).try_init().map_err(|e| e.to_string())?;
             return Ok((Telemetry { provider: None }, None));
