@@ -10,7 +10,7 @@ use support::{ServerKind, ServerProcess, TestClient};
 
 #[test]
 fn json_logs_carry_fields_and_spans() {
-    let mut server = ServerProcess::start_env(
+    let server = ServerProcess::start_env(
         ServerKind::Ferrokeeper,
         &[("snapCount", "2")],
         &[("FK_LOG_FORMAT", "json"), ("RUST_LOG", "info")],
