@@ -492,6 +492,15 @@ fn ensemble_traces_quorum_commits_and_elections() {
     nodes.sort();
     nodes.dedup();
     assert_eq!(nodes, ["1", "2", "3"]);
+    // mntr: ZooKeeper's election_time summary (ms) of the elections so far.
+    for i in 0..support::ENSEMBLE_SIZE {
+        let mntr = support::four_letter(cluster.port(i), "mntr").unwrap();
+        let value =
+            |key: &str| mntr.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('\t').map(str::to_owned));
+        let count: u64 = value("zk_cnt_election_time").and_then(|v| v.parse().ok()).unwrap_or(0);
+        assert!(count >= 1, "{mntr}");
+        assert!(value("zk_avg_election_time").is_some(), "{mntr}");
+    }
     for election in elections {
         assert_eq!(election.attr("leader"), Some((leader + 1).to_string()), "{election:?}");
         assert!(election.attr("role").is_some_and(|r| r == "Leading" || r == "Following"));
