@@ -28,6 +28,15 @@ else
 fi
 
 bash "$(dirname "$0")/prometheus-deps.sh"  # prometheus + promtool for dashboards/ (loadgen/tests/dashboards.rs)
+# docker-compose (Debian's, v1): `docker-compose config` validates dashboards/docker-compose.yml
+# against the Compose schema; no Docker engine is needed or started.
+if command -v docker-compose >/dev/null 2>&1; then
+    log "docker-compose: present"
+else
+    log "docker-compose: installing the Debian package 'docker-compose'"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends docker-compose
+fi
 for component in rustfmt clippy; do
     if cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
         log "$component: present"

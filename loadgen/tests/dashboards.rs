@@ -409,6 +409,100 @@ fn scalar(port: u16, expr: &str) -> f64 {
 
 // ---------------------------------------------------------------------------------------------
 
+/// `docker-compose config` (Debian's docker-compose, installed by scripts/install-test-deps.sh;
+/// no engine involved) accepts `dashboards/docker-compose.yml` with every profile, and the files
+/// fit together: mounted files exist, Grafana's dashboards land where the provisioning provider
+/// reads, Prometheus scrapes the port the node entrypoint serves metrics on, and the nodes export
+/// traces to the jaeger service's address.
+#[test]
+fn compose_file_is_valid_and_consistent() {
+    let dir = dashboards_dir();
+    if !have("docker-compose") {
+        let skip = std::env::var("FK_SKIP_ORACLE").is_ok_and(|v| v == "1");
+        assert!(
+            skip,
+            "`docker-compose` not found: run scripts/install-test-deps.sh, or set FK_SKIP_ORACLE=1"
+        );
+        eprintln!("FK_SKIP_ORACLE=1 and no docker-compose: skipping the compose check");
+        return;
+    }
+    let out = Command::new("docker-compose")
+        .current_dir(&dir)
+        .args(["-f", "docker-compose.yml", "--profile", "load", "config"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docker-compose config rejects dashboards/docker-compose.yml:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let services = &config["services"];
+    for service in ["node1", "node2", "node3", "prometheus", "grafana", "jaeger", "fkload"] {
+        assert!(!services[service].is_null(), "no service {service}");
+    }
+    // A mount as (source, target): long syntax, or "source:target[:mode]".
+    let mounts = |service: &str| -> Vec<(String, String)> {
+        services[service]["volumes"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .map(|v| match v.as_str() {
+                Some(short) => {
+                    let mut parts = short.split(':');
+                    (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned())
+                }
+                None => (
+                    v["source"].as_str().unwrap_or_default().to_owned(),
+                    v["target"].as_str().unwrap_or_default().to_owned(),
+                ),
+            })
+            .collect()
+    };
+    // Bind mounts point at files of the repository.
+    for service in ["prometheus", "grafana"] {
+        let mounts = mounts(service);
+        assert!(!mounts.is_empty(), "{service}: no volumes");
+        for (source, _) in mounts {
+            assert!(Path::new(&source).exists(), "{service}: mounted {source} does not exist");
+        }
+    }
+    let dockerfile = dir.join(services["node1"]["build"]["dockerfile"].as_str().unwrap_or("Dockerfile"));
+    let dockerfile = if dockerfile.exists() { dockerfile } else { repo_root().join("dashboards/Dockerfile") };
+    assert!(dockerfile.exists(), "no Dockerfile at {}", dockerfile.display());
+    // Grafana reads the dashboards where they are mounted.
+    let provider: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(dir.join("provisioning/dashboards/ferrokeeper.yaml")).unwrap(),
+    )
+    .unwrap();
+    let path = provider["providers"][0]["options"]["path"].as_str().unwrap();
+    let grafana = mounts("grafana");
+    assert!(
+        grafana.iter().any(|(_, target)| target == path),
+        "grafana mounts {grafana:?}, provider reads {path}"
+    );
+    // Prometheus scrapes what the entrypoint serves.
+    let entrypoint = std::fs::read_to_string(dir.join("docker/entrypoint.sh")).unwrap();
+    let port = entrypoint
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("echo \"metricsProvider.httpPort=")?.strip_suffix('"'))
+        .expect("entrypoint.sh sets metricsProvider.httpPort");
+    let scrape = std::fs::read_to_string(dir.join("docker/prometheus.yml")).unwrap();
+    for node in ["node1", "node2", "node3"] {
+        assert!(
+            scrape.contains(&format!("{node}:{port}")),
+            "docker/prometheus.yml does not scrape {node}:{port}"
+        );
+    }
+    // Nodes export traces to jaeger's OTLP/HTTP port.
+    let jaeger_ip = services["jaeger"]["networks"]["fk"]["ipv4_address"].as_str().unwrap();
+    for node in ["node1", "node2", "node3"] {
+        let endpoint =
+            services[node]["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"].as_str().unwrap_or_default();
+        assert_eq!(endpoint, format!("http://{jaeger_ip}:4318"), "{node}");
+    }
+}
+
 #[test]
 fn dashboards_queries_return_data_from_a_live_cluster() {
     let started = Instant::now();
