@@ -57,6 +57,48 @@ fn json_logs_carry_fields_and_spans() {
     assert!(snapshot["fields"]["bytes"].as_u64().unwrap() > 0);
     drop(server);
 
+    // TRACE on the core: one line per reply and per applied write, with the commit stages.
+    let server = ServerProcess::start_env(
+        ServerKind::Ferrokeeper,
+        &[],
+        &[("FK_LOG_FORMAT", "json"), ("RUST_LOG", "info,ferrokeeper_server::server::core=trace")],
+    );
+    let mut client = TestClient::connect(server.port).unwrap();
+    let request = ferrokeeper_proto::request::Request::Create(ferrokeeper_proto::CreateRequest {
+        path: "/traced".into(),
+        data: None,
+        acl: ferrokeeper_proto::Acl::open_unsafe(),
+        flags: 0,
+    });
+    assert_eq!(client.call(&request).unwrap().0.err, 0);
+    let session = format!("0x{:x}", client.session_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (reply, applied) = loop {
+        let text = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let reply = lines
+            .iter()
+            .find(|l| l["fields"]["message"] == "reply" && l["fields"]["op"] == "create")
+            .cloned();
+        let applied = lines.iter().find(|l| l["fields"]["message"] == "write applied").cloned();
+        if let (Some(reply), Some(applied)) = (reply, applied) {
+            break (reply, applied);
+        }
+        assert!(std::time::Instant::now() < deadline, "no TRACE lines:\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(reply["level"], "TRACE");
+    assert_eq!(reply["fields"]["session"], session.as_str());
+    assert_eq!(reply["fields"]["err"], 0);
+    for stage in ["queue_wait_us", "commit_us", "apply_us"] {
+        assert!(applied["fields"][stage].is_u64(), "{applied}");
+    }
+    drop(server);
+
     // A format that does not exist is refused by name, before anything starts.
     let dir = support::TempDir::new("fk-logfmt");
     let cfg = dir.path().join("zoo.cfg");

@@ -791,6 +791,13 @@ impl Core {
                     if let Some(received) = client {
                         let total = applied_at.duration_since(received).as_secs_f64();
                         self.metrics.observe_stage(STAGE_END_TO_END, total);
+                        tracing::trace!(
+                            zxid = format_args!("0x{zxid:x}"),
+                            queue_wait_us = proposed.duration_since(received).as_micros() as u64,
+                            commit_us = durable_at.duration_since(proposed).as_micros() as u64,
+                            apply_us = applied_at.duration_since(durable_at).as_micros() as u64,
+                            "write applied"
+                        );
                     }
                     if let (Some(trace), Some(tracer), Some(received)) =
                         (trace, self.tracer.as_ref(), traced_from)
@@ -963,6 +970,17 @@ impl Core {
         if err != 0 {
             self.metrics.count_error(err);
         }
+        // Per-request log line at TRACE (off by default: a level check).
+        tracing::trace!(
+            conn,
+            session = format_args!("0x{:x}", state.caller.session_id),
+            xid,
+            op = op::name(op_code),
+            zxid,
+            err,
+            micros = elapsed.as_micros() as u64,
+            "reply"
+        );
         let latency_ms = elapsed.as_millis() as u64;
         state.sent += 1;
         state.last_op = op::name(op_code);
