@@ -112,7 +112,7 @@ fn main() -> ExitCode {
         Ok(telemetry) => telemetry,
         Err(error) => {
             eprintln!("ferrokeeper: cannot set up logging and tracing: {error}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     for key in &config.unknown_keys {

@@ -87,11 +87,14 @@ impl OtlpSettings {
             (None, None, Some(base)) => traces_url(&base),
             (None, None, None) => return Ok(None),
         };
-        if !endpoint.starts_with("http://") {
+        if endpoint.starts_with("https://") {
             return Err(format!(
                 "OTLP endpoint {endpoint}: only http:// is supported (this build has no TLS); \
                  export to a local collector or agent"
             ));
+        }
+        if !endpoint.starts_with("http://") {
+            return Err(format!("OTLP endpoint {endpoint}: expected an http:// URL"));
         }
         if let Some((key, protocol)) = ["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"]
             .into_iter()
