@@ -2,6 +2,9 @@
 # Installs what the integration tests need; idempotent (does nothing when all is present).
 #  - Apache ZooKeeper (Debian package `zookeeper`: /usr/share/java/zookeeper.jar, zkCli.sh, java)
 #  - kazoo (Python ZooKeeper client) for server/tests/kazoo/smoke.py
+#  - a JDK (javac, package `default-jdk-headless`) and Apache Curator (packages
+#    `libcurator-{framework,recipes,client}-java`, which bring Guava, SLF4J and the ZooKeeper
+#    client jars) for server/tests/curator.rs
 #  - rustfmt / clippy components (normally already installed)
 set -euo pipefail
 
@@ -25,6 +28,28 @@ if python3 -c 'import kazoo.client' >/dev/null 2>&1; then
 else
     log "kazoo: installing with pip"
     python3 -m pip install --quiet kazoo || python3 -m pip install --quiet --break-system-packages kazoo
+fi
+
+if command -v javac >/dev/null 2>&1; then
+    log "javac: present"
+else
+    log "javac: installing the Debian package 'default-jdk-headless'"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends default-jdk-headless
+fi
+
+curator_missing=()
+for pkg in libcurator-framework-java libcurator-recipes-java libcurator-client-java; do
+    if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)" != "install ok installed" ]; then
+        curator_missing+=("$pkg")
+    fi
+done
+if [ "${#curator_missing[@]}" -eq 0 ]; then
+    log "Apache Curator: present"
+else
+    log "Apache Curator: installing the Debian packages ${curator_missing[*]}"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${curator_missing[@]}"
 fi
 
 bash "$(dirname "$0")/prometheus-deps.sh"  # prometheus + promtool for dashboards/ (loadgen/tests/dashboards.rs)
