@@ -240,8 +240,12 @@ def quorum():
              (f"ferrokeeper_txnlog_segments_total{{{SEL}}}", "{{instance}}")], "short")
     b.ts("Snapshots",
          [(f"ferrokeeper_snapshot_size_bytes{{{SEL}}}", "last size {{instance}}"),
-          (f"increase(ferrokeeper_snapshot_duration_seconds_count{{{SEL}}}[5m])", "taken in 5m {{instance}}")],
-         "short")
+          (f"increase(ferrokeeper_snapshot_duration_seconds_count{{{SEL}}}[5m])", "taken in 5m {{instance}}"),
+          (f"increase(ferrokeeper_snapshot_serialize_duration_seconds_sum{{{SEL}}}[5m])",
+           "requests paused in 5m (s) {{instance}}")],
+         "short",
+         description="Serializing the tree runs in the core task: requests wait meanwhile (a latency spike "
+                     "that grows with the tree). The file is written on a thread of its own.")
     b.row("Ensemble")
     b.ts("Last applied zxid (counter part)",
          [(f"ferrokeeper_last_zxid{{{SEL}}} % 4294967296", "{{instance}}")],

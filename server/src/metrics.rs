@@ -86,6 +86,8 @@ pub struct ServerMetrics {
     pub epoch: Gauge,
     role: Family<RoleLabel, Gauge>,
     pub snapshot_duration: Histogram,
+    /// The part of a snapshot done in the core task (serializing the tree): requests wait.
+    pub snapshot_serialize: Histogram,
     pub snapshot_size: Gauge,
     pub elections: Counter,
     pub election_duration: Histogram,
@@ -175,6 +177,12 @@ impl ServerMetrics {
             "Time to serialize and write a snapshot",
             snapshot_duration.clone(),
         );
+        let snapshot_serialize = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "ferrokeeper_snapshot_serialize_duration_seconds",
+            "Time the core task spent serializing the tree for a snapshot (requests wait meanwhile)",
+            snapshot_serialize.clone(),
+        );
         let snapshot_size = gauge(registry, "ferrokeeper_snapshot_size_bytes", "Size of the last snapshot");
         let elections = Counter::default();
         registry.register(
@@ -206,6 +214,7 @@ impl ServerMetrics {
             epoch,
             role,
             snapshot_duration,
+            snapshot_serialize,
             snapshot_size,
             elections,
             election_duration,

@@ -294,6 +294,8 @@ fn standalone_exports_request_and_commit_stage_spans() {
         &[
             ("otlp.endpoint", &collector.endpoint()),
             ("otlp.serviceName", "fk-otlp-test"),
+            // A snapshot after a few writes: its span is exported and its metrics observed.
+            ("snapCount", "4"),
             ("metricsProvider.httpPort", &metrics_port),
             ("metricsProvider.httpHost", "127.0.0.1"),
         ],
@@ -309,10 +311,11 @@ fn standalone_exports_request_and_commit_stage_spans() {
     assert_eq!(get(&mut client, "/missing").err, Code::NoNode.as_i32());
     assert_eq!(set(&mut client, "/missing", b"x").err, Code::NoNode.as_i32());
 
-    let spans = collector.wait_for("5 setData, 2 getData and 1 recovery span", |spans| {
+    let spans = collector.wait_for("6 setData, 2 getData, recovery and snapshot spans", |spans| {
         named(spans, "setData").len() >= 6
             && named(spans, "getData").len() >= 2
             && !named(spans, "recovery").is_empty()
+            && !named(spans, "snapshot").is_empty()
     });
     for exported in &spans {
         assert_eq!(exported.resource.get("service.name").map(String::as_str), Some("fk-otlp-test"));
@@ -351,6 +354,10 @@ fn standalone_exports_request_and_commit_stage_spans() {
     wait_metric(metrics_port, "ferrokeeper_otlp_exported_spans_total", |v| v >= received);
     assert!(metric(metrics_port, "ferrokeeper_otlp_traced_requests_total").unwrap() >= 9.0);
     assert_eq!(metric(metrics_port, "ferrokeeper_otlp_failed_exports_total"), Some(0.0));
+    // The snapshot: the core's serialization pause and the whole duration are observed.
+    assert!(metric(metrics_port, "ferrokeeper_snapshot_serialize_duration_seconds_count").unwrap() >= 1.0);
+    wait_metric(metrics_port, "ferrokeeper_snapshot_duration_seconds_count", |v| v >= 1.0);
+    assert!(metric(metrics_port, "ferrokeeper_snapshot_size_bytes").unwrap() > 0.0);
 }
 
 #[test]

@@ -890,6 +890,7 @@ impl Core {
         let span = tracing::info_span!("snapshot", zxid = format_args!("0x{zxid:x}"));
         let bytes = span.in_scope(|| crate::txlog::snapshot::encode(&self.tree));
         let serialize_ms = started.elapsed().as_millis() as u64;
+        self.metrics.snapshot_serialize.observe(started.elapsed().as_secs_f64());
         let dir = self.config.snap_dir.clone();
         let running = self.snapshot_running.clone();
         let (duration, size) = (self.metrics.snapshot_duration.clone(), self.metrics.snapshot_size.clone());
