@@ -242,10 +242,10 @@ def quorum():
          [(f"ferrokeeper_snapshot_size_bytes{{{SEL}}}", "last size {{instance}}"),
           (f"increase(ferrokeeper_snapshot_duration_seconds_count{{{SEL}}}[5m])", "taken in 5m {{instance}}"),
           (f"increase(ferrokeeper_snapshot_serialize_duration_seconds_sum{{{SEL}}}[5m])",
-           "requests paused in 5m (s) {{instance}}")],
+           "core time serializing in 5m (s) {{instance}}")],
          "short",
-         description="Serializing the tree runs in the core task: requests wait meanwhile (a latency spike "
-                     "that grows with the tree). The file is written on a thread of its own.")
+         description="The core task serializes a snapshot in chunks of 1024 nodes between batches of "
+                     "requests; a thread of its own writes the file.")
     b.row("Ensemble")
     b.ts("Last applied zxid (counter part)",
          [(f"ferrokeeper_last_zxid{{{SEL}}} % 4294967296", "{{instance}}")],

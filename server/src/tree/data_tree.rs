@@ -54,6 +54,26 @@ pub struct DataTree {
     ephemerals: BTreeMap<SessionId, BTreeSet<String>>,
     watches: Watches,
     pending: Overlay,
+    /// A snapshot being taken a chunk at a time ([`DataTree::snapshot_begin`]).
+    cut: Option<Box<SnapshotCut>>,
+}
+
+/// The state of a chunked snapshot: it yields the nodes as they were at `zxid` although the
+/// tree keeps changing between chunks. Nodes are emitted in path order; a node not yet emitted
+/// is saved as it was before its first change after `zxid` (`preserve`), and nodes created
+/// after `zxid` (czxid > zxid) are skipped.
+struct SnapshotCut {
+    zxid: i64,
+    /// Every path up to and including this one was emitted (None: none yet).
+    cursor: Option<String>,
+    /// Pre-images of nodes that existed at `zxid`, changed since and are not yet emitted.
+    saved: BTreeMap<String, SavedNode>,
+}
+
+struct SavedNode {
+    data: Option<Bytes>,
+    acl: Vec<Acl>,
+    stat: StatPersisted,
 }
 
 /// ZooKeeper resolves `""` (the parent of `/a`) to the root.
@@ -142,6 +162,7 @@ impl DataTree {
             ephemerals: BTreeMap::new(),
             watches: Watches::default(),
             pending: Overlay::default(),
+            cut: None,
         }
     }
 
@@ -644,6 +665,7 @@ impl DataTree {
                 Ok(OpResult::Delete)
             }
             Txn::SetData(t) => {
+                self.preserve(&t.path);
                 let node = self.nodes.get_mut(&t.path).ok_or(Code::NoNode)?;
                 node.data = t.data.clone();
                 node.stat.version = t.version;
@@ -659,6 +681,7 @@ impl DataTree {
                 Ok(OpResult::SetData { stat })
             }
             Txn::SetAcl(t) => {
+                self.preserve(&t.path);
                 let node = self.nodes.get_mut(&t.path).ok_or(Code::NoNode)?;
                 node.acl = t.acl.clone();
                 node.stat.aversion = t.version;
@@ -720,6 +743,7 @@ impl DataTree {
         }
         let parent_path = path::parent(path).to_owned();
         let name = path::name(path).to_owned();
+        self.preserve(&parent_path);
         let parent = self.nodes.get_mut(&parent_path).ok_or(Code::NoNode)?;
         let mut cv = parent_cversion;
         if cv == -1 {
@@ -758,9 +782,11 @@ impl DataTree {
         if SPECIAL.contains(&path) {
             return Err(Code::BadArguments);
         }
+        self.preserve(path);
         let node = self.nodes.remove(path).ok_or(Code::NoNode)?;
         debug_assert!(node.children.is_empty(), "deleting a node with children");
         let parent_path = path::parent(path).to_owned();
+        self.preserve(&parent_path);
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
             parent.children.remove(path::name(path));
             if zxid > parent.stat.pzxid {
@@ -1176,6 +1202,103 @@ impl DataTree {
         tree.sessions = sessions;
         tree.last_processed_zxid = zxid;
         Ok(tree)
+    }
+
+    /// Starts a chunked snapshot of the applied state as it is now: returns its zxid and the
+    /// session table; [`DataTree::snapshot_chunk`] then yields the nodes as they are now, even
+    /// as txns keep being applied in between. Replaces a snapshot already under way.
+    pub fn snapshot_begin(&mut self) -> (i64, BTreeMap<SessionId, i32>) {
+        let zxid = self.last_processed_zxid;
+        self.cut = Some(Box::new(SnapshotCut { zxid, cursor: None, saved: BTreeMap::new() }));
+        (zxid, self.sessions.clone())
+    }
+
+    /// Whether a chunked snapshot is under way (a tree rebuilt or replaced has none).
+    pub fn snapshot_in_progress(&self) -> bool {
+        self.cut.is_some()
+    }
+
+    /// Gives up the snapshot under way.
+    pub fn snapshot_abort(&mut self) {
+        self.cut = None;
+    }
+
+    /// Visits up to `limit` more nodes of the snapshot under way, in path order, as they were
+    /// at its zxid. Returns true when every node has been visited (the snapshot is then over).
+    pub fn snapshot_chunk<F: FnMut(&str, &Option<Bytes>, &[Acl], &StatPersisted)>(
+        &mut self,
+        limit: usize,
+        mut visit: F,
+    ) -> bool {
+        use std::ops::Bound;
+        let Some(cut) = self.cut.as_deref_mut() else { return true };
+        let (last, done) = {
+            let lower = match cut.cursor.as_deref() {
+                Some(cursor) => Bound::Excluded(cursor),
+                None => Bound::Unbounded,
+            };
+            let mut live = self.nodes.range::<str, _>((lower, Bound::Unbounded)).peekable();
+            let mut saved = cut.saved.range::<str, _>((lower, Bound::Unbounded)).peekable();
+            let mut last: Option<&str> = None;
+            let mut visited = 0;
+            let done = loop {
+                if visited == limit {
+                    break false;
+                }
+                let next_live = live.peek().map(|(path, _)| path.as_str());
+                let next_saved = saved.peek().map(|(path, _)| path.as_str());
+                match (next_live, next_saved) {
+                    (None, None) => break true,
+                    (live_path, Some(saved_path)) if live_path.is_none_or(|l| saved_path <= l) => {
+                        if live_path == Some(saved_path) {
+                            live.next();
+                        }
+                        if let Some((path, node)) = saved.next() {
+                            visit(path, &node.data, &node.acl, &node.stat);
+                            last = Some(path);
+                        }
+                    }
+                    _ => {
+                        if let Some((path, node)) = live.next() {
+                            // Created after the cut (and not there before): not in this snapshot.
+                            if node.stat.czxid <= cut.zxid {
+                                visit(path, &node.data, &node.acl, &node.stat);
+                            }
+                            last = Some(path);
+                        }
+                    }
+                }
+                visited += 1;
+            };
+            (last.map(str::to_owned), done)
+        };
+        if done {
+            self.cut = None;
+            return true;
+        }
+        if let Some(last) = last {
+            // Pre-images at or before the cursor are spent.
+            let mut rest = cut.saved.split_off(last.as_str());
+            rest.remove(last.as_str());
+            cut.saved = rest;
+            cut.cursor = Some(last);
+        }
+        false
+    }
+
+    /// Before a node changes: while a snapshot is under way and has not reached `path`, keep
+    /// the node as it was at the snapshot's zxid.
+    fn preserve(&mut self, path: &str) {
+        let Some(cut) = self.cut.as_deref_mut() else { return };
+        if cut.cursor.as_deref().is_some_and(|cursor| path <= cursor) || cut.saved.contains_key(path) {
+            return;
+        }
+        if let Some(node) = self.nodes.get(path)
+            && node.stat.czxid <= cut.zxid
+        {
+            let saved = SavedNode { data: node.data.clone(), acl: node.acl.clone(), stat: node.stat.clone() };
+            cut.saved.insert(path.to_owned(), saved);
+        }
     }
 
     /// Whether prep has changes not yet applied (for tests and the shell's assertions).
