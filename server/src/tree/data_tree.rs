@@ -85,6 +85,16 @@ fn err_txn(code: Code) -> Txn {
     Txn::Error(ErrorTxn { err: code.as_i32() })
 }
 
+/// A createTTL request as the create it is, apart from its TTL (passed on separately).
+fn ttl_as_create(r: &ferrokeeper_proto::CreateTtlRequest) -> ferrokeeper_proto::CreateRequest {
+    ferrokeeper_proto::CreateRequest {
+        path: r.path.clone(),
+        data: r.data.clone(),
+        acl: r.acl.clone(),
+        flags: r.flags,
+    }
+}
+
 /// PrepRequestProcessor.checkAndIncVersion: BadVersion on mismatch (-1 matches anything);
 /// the next version skips -1 so a client can always name it.
 fn check_and_inc_version(current: i32, expected: i32) -> Result<i32, Code> {
@@ -247,13 +257,7 @@ impl DataTree {
                 self.prep_create(caller, op::CREATE_CONTAINER, r, -1, zxid, time_ms)
             }
             Request::CreateTtl(r) => {
-                let c = ferrokeeper_proto::CreateRequest {
-                    path: r.path.clone(),
-                    data: r.data.clone(),
-                    acl: r.acl.clone(),
-                    flags: r.flags,
-                };
-                self.prep_create(caller, op::CREATE_TTL, &c, r.ttl, zxid, time_ms)
+                self.prep_create(caller, op::CREATE_TTL, &ttl_as_create(r), r.ttl, zxid, time_ms)
             }
             Request::Delete(r) => self.prep_delete(caller, &r.path, r.version, zxid),
             Request::DeleteContainer(r) => self.prep_delete_container(&r.path, zxid),
@@ -547,13 +551,7 @@ impl DataTree {
             let r = match mop {
                 MultiOp::Create { op: o, request } => self.prep_create(caller, *o, request, -1, zxid, time),
                 MultiOp::CreateTtl(r) => {
-                    let c = ferrokeeper_proto::CreateRequest {
-                        path: r.path.clone(),
-                        data: r.data.clone(),
-                        acl: r.acl.clone(),
-                        flags: r.flags,
-                    };
-                    self.prep_create(caller, op::CREATE_TTL, &c, r.ttl, zxid, time)
+                    self.prep_create(caller, op::CREATE_TTL, &ttl_as_create(r), r.ttl, zxid, time)
                 }
                 MultiOp::Delete(r) => self.prep_delete(caller, &r.path, r.version, zxid),
                 MultiOp::SetData(r) => self.prep_set_data(caller, &r.path, &r.data, r.version, zxid, time),
