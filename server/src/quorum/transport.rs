@@ -3,7 +3,9 @@
 //! connections, which avoids two crossing connections). Frames are opaque (`u32 length |
 //! bytes`); the first frame on a connection is the dialer's id. Delivery is best effort: while
 //! a link is down, messages to that peer are dropped, which the consensus protocol tolerates
-//! (it retransmits on its own schedule).
+//! (it retransmits on its own schedule). The end of an established connection (EOF, reset,
+//! write error, replaced by a newer one) is reported as [`Incoming::LinkDown`], after every
+//! message received on it, so the replica reacts at once instead of waiting out a timeout.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -33,11 +35,13 @@ impl PeerSender {
     }
 }
 
-/// A message from a peer.
+/// What the links deliver to the replica.
 #[derive(Debug)]
-pub struct Incoming {
-    pub from: u64,
-    pub message: Bytes,
+pub enum Incoming {
+    /// A message from a peer.
+    Message { from: u64, message: Bytes },
+    /// The connection with `from` ended (after its last message).
+    LinkDown { from: u64 },
 }
 
 /// Starts the links of server `my_id`: listens on `listen`, dials every peer with a smaller id
@@ -91,7 +95,10 @@ async fn dial_loop(
                 if write_frame(&mut stream, &hello).await.is_ok() {
                     tracing::debug!(peer, %addr, "connected to peer");
                     let reason = run_link(peer, stream, &mut outbound, &incoming, &mut shutdown).await;
-                    tracing::debug!(peer, %reason, "peer link closed");
+                    tracing::info!(peer, %reason, "peer link closed");
+                    if !*shutdown.borrow() {
+                        let _ = incoming.send(Incoming::LinkDown { from: peer }).await;
+                    }
                 }
             }
             Err(error) => tracing::trace!(peer, %addr, %error, "cannot reach peer"),
@@ -156,12 +163,14 @@ async fn accept_loop(
             let mut queue = queue;
             let mut stop = stop_rx;
             let mut input = input;
-            tokio::select! {
-                reason = run_link_with_input(peer, stream, &mut queue, &incoming, &mut input) => {
-                    tracing::debug!(peer, %reason, "peer link closed");
-                }
-                _ = stop.changed() => {}
-                _ = wait_true(server_shutdown) => {}
+            let ended = tokio::select! {
+                reason = run_link_with_input(peer, stream, &mut queue, &incoming, &mut input) => reason,
+                _ = stop.changed() => "replaced by a newer connection".to_string(),
+                _ = wait_true(server_shutdown) => String::new(),
+            };
+            if !ended.is_empty() {
+                tracing::info!(peer, reason = %ended, "peer link closed");
+                let _ = incoming.send(Incoming::LinkDown { from: peer }).await;
             }
             while queue.try_recv().is_ok() {}
             queue
@@ -204,7 +213,7 @@ async fn run_link_with_input(
         loop {
             match read_frame_from(&mut reader, input).await {
                 Ok(message) => {
-                    if incoming.send(Incoming { from: peer, message }).await.is_err() {
+                    if incoming.send(Incoming::Message { from: peer, message }).await.is_err() {
                         return "server stopping".to_string();
                     }
                 }
@@ -281,9 +290,16 @@ mod tests {
     }
 
     async fn expect(rx: &mut mpsc::Receiver<Incoming>, from: u64, text: &str) {
-        let message = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap();
-        assert_eq!(message.from, from);
-        assert_eq!(&message.message[..], text.as_bytes());
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.unwrap().unwrap() {
+                Incoming::Message { from: sender, message } => {
+                    assert_eq!(sender, from);
+                    assert_eq!(&message[..], text.as_bytes());
+                    return;
+                }
+                Incoming::LinkDown { .. } => {}
+            }
+        }
     }
 
     async fn send_until_delivered(
@@ -296,9 +312,11 @@ mod tests {
         // Links come up asynchronously and drop what they cannot deliver: retry.
         for _ in 0..200 {
             sender.send(to, Bytes::copy_from_slice(text.as_bytes()));
-            if let Ok(Some(message)) = tokio::time::timeout(Duration::from_millis(50), rx.recv()).await {
-                assert_eq!(message.from, from);
-                assert_eq!(&message.message[..], text.as_bytes());
+            if let Ok(Some(Incoming::Message { from: sender, message })) =
+                tokio::time::timeout(Duration::from_millis(50), rx.recv()).await
+            {
+                assert_eq!(sender, from);
+                assert_eq!(&message[..], text.as_bytes());
                 return;
             }
         }
@@ -321,7 +339,16 @@ mod tests {
         // Server 3 restarts: its links come back.
         stop3_tx.send(true).unwrap();
         drop((s3, r3));
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The others learn at once that their connection to 3 ended (3 dials 1 and 2).
+        for rx in [&mut r1, &mut r2] {
+            loop {
+                let event = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap();
+                if let Incoming::LinkDown { from } = event {
+                    assert_eq!(from, 3);
+                    break;
+                }
+            }
+        }
         let (stop3_tx, stop3) = watch::channel(false);
         let (s3, mut r3) = start(3, addrs[&3], addrs.clone(), stop3).await.unwrap();
         send_until_delivered(&s1, 3, &mut r3, 1, "1→3 after restart").await;

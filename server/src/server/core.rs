@@ -1108,6 +1108,7 @@ impl Core {
         self.update_gauges();
         let now = self.mono_ms();
         self.send_touches();
+        self.expire_parked();
         if !self.may_propose() {
             // Ensemble: only the leader expires sessions and reaps nodes.
             return;

@@ -12,8 +12,13 @@
 //!
 //! Per connection, requests complete in order: in ensemble mode every request that must wait
 //! (behind the connection's writes or a `sync`) sits in the connection's `held` queue.
-//! A server that is not following or leading serves no client: every client connection is
-//! closed when it stops serving, and new ones are refused.
+//! A server that is not following or leading serves no client and refuses new connections.
+//! When a follower loses its leader, connections with a write (or sync) in flight are closed
+//! (the outcome is unknown: ConnectionLoss, as ZooKeeper), the others are kept: their
+//! requests are parked in arrival order and run once the server serves again, so clients of
+//! a surviving follower keep their connection through a failover. A connection parked longer
+//! than `2 * tickTime` (or half its session timeout) is closed, so clients of a server that
+//! stays without a leader (a minority partition) move to another server.
 //!
 //! Sessions are global: createSession / closeSession are txns; followers report the sessions
 //! their clients touched to the leader (`Touch`, every core tick), and the leader's
@@ -68,6 +73,17 @@ pub struct Replica {
     data_dir: std::path::PathBuf,
     /// The election under way (LOOKING): its span and start.
     election: Option<(tracing::Span, Instant)>,
+    /// Requests of kept connections that arrived while LOOKING, in arrival order.
+    parked: VecDeque<Parked>,
+}
+
+/// A client request that arrived while the server had no leader.
+pub struct Parked {
+    conn: ConnId,
+    xid: i32,
+    op: i32,
+    request: Result<Request, ()>,
+    received: Instant,
 }
 
 impl Replica {
@@ -89,6 +105,7 @@ impl Replica {
             awaiting: HashMap::new(),
             sync_waiters: HashSet::new(),
             touched: HashSet::new(),
+            parked: VecDeque::new(),
             tree_config,
             data_dir,
         }
@@ -311,6 +328,75 @@ impl Core {
         self.tree = tree;
     }
 
+    /// Lost the leader: connections waiting on it (a write or sync in flight, and whatever
+    /// queued behind) are closed; idle ones are kept and their requests parked.
+    fn close_busy_connections(&mut self) {
+        let busy: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(_, state)| !state.held.is_empty())
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in busy {
+            self.close_connection(conn);
+        }
+        if let Some(r) = self.ensemble.as_mut() {
+            r.awaiting.clear();
+            r.sync_waiters.clear();
+        }
+    }
+
+    /// A request while LOOKING: parked until the server serves again (bounded by
+    /// `globalOutstandingLimit`; beyond it the connection is closed).
+    fn park(&mut self, conn: ConnId, xid: i32, op: i32, request: Result<Request, ()>, received: Instant) {
+        let limit = (self.config.global_outstanding_limit as usize).max(1);
+        let Some(r) = self.ensemble.as_mut() else { return };
+        if r.parked.len() >= limit {
+            self.close_connection(conn);
+            return;
+        }
+        r.parked.push_back(Parked { conn, xid, op, request, received });
+    }
+
+    /// Serving again: the parked requests run in arrival order.
+    fn unpark(&mut self) {
+        let Some(r) = self.ensemble.as_mut() else { return };
+        let parked = std::mem::take(&mut r.parked);
+        for Parked { conn, xid, op, request, received } in parked {
+            if self.connections.contains_key(&conn) {
+                self.ensemble_request(conn, xid, op, request, received);
+            }
+        }
+    }
+
+    /// Core tick while LOOKING: connections kept longer than their grace are closed, so their
+    /// clients try another server.
+    pub(super) fn expire_parked(&mut self) {
+        let Some(r) = self.ensemble.as_ref() else { return };
+        if r.role != Role::Looking {
+            return;
+        }
+        let Some((_, since)) = r.election.as_ref() else { return };
+        let looking_ms = since.elapsed().as_millis() as i64;
+        let tick = i64::from(self.config.tick_time_ms);
+        let expired: Vec<ConnId> = self
+            .connections
+            .iter()
+            .filter(|(_, state)| looking_ms > (2 * tick).min(i64::from(state.timeout_ms) / 2))
+            .map(|(conn, _)| *conn)
+            .collect();
+        if !expired.is_empty() {
+            tracing::info!(
+                count = expired.len(),
+                looking_ms,
+                "no leader yet; closing kept client connections"
+            );
+        }
+        for conn in expired {
+            self.close_connection(conn);
+        }
+    }
+
     fn close_all_connections(&mut self) {
         let conns: Vec<ConnId> = self.connections.keys().copied().collect();
         for conn in conns {
@@ -363,10 +449,12 @@ impl Core {
             Role::Following => "follower",
             Role::Looking => "looking",
         });
-        if role == Role::Looking || was == Role::Leading {
-            // ZooKeeper shuts its request pipeline down when it stops serving: clients
-            // reconnect elsewhere; the outcome of their outstanding writes is unknown.
+        if was == Role::Leading {
+            // The leader's pipeline goes: clients reconnect elsewhere; the outcome of their
+            // outstanding writes is unknown.
             self.close_all_connections();
+        } else if role == Role::Looking {
+            self.close_busy_connections();
         }
         if was == Role::Leading && role != Role::Leading {
             // Drop prep's overlay of proposals that may never commit: rebuild the tree from
@@ -376,6 +464,9 @@ impl Core {
                 Ok(tree) => self.tree = tree,
                 Err(reason) => self.fail(format!("cannot rebuild the tree after leading: {reason}")),
             }
+        }
+        if role != Role::Looking {
+            self.unpark();
         }
         if role == Role::Leading {
             // The leader tracks every session afresh with its full timeout, as ZooKeeper does.
@@ -388,16 +479,22 @@ impl Core {
         }
     }
 
-    /// A frame from another server.
+    /// A frame from another server, or the end of a connection to one.
     pub(super) fn on_peer_message(&mut self, incoming: Incoming) {
-        let message = match PeerMessage::decode(&incoming.message) {
-            Ok(message) => message,
-            Err(error) => {
-                tracing::warn!(from = incoming.from, %error, "dropping a peer message");
+        let (from, bytes) = match incoming {
+            Incoming::Message { from, message } => (from, message),
+            Incoming::LinkDown { from } => {
+                self.zab_step(Input::LinkDown { peer: from });
                 return;
             }
         };
-        let from = incoming.from;
+        let message = match PeerMessage::decode(&bytes) {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(from, %error, "dropping a peer message");
+                return;
+            }
+        };
         let role = self.role();
         match message {
             PeerMessage::Zab(msg) => self.zab_step(Input::Recv { from, msg }),
@@ -598,6 +695,10 @@ impl Core {
         request: Result<Request, ()>,
         received: Instant,
     ) {
+        if self.role() == Some(Role::Looking) {
+            self.park(conn_id, xid, op_code, request, received);
+            return;
+        }
         let Some(conn) = self.connections.get(&conn_id) else { return };
         let session = conn.caller.session_id;
         let must_wait = !conn.held.is_empty();

@@ -108,6 +108,11 @@ impl Peer {
             }
             return;
         }
+        if self.links_down.contains(&vote.leader) {
+            // A vote for a peer whose connection to us ended: it cannot lead us until it
+            // reconnects (the sender has not noticed yet).
+            return;
+        }
         let self_vote = self.self_vote();
         let now = self.now_ms;
         let clock = self.election_clock;
@@ -153,6 +158,19 @@ impl Peer {
         }
     }
 
+    /// The connection to `peer` ended while looking: its vote and its report of a leader no
+    /// longer count (it may be dead). If our vote names it, start a new round with our own.
+    pub(super) fn election_link_down(&mut self, peer: Sid, out: &mut Vec<Output>) {
+        let State::Looking(election) = &mut self.state else { return };
+        election.received.remove(&peer);
+        election.out_of_election.remove(&peer);
+        if election.vote.leader == peer {
+            self.become_looking(out);
+            return;
+        }
+        self.check_decision(out);
+    }
+
     fn check_decision(&mut self, out: &mut Vec<Output>) {
         let now = self.now_ms;
         let finalize = self.config.finalize_wait_ms;
@@ -165,8 +183,11 @@ impl Peer {
             election.decide_at_ms = None;
             return;
         }
+        // The finalize wait gives a better vote time to arrive; a peer whose connection ended
+        // cannot send one, so when every voter still connected agrees, decide now.
+        let reachable = voters - self.links_down.len();
         let decide_at = *election.decide_at_ms.get_or_insert(now + finalize);
-        if agreeing == voters || now >= decide_at {
+        if agreeing >= reachable || now >= decide_at {
             if vote.leader == self.config.sid {
                 self.become_leading(out);
             } else {

@@ -4,6 +4,12 @@
 use super::peer::{Peer, State};
 use super::{Epoch, Message, Output, Role, Sid, SyncMode, Zxid};
 
+/// FOLLOWERINFO is resent this often (at most every tick) until LEADERINFO arrives: the chosen
+/// leader may still be finishing its own election (its finalize wait) and ignore the first
+/// one. ZooKeeper's learner likewise retries its connection every 100 ms
+/// (`leaderConnectDelayDuringRetryMs`).
+const FOLLOWER_INFO_RESEND_MS: u64 = 100;
+
 #[derive(Debug, Clone)]
 pub(super) struct Follower {
     pub(super) leader: Sid,
@@ -69,7 +75,7 @@ impl Peer {
             phase: Phase::Connecting,
             last_heard_ms: self.now_ms,
             started_ms: self.now_ms,
-            resend_at_ms: self.now_ms + self.config.tick_ms,
+            resend_at_ms: self.now_ms + self.config.tick_ms.min(FOLLOWER_INFO_RESEND_MS),
             epoch: 0,
             leader_commit: 0,
             pending_newleader: None,
@@ -92,15 +98,17 @@ impl Peer {
         let tick = self.config.tick_ms;
         let accepted_epoch = self.accepted_epoch;
         let (init_ms, sync_ms) = (self.config.init_limit * tick, self.config.sync_limit * tick);
+        let leader_down = matches!(&self.state, State::Following(f) if self.links_down.contains(&f.leader));
         let Some(follower) = self.follower() else { return };
         let silent = now.saturating_sub(follower.last_heard_ms) > sync_ms;
         let slow_sync = !follower.is_up_to_date() && now.saturating_sub(follower.started_ms) > init_ms;
-        if silent || slow_sync {
+        // Chose a leader whose connection is down (its last votes were still in flight).
+        if silent || slow_sync || leader_down {
             self.become_looking(out);
             return;
         }
         if matches!(follower.phase, Phase::Connecting) && now >= follower.resend_at_ms {
-            follower.resend_at_ms = now + tick;
+            follower.resend_at_ms = now + tick.min(FOLLOWER_INFO_RESEND_MS);
             let msg = Message::FollowerInfo { conn: follower.conn, accepted_epoch };
             out.push(Output::Send { to: follower.leader, msg });
         }

@@ -171,6 +171,19 @@ impl Peer {
         }
     }
 
+    /// A learner's connection ended: it no longer counts (ZooKeeper's LearnerHandler ends
+    /// with its socket). Without a quorum the leader steps down at once.
+    pub(super) fn leader_link_down(&mut self, peer: Sid, out: &mut Vec<Output>) {
+        let Some(leader) = self.leading_mut() else { return };
+        if leader.learners.remove(&peer).is_none() {
+            return;
+        }
+        let (synced, broadcast) = (leader.synced_learners(), leader.broadcast);
+        if broadcast && !self.is_quorum(synced + 1) {
+            self.become_looking(out);
+        }
+    }
+
     pub(super) fn leader_message(&mut self, from: Sid, msg: Message, out: &mut Vec<Output>) {
         let now = self.now_ms;
         let Some(leader) = self.leading_mut() else { return };

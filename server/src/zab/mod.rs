@@ -58,6 +58,11 @@
 //! 7. Deliver [`Input::Tick`] often (every few ms); time must never go backwards.
 //! 8. Messages may be lost, duplicated or reordered; the core copes (a learner connection is
 //!    identified by a random `conn` nonce; gaps send the learner back to election).
+//! 9. When the connection to a peer ends, feed [`Input::LinkDown`] after the last message
+//!    received on it. The core then stops waiting for that peer: a follower of it goes
+//!    LOOKING, a leader stops counting it, an election stops waiting for its vote (no
+//!    `finalizeWait` when every voter still connected agrees). A link that ends while both
+//!    sides live is harmless (the next message clears it); silence is left to the timeouts.
 
 //! # Deviations from ZooKeeper (each closes a hole the simulator or the Zab proofs point at)
 //!
@@ -186,6 +191,12 @@ pub enum Input {
     Propose { zxid: Zxid, payload: Bytes },
     /// The snapshot asked for by [`Output::NeedSnapshot`]; `zxid` is its last applied zxid.
     SnapshotReady { to: Sid, zxid: Zxid, data: Bytes },
+    /// The connection to `peer` ended (EOF, reset, write error): everything it sent before
+    /// has been delivered, and nothing more comes until it reconnects (any later `Recv` from
+    /// it). A follower of `peer` goes LOOKING at once, a leader drops `peer` from its quorum
+    /// count at once. Silence (a partition without FIN/RST, a paused process) produces no
+    /// such event and is still found by the syncLimit / initLimit timeouts.
+    LinkDown { peer: Sid },
 }
 
 /// A command for the shell (see the shell's duties in the module docs).

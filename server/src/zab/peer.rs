@@ -1,5 +1,7 @@
 //! [`Peer`]: the state shared by every role, input dispatch and invariants.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 
 use super::election::Election;
@@ -22,6 +24,8 @@ pub struct Peer {
     pub(super) election_clock: u64,
     pub(super) log: Log,
     pub(super) state: State,
+    /// Peers whose connection ended ([`Input::LinkDown`]) and that sent nothing since.
+    pub(super) links_down: BTreeSet<Sid>,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +57,7 @@ impl Peer {
             election_clock: 0,
             log,
             state: State::Looking(Election::placeholder()),
+            links_down: BTreeSet::new(),
         };
         let mut ignored = Vec::new();
         peer.become_looking(&mut ignored);
@@ -69,12 +74,19 @@ impl Peer {
             }
             Input::Recv { from, msg } => {
                 if from != self.config.sid && self.config.voters.contains(&from) {
+                    self.links_down.remove(&from);
                     self.on_message(from, msg, out);
                 }
             }
             Input::Persisted { upto } => self.on_persisted(upto, out),
             Input::Propose { zxid, payload } => self.on_propose(zxid, payload, out),
             Input::SnapshotReady { to, zxid, data } => self.on_snapshot_ready(to, zxid, data, out),
+            Input::LinkDown { peer } => {
+                if peer != self.config.sid && self.config.voters.contains(&peer) {
+                    self.links_down.insert(peer);
+                    self.on_link_down(peer, out);
+                }
+            }
         }
         self.log.trim(self.config.commit_log_count);
     }
@@ -90,6 +102,14 @@ impl Peer {
             State::Leading(leader) if leader.broadcast => Role::Leading,
             State::Following(follower) if follower.is_up_to_date() => Role::Following,
             _ => Role::Looking,
+        }
+    }
+
+    /// The leader this peer follows or tries to follow (any phase of following).
+    pub fn following(&self) -> Option<Sid> {
+        match &self.state {
+            State::Following(follower) => Some(follower.leader),
+            _ => None,
         }
     }
 
@@ -156,6 +176,18 @@ impl Peer {
             State::Looking(_) => {}
             State::Following(_) => self.follower_message(from, msg, out),
             State::Leading(_) => self.leader_message(from, msg, out),
+        }
+    }
+
+    fn on_link_down(&mut self, peer: Sid, out: &mut Vec<Output>) {
+        match &self.state {
+            State::Looking(_) => self.election_link_down(peer, out),
+            State::Following(follower) => {
+                if follower.leader == peer {
+                    self.become_looking(out);
+                }
+            }
+            State::Leading(_) => self.leader_link_down(peer, out),
         }
     }
 

@@ -4,6 +4,13 @@
 //! clients proposing at whichever peer leads. Invariants are checked after every step; each
 //! run ends with a liveness phase (faults off: a leader must emerge, everyone converges).
 //!
+//! Connection ends are events, as TCP gives them: a crashed peer's links end with EOF at
+//! most peers (`Input::LinkDown`, delivered after everything it sent), but with silence at
+//! some (a partition or a paused process gives no FIN/RST); links also reset between live
+//! peers. After every step the leader-loss detection bound is checked: no peer still
+//! follows a crashed leader once it got the EOF, and none does past the syncLimit /
+//! initLimit timeouts when it got silence.
+//!
 //! Replay one seed: `FK_SIM_SEED=1234 FK_SIM_PEERS=3 cargo test -p ferrokeeper-server --lib
 //! zab::sim -- --nocapture` (`FK_SIM_TRACE=1` prints every event). `FK_SIM_SEEDS` sets the
 //! number of seeds per test.
@@ -63,7 +70,7 @@ struct Sim {
     now: u64,
     config: Config,
     peers: Vec<SimPeer>,
-    queue: BTreeMap<(u64, u64), (Sid, Sid, Message)>,
+    queue: BTreeMap<(u64, u64), (Sid, Sid, Delivery)>,
     sequence: u64,
     clogged: BTreeSet<(Sid, Sid)>,
     swizzle: Vec<(Sid, Sid)>,
@@ -77,8 +84,32 @@ struct Sim {
     outstanding: BTreeMap<(usize, Zxid), Bytes>,
     acked: Vec<(Zxid, Bytes)>,
     trace: bool,
-    /// Coverage of rare paths: [crashes, truncates, snapshots installed, established leaders].
-    counts: [u64; 4],
+    /// Coverage of rare paths: [crashes, truncates, snapshots installed, established leaders,
+    /// link EOFs delivered, link resets between live peers, crashes of a leader].
+    counts: [u64; 7],
+    /// When each peer last crashed (while it is down).
+    crashed_at: BTreeMap<Sid, u64>,
+    /// (peer index, crashed sid): the peer got the EOF of the crashed peer's link.
+    eof_seen: BTreeSet<(usize, Sid)>,
+    /// (peer index, crashed sid): the peer followed the crashed peer when it crashed, and has
+    /// not stopped since.
+    orphans: BTreeSet<(usize, Sid)>,
+    /// Boots of each peer so far (tells one life's connections from the next's).
+    lives: Vec<u64>,
+    /// The largest message delay of the run (bounds silence detection).
+    delay_max_ms: u64,
+}
+
+/// What travels on a simulated link: a message, or the end of the connection.
+#[derive(Debug)]
+enum Delivery {
+    Msg(Message),
+    /// The connection ended; `crash`: because the sender died (not a reset between live
+    /// peers); `life`: which boot of the sender the connection belonged to.
+    LinkDown {
+        crash: bool,
+        life: u64,
+    },
 }
 
 fn digest_step(previous: u64, entry: &(Zxid, Bytes)) -> u64 {
@@ -161,7 +192,12 @@ impl Sim {
             outstanding: BTreeMap::new(),
             acked: Vec::new(),
             trace: std::env::var("FK_SIM_TRACE").is_ok(),
-            counts: [0; 4],
+            counts: [0; 7],
+            crashed_at: BTreeMap::new(),
+            eof_seen: BTreeSet::new(),
+            orphans: BTreeSet::new(),
+            lives: vec![0; peers],
+            delay_max_ms: faults.delay_max_ms,
         };
         for _ in 0..peers {
             sim.peers.push(SimPeer {
@@ -213,6 +249,12 @@ impl Sim {
         let peer = Peer::new(config, durable, seed, self.now);
         peer.validate();
         self.peers[index].peer = Some(peer);
+        let sid = Sim::sid(index);
+        self.lives[index] += 1;
+        self.crashed_at.remove(&sid);
+        // A restarted process knows nothing of the links its previous life saw end.
+        self.eof_seen.retain(|(peer, crashed)| *crashed != sid && *peer != index);
+        self.orphans.retain(|(peer, crashed)| *crashed != sid && *peer != index);
         if self.trace {
             println!("{:>7} boot {}", self.now, Sim::sid(index));
         }
@@ -223,9 +265,43 @@ impl Sim {
             println!("{:>7} crash {}", self.now, Sim::sid(index));
         }
         self.counts[0] += 1;
+        if self.peers[index].peer.as_ref().is_some_and(|p| p.role() == Role::Leading) {
+            self.counts[6] += 1;
+        }
         self.peers[index].peer = None;
         self.peers[index].pending.clear();
         self.outstanding.retain(|(peer, _), _| *peer != index);
+        let sid = Sim::sid(index);
+        self.crashed_at.insert(sid, self.now);
+        self.orphans.retain(|(peer, _)| *peer != index);
+        for (other, sim_peer) in self.peers.iter().enumerate() {
+            if sim_peer.peer.as_ref().and_then(|p| p.following()) == Some(sid) {
+                self.orphans.insert((other, sid));
+            }
+        }
+        // The kernel closes the dead process's sockets: most peers see EOF, after whatever it
+        // had sent; some see nothing (the FIN lost in a partition).
+        for other in 1..=self.peers.len() as Sid {
+            if other != sid && self.rng.chance(0.8) {
+                self.link_down(sid, other, true);
+            }
+        }
+    }
+
+    /// Ends the connection `from` → `to`: `to` gets `LinkDown { from }` after every message
+    /// already on its way (TCP order).
+    fn link_down(&mut self, from: Sid, to: Sid, crash: bool) {
+        let last = self
+            .queue
+            .iter()
+            .filter(|(_, (f, t, _))| *f == from && *t == to)
+            .map(|(key, _)| key.0)
+            .max()
+            .unwrap_or(self.now);
+        let at = last.max(self.now) + 1 + self.rng.below(5);
+        self.sequence += 1;
+        let life = self.lives[from as usize - 1];
+        self.queue.insert((at, self.sequence), (from, to, Delivery::LinkDown { crash, life }));
     }
 
     fn step_peer(&mut self, index: usize, input: Input) {
@@ -382,7 +458,7 @@ impl Sim {
             }
             let delay = 1 + self.rng.below(self.faults.delay_max_ms);
             self.sequence += 1;
-            self.queue.insert((self.now + delay, self.sequence), (from, to, msg.clone()));
+            self.queue.insert((self.now + delay, self.sequence), (from, to, Delivery::Msg(msg.clone())));
         }
     }
 
@@ -391,11 +467,20 @@ impl Sim {
             if entry.key().0 > self.now {
                 break;
             }
-            let (from, to, msg) = entry.remove();
+            let (from, to, delivery) = entry.remove();
             if self.clogged.contains(&(from, to)) {
                 continue;
             }
-            self.step_peer(to as usize - 1, Input::Recv { from, msg });
+            match delivery {
+                Delivery::Msg(msg) => self.step_peer(to as usize - 1, Input::Recv { from, msg }),
+                Delivery::LinkDown { crash, life } => {
+                    self.counts[4] += 1;
+                    if crash && life == self.lives[from as usize - 1] && self.crashed_at.contains_key(&from) {
+                        self.eof_seen.insert((to as usize - 1, from));
+                    }
+                    self.step_peer(to as usize - 1, Input::LinkDown { peer: from });
+                }
+            }
         }
     }
 
@@ -408,6 +493,16 @@ impl Sim {
                 }
             } else if self.rng.chance(self.faults.restart) {
                 self.boot(index);
+            }
+        }
+        if self.rng.chance(self.faults.clog / 4.0) {
+            // A connection between two live peers resets (both ends see it end).
+            let a = self.rng.below(n as u64) as usize;
+            let b = self.rng.below(n as u64) as usize;
+            if a != b && self.peers[a].peer.is_some() && self.peers[b].peer.is_some() {
+                self.counts[5] += 1;
+                self.link_down(Sim::sid(a), Sim::sid(b), false);
+                self.link_down(Sim::sid(b), Sim::sid(a), false);
             }
         }
         if self.rng.chance(self.faults.clog) {
@@ -487,8 +582,37 @@ impl Sim {
         if !live {
             self.chaos();
         }
+        self.check_leader_loss_detection();
         if self.rng.chance(self.faults.propose) {
             self.propose();
+        }
+    }
+
+    /// A peer following a crashed leader notices at once when its connection ended with EOF,
+    /// and within the timeouts when it ended in silence.
+    fn check_leader_loss_detection(&mut self) {
+        let tick = self.config.tick_ms;
+        let limit = self.config.sync_limit.max(self.config.init_limit) * tick;
+        let following: Vec<Option<Sid>> =
+            self.peers.iter().map(|p| p.peer.as_ref().and_then(|p| p.following())).collect();
+        self.orphans.retain(|(index, leader)| following[*index] == Some(*leader));
+        for (index, leader) in following.iter().enumerate() {
+            let Some(leader) = *leader else { continue };
+            let Some(&crashed) = self.crashed_at.get(&leader) else { continue };
+            if self.eof_seen.contains(&(index, leader)) {
+                self.fail(&format!(
+                    "peer {} follows {leader}, crashed at {crashed}ms, after its link ended",
+                    Sim::sid(index)
+                ));
+            }
+            if self.orphans.contains(&(index, leader))
+                && self.now > crashed + self.delay_max_ms + limit + tick + 2 * STEP_MS
+            {
+                self.fail(&format!(
+                    "peer {} still follows {leader}, silent since its crash at {crashed}ms",
+                    Sim::sid(index)
+                ));
+            }
         }
     }
 
@@ -587,7 +711,7 @@ fn run_seeds(peers: usize) {
     let seeds: u64 = std::env::var("FK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
     let start = std::time::Instant::now();
     let mut acked = 0;
-    let mut counts = [0u64; 4];
+    let mut counts = [0u64; 7];
     for seed in 0..seeds {
         let seed = seed * 1_000_003 + peers as u64;
         let result = std::panic::catch_unwind(|| {
@@ -610,10 +734,11 @@ fn run_seeds(peers: usize) {
             }
         }
     }
-    let [crashes, truncates, snapshots, leaders] = counts;
+    let [crashes, truncates, snapshots, leaders, eofs, resets, leader_crashes] = counts;
     eprintln!(
-        "zab sim: {seeds} seeds x {peers} peers in {:?}: {acked} acknowledged writes, {crashes} crashes, \
-         {truncates} truncations, {snapshots} snapshot syncs, {leaders} established leaders",
+        "zab sim: {seeds} seeds x {peers} peers in {:?}: {acked} acknowledged writes, {crashes} crashes \
+         ({leader_crashes} of a leader), {eofs} link EOFs, {resets} link resets, {truncates} truncations, \
+         {snapshots} snapshot syncs, {leaders} established leaders",
         start.elapsed()
     );
 }

@@ -346,6 +346,8 @@ pub struct ConnectOptions {
     pub last_zxid_seen: i64,
     /// `None` omits the trailing readOnly byte (an "old" client).
     pub read_only: Option<bool>,
+    /// How long the TCP connect and the ConnectResponse may take.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ConnectOptions {
@@ -356,6 +358,7 @@ impl Default for ConnectOptions {
             timeout_ms: 30000,
             last_zxid_seen: 0,
             read_only: Some(false),
+            handshake_timeout: READ_TIMEOUT,
         }
     }
 }
@@ -423,7 +426,13 @@ impl TestClient {
 
     /// Sends a ConnectRequest and reads the ConnectResponse, whatever it says.
     pub fn handshake(port: u16, opts: &ConnectOptions) -> io::Result<(TcpStream, ConnectResponse)> {
-        let mut stream = Self::raw_stream(port)?;
+        let mut stream = TcpStream::connect_timeout(
+            &([127, 0, 0, 1], port).into(),
+            opts.handshake_timeout.min(READ_TIMEOUT),
+        )?;
+        stream.set_read_timeout(Some(opts.handshake_timeout))?;
+        stream.set_write_timeout(Some(READ_TIMEOUT))?;
+        stream.set_nodelay(true)?;
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: opts.last_zxid_seen,
@@ -435,6 +444,7 @@ impl TestClient {
         write_frame(&mut stream, &req.encode_to_vec())?;
         let body = read_frame(&mut stream)?;
         let resp = ConnectResponse::decode(&body).map_err(invalid)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
         Ok((stream, resp))
     }
 
@@ -626,9 +636,14 @@ struct Node {
     child: Option<Child>,
 }
 
-/// A 3-node ferrokeeper ensemble on 127.0.0.1 (free ports), killed by pid on drop.
+/// A 3-node ferrokeeper (or Apache ZooKeeper) ensemble on 127.0.0.1 (free ports), killed
+/// by pid on drop. With proxies, every server-to-server connection goes through a
+/// [`LinkProxy`] (node i reaches node j at a proxy of its own), so a test can cut a node off
+/// in silence, as a partition does (no FIN, no RST).
 pub struct Ensemble {
     nodes: Vec<Node>,
+    kind: ServerKind,
+    proxies: Vec<LinkProxy>,
     _dir: TempDir,
     /// Environment variables for every node started after they are set.
     pub env: Vec<(String, String)>,
@@ -636,6 +651,9 @@ pub struct Ensemble {
 
 impl Drop for Ensemble {
     fn drop(&mut self) {
+        for proxy in &self.proxies {
+            proxy.stop.store(true, Ordering::Relaxed);
+        }
         for node in &mut self.nodes {
             if let Some(mut child) = node.child.take() {
                 let _ = Command::new("kill").args(["-CONT", &child.id().to_string()]).status();
@@ -658,10 +676,32 @@ impl Ensemble {
 
     /// An ensemble whose zoo.cfg files also carry `extra` lines.
     pub fn with_extras(extra: &[(&str, &str)]) -> Ensemble {
+        Ensemble::build(ServerKind::Ferrokeeper, extra, false)
+    }
+
+    /// An ensemble of `kind`; `extra` lines are appended to zoo.cfg (a later key wins);
+    /// `proxied`: server-to-server connections go through [`LinkProxy`]s.
+    pub fn build(kind: ServerKind, extra: &[(&str, &str)], proxied: bool) -> Ensemble {
         let dir = TempDir::new("fk-quorum");
         let quorum: Vec<(u16, u16)> = (0..N).map(|_| (free_port(), free_port())).collect();
+        let mut proxies = Vec::new();
+        // addresses[i][j]: how node i reaches node j.
+        let mut addresses = vec![quorum.clone(); N];
+        if proxied {
+            for (i, row) in addresses.iter_mut().enumerate() {
+                for (j, entry) in row.iter_mut().enumerate() {
+                    if i != j {
+                        let q = LinkProxy::start(i, j, quorum[j].0);
+                        let e = LinkProxy::start(i, j, quorum[j].1);
+                        *entry = (q.port, e.port);
+                        proxies.push(q);
+                        proxies.push(e);
+                    }
+                }
+            }
+        }
         let mut nodes = Vec::new();
-        for i in 0..N {
+        for (i, links) in addresses.iter().enumerate() {
             let id = i + 1;
             let node_dir = dir.path().join(format!("node{id}"));
             std::fs::create_dir_all(node_dir.join("data")).unwrap();
@@ -670,19 +710,19 @@ impl Ensemble {
             let mut cfg = format!(
                 "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=60000\ndataDir={}\n\
                  clientPort={client_port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
-                 txnLogBackend=sync\npreAllocSize=1024\n",
+                 txnLogBackend=sync\npreAllocSize=1024\nadmin.enableServer=false\n",
                 node_dir.join("data").display()
             );
             for (k, v) in extra {
                 cfg.push_str(&format!("{k}={v}\n"));
             }
-            for (j, (q, e)) in quorum.iter().enumerate() {
+            for (j, (q, e)) in links.iter().enumerate() {
                 cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1));
             }
             std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
             nodes.push(Node { id, client_port, dir: node_dir, child: None });
         }
-        Ensemble { nodes, _dir: dir, env: Vec::new() }
+        Ensemble { nodes, kind, proxies, _dir: dir, env: Vec::new() }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -690,16 +730,57 @@ impl Ensemble {
         assert!(node.child.is_none());
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(node.dir.join("node.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
-            .arg("--config")
-            .arg(node.dir.join("zoo.cfg"))
-            .env("RUST_LOG", "info")
+        let mut command = match self.kind {
+            ServerKind::Ferrokeeper => {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+                c.arg("--config").arg(node.dir.join("zoo.cfg")).env("RUST_LOG", "info");
+                c
+            }
+            ServerKind::ZooKeeper => {
+                let mut c = Command::new("/usr/bin/java");
+                c.args([
+                    "-Xmx512m",
+                    "-Dzookeeper.admin.enableServer=false",
+                    "-Dzookeeper.root.logger=INFO,CONSOLE",
+                    "-Dzookeeper.jmx.log4j.disable=true",
+                    "-cp",
+                    &format!("{ZK_CONF_DIR}:{}", zk_jar()),
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                ]);
+                c.arg(node.dir.join("zoo.cfg"));
+                c
+            }
+        };
+        let log2 = log.try_clone().unwrap();
+        let child = command
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
+            .stdin(Stdio::null())
+            .stdout(log2)
             .stderr(log)
             .spawn()
             .unwrap();
         node.child = Some(child);
+    }
+
+    /// Which implementation the nodes run.
+    pub fn kind(&self) -> ServerKind {
+        self.kind
+    }
+
+    /// Whether node `i` runs.
+    pub fn is_up(&self, i: usize) -> bool {
+        self.nodes[i].child.is_some()
+    }
+
+    /// Cuts node `i` off from the other nodes (or heals it): its server-to-server traffic stops
+    /// in both directions without closing any connection. Needs `proxied`.
+    pub fn partition(&self, i: usize, cut: bool) {
+        assert!(!self.proxies.is_empty(), "partition needs an ensemble built with proxies");
+        for proxy in &self.proxies {
+            if proxy.from == i || proxy.to == i {
+                proxy.blocked.store(cut, Ordering::Relaxed);
+            }
+        }
     }
 
     pub fn kill(&mut self, i: usize) {
@@ -776,4 +857,80 @@ impl Ensemble {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+}
+
+/// A TCP relay from node `from` to node `to` on 127.0.0.1. While `blocked`, it stops moving
+/// bytes in both directions but keeps every connection open: the nodes see silence, as in a
+/// network partition, not an EOF or a reset. An end closed on one side is passed on.
+pub struct LinkProxy {
+    pub from: usize,
+    pub to: usize,
+    pub port: u16,
+    blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl LinkProxy {
+    pub fn start(from: usize, to: usize, target: u16) -> LinkProxy {
+        use std::sync::Arc;
+        use std::sync::atomic::AtomicBool;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let blocked = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, st) = (blocked.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !st.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((inbound, _)) => {
+                        let Ok(outbound) = TcpStream::connect_timeout(
+                            &([127, 0, 0, 1], target).into(),
+                            Duration::from_secs(2),
+                        ) else {
+                            continue;
+                        };
+                        let _ = inbound.set_nonblocking(false);
+                        for (a, z) in [(&inbound, &outbound), (&outbound, &inbound)] {
+                            let (a, z) = (a.try_clone().unwrap(), z.try_clone().unwrap());
+                            let (b, st) = (b.clone(), st.clone());
+                            std::thread::spawn(move || pump(a, z, &b, &st));
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        LinkProxy { from, to, port, blocked, stop }
+    }
+}
+
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    blocked: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::atomic::AtomicBool,
+) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(20)));
+    let _ = from.set_nodelay(true);
+    let _ = to.set_nodelay(true);
+    let mut buffer = vec![0u8; 64 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        if blocked.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        match from.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buffer[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+    let _ = from.shutdown(Shutdown::Read);
 }
