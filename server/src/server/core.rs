@@ -297,9 +297,11 @@ impl Core {
         zab_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                // Stop taking requests while too many wait for the log: connections then stop
-                // being read and clients feel the backpressure.
-                n = events.recv_many(&mut batch, 256), if self.pending.len() < outstanding_max => {
+                // Stop taking requests while too many are outstanding (waiting for the log, for
+                // the leader, or for a zxid): connections then stop being read and clients feel
+                // the backpressure. In an ensemble every follower bounds what it forwards, so
+                // the leader's queue of forwarded writes is bounded too; none is dropped.
+                n = events.recv_many(&mut batch, 256), if self.pending.len() + self.replica_outstanding() < outstanding_max => {
                     if n == 0 {
                         break;
                     }

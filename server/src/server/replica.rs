@@ -75,6 +75,26 @@ pub struct Replica {
     election: Option<(tracing::Span, Instant)>,
     /// Requests of kept connections that arrived while LOOKING, in arrival order.
     parked: VecDeque<Parked>,
+    /// Leader: writes waiting for a zxid (the outstanding-proposal bound was reached), in
+    /// arrival order. Proposed as commits free room; never dropped.
+    waiting_zxid: VecDeque<WaitingWrite>,
+}
+
+/// A follower's client write as the leader received it.
+pub struct ForwardedWrite {
+    session: SessionId,
+    cxid: i32,
+    op: i32,
+    auth: Vec<Id>,
+    body: Bytes,
+    trace: Option<TraceParent>,
+    received: Instant,
+}
+
+/// A write at the leader that waits for room under the outstanding-proposal bound.
+pub enum WaitingWrite {
+    Forwarded(ForwardedWrite),
+    Local { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
 }
 
 /// A client request that arrived while the server had no leader.
@@ -106,6 +126,7 @@ impl Replica {
             sync_waiters: HashSet::new(),
             touched: HashSet::new(),
             parked: VecDeque::new(),
+            waiting_zxid: VecDeque::new(),
             tree_config,
             data_dir,
         }
@@ -235,6 +256,7 @@ impl Core {
             Output::Commit { upto } => {
                 self.on_durable(upto);
                 self.drain_sync_waiters();
+                self.propose_waiting();
             }
             Output::SaveEpochs { current, accepted } => {
                 let dir = self.ensemble.as_ref().map(|r| r.data_dir.clone()).unwrap_or_default();
@@ -451,7 +473,10 @@ impl Core {
         });
         if was == Role::Leading {
             // The leader's pipeline goes: clients reconnect elsewhere; the outcome of their
-            // outstanding writes is unknown.
+            // outstanding writes is unknown (forwarded ones: the followers close theirs).
+            if let Some(r) = self.ensemble.as_mut() {
+                r.waiting_zxid.clear();
+            }
             self.close_all_connections();
         } else if role == Role::Looking {
             self.close_busy_connections();
@@ -541,14 +566,23 @@ impl Core {
         body: Bytes,
         trace: Option<TraceParent>,
     ) {
-        let received = Instant::now();
-        let Some(zxid) = self.prep_zxid() else {
-            tracing::warn!(
-                session = format_args!("0x{session:x}"),
-                "too many proposals outstanding; dropping a forwarded write"
-            );
+        let write =
+            ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
+        let waiting = self.ensemble.as_ref().is_some_and(|r| !r.waiting_zxid.is_empty());
+        if waiting || self.prep_zxid().is_none() {
+            // Full: wait in order for room (the followers bound what they forward).
+            if let Some(r) = self.ensemble.as_mut() {
+                r.waiting_zxid.push_back(WaitingWrite::Forwarded(write));
+            }
             return;
-        };
+        }
+        self.propose_forwarded(write);
+    }
+
+    /// Preps and proposes a forwarded write (a zxid is available).
+    fn propose_forwarded(&mut self, write: ForwardedWrite) {
+        let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received } = write;
+        let Some(zxid) = self.prep_zxid() else { return };
         let caller = Caller { session_id: session, conn: 0, auth };
         let txn = if op_code == op::CREATE_SESSION {
             let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
@@ -579,6 +613,63 @@ impl Core {
             _ => Origin::Internal,
         };
         self.propose(&caller, cxid, txn, origin);
+    }
+
+    /// Leader: a client write of this server, proposed now or, when the outstanding-proposal
+    /// bound is reached, queued behind the writes already waiting.
+    pub(super) fn leader_write(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        request: Request,
+        received: Instant,
+    ) {
+        let Some(r) = self.ensemble.as_mut() else { return };
+        if r.waiting_zxid.is_empty() && r.peer.next_zxid().is_some() {
+            self.propose_request(conn, xid, op, request, received);
+            return;
+        }
+        self.hold_write(conn);
+        if let Some(r) = self.ensemble.as_mut() {
+            r.waiting_zxid.push_back(WaitingWrite::Local { conn, xid, op, request, received });
+        }
+    }
+
+    /// Leader, after commits freed room: proposes the waiting writes, in order, while room lasts.
+    pub(super) fn propose_waiting(&mut self) {
+        loop {
+            let Some(r) = self.ensemble.as_mut() else { return };
+            if r.role != Role::Leading || r.peer.next_zxid().is_none() {
+                return;
+            }
+            let Some(write) = r.waiting_zxid.pop_front() else { return };
+            match write {
+                WaitingWrite::Forwarded(write) => self.propose_forwarded(write),
+                WaitingWrite::Local { conn, xid, op, request, received } => {
+                    let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else {
+                        continue;
+                    };
+                    self.propose_request(conn, xid, op, request, received);
+                    // Its place in the connection's order was held when it was queued: drop
+                    // the second placeholder the proposal just added at the back.
+                    if let Some(state) = self.connections.get_mut(&conn)
+                        && state.held.len() > before
+                        && matches!(state.held.back(), Some(Held::Write { done: false }))
+                    {
+                        state.held.pop_back();
+                        state.queued = state.queued.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Requests this server holds that are not yet in the commit queue: forwarded writes
+    /// waiting for their txn (follower), writes waiting for a zxid (leader), parked requests.
+    /// Counted with the commit queue against `globalOutstandingLimit`.
+    pub(super) fn replica_outstanding(&self) -> usize {
+        self.ensemble.as_ref().map_or(0, |r| r.awaiting.len() + r.waiting_zxid.len() + r.parked.len())
     }
 
     /// Leader: stamps a prepped txn with the peer's next zxid and proposes it (duty 4).
@@ -623,19 +714,24 @@ impl Core {
         let caller = self.caller(conn);
         self.hold_write(conn);
         let trace = origin.trace_parent();
-        if let Some(r) = self.ensemble.as_mut() {
+        let sent = self.ensemble.as_mut().is_some_and(|r| {
             r.awaiting.insert((caller.session_id, cxid), origin);
-            r.send(
-                leader,
-                &PeerMessage::Forward {
-                    session: caller.session_id,
-                    cxid,
-                    op: op_code,
-                    auth: caller.auth,
-                    body,
-                    trace,
-                },
-            );
+            let message = PeerMessage::Forward {
+                session: caller.session_id,
+                cxid,
+                op: op_code,
+                auth: caller.auth,
+                body,
+                trace,
+            };
+            r.sender.send(leader, message.encode())
+        });
+        if !sent {
+            // The link to the leader is down or its queue full: never wait in silence.
+            if let Some(r) = self.ensemble.as_mut() {
+                r.awaiting.remove(&(caller.session_id, cxid));
+            }
+            self.close_connection(conn);
         }
     }
 
@@ -721,7 +817,7 @@ impl Core {
         };
         if request.is_write() {
             if leading {
-                self.propose_request(conn_id, xid, op_code, request, received);
+                self.leader_write(conn_id, xid, op_code, request, received);
             } else {
                 let close = matches!(request, Request::CloseSession);
                 if close {

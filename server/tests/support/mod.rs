@@ -485,6 +485,15 @@ impl TestClient {
         self.read_reply(xid, op_code)
     }
 
+    /// Sends one request without waiting (pipelining); returns its xid for `read_reply`.
+    pub fn send(&mut self, req: &Request) -> io::Result<i32> {
+        let xid = self.xid_for(req);
+        let mut payload = RequestHeader { xid, op: req.op() }.encode_to_vec();
+        req.write_body(&mut payload);
+        write_frame(&mut self.stream, &payload)?;
+        Ok(xid)
+    }
+
     /// Reads frames until the reply for `xid` arrives.
     pub fn read_reply(&mut self, xid: i32, op_code: i32) -> io::Result<CallResult> {
         loop {
