@@ -227,12 +227,14 @@ fn leader_fault(cluster: &mut Ensemble, fault: Fault, round: usize) -> Outcome {
         assert!(Instant::now() < warm, "writes do not flow before the fault");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let at = Instant::now();
+    // Measured from the moment the fault is in effect (the process reaped, or every thread
+    // stopped, or the links silenced), the same way for every server.
     match fault {
         Fault::Kill => cluster.kill(leader),
         Fault::Stop => cluster.signal(leader, "-STOP"),
         Fault::Partition => cluster.partition(leader, true),
     }
+    let at = Instant::now();
     let resumed = writer.resumed_after(at, Duration::from_secs(60));
     let Some(resumed) = resumed else {
         panic!("{fault:?}: no write acknowledged within 60 s after the fault\n{}", cluster.logs());

@@ -802,6 +802,18 @@ impl Ensemble {
     pub fn signal(&self, i: usize, signal: &str) {
         let pid = self.nodes[i].child.as_ref().unwrap().id();
         assert!(Command::new("kill").args([signal, &pid.to_string()]).status().unwrap().success());
+        if signal == "-STOP" {
+            // Delivery is asynchronous: return once every thread is stopped.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                if status.lines().any(|l| l.starts_with("State:") && l.contains("T (stopped)")) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            panic!("node {} (pid {pid}) did not stop", i + 1);
+        }
     }
 
     pub fn port(&self, i: usize) -> u16 {
