@@ -50,11 +50,9 @@ for impl in zookeeper ferrokeeper; do
     sleep 0.2
   done
   echo "followers: $followers"
-  if [ "$impl" = zookeeper ]; then
-    # Warm the JIT first (a cold JVM flatters us).
-    ./target/release/fkload run -w loadgen/workloads/write-heavy.yaml -t "$followers" --duration 10 --warmup 0 \
-      --no-progress --no-server-stats >/dev/null
-  fi
+  # Both warmed the same way (it also creates the key tree): a cold JVM would flatter us.
+  ./target/release/fkload run -w loadgen/workloads/write-heavy.yaml -t "$followers" --duration 10 --warmup 0 \
+    --no-progress --no-server-stats >/dev/null
   pids=("$work/$impl"/node*/pid)
   before=$(cpu_ticks "${pids[@]}")
   ./target/release/fkload run -w loadgen/workloads/write-heavy.yaml -t "$followers" --sessions "$sessions" \

@@ -200,6 +200,8 @@ pub struct Core {
     snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     /// The snapshot being serialized, a chunk per loop iteration.
     snapshot: Option<Box<SnapshotWork>>,
+    /// Learners asking for a snapshot while another one is being serialized.
+    pub(super) snapshot_waiting: Vec<crate::zab::Sid>,
     last_snapshot_bytes: usize,
     last_purge: Instant,
     pub(super) metrics: crate::metrics::ServerMetrics,
@@ -238,6 +240,7 @@ impl Core {
             fatal,
             txns_since_snapshot: 0,
             snapshot_after: snapshot_threshold(config.snap_count),
+            snapshot_waiting: Vec::new(),
             snapshot_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             snapshot: None,
             last_snapshot_bytes: 0,
@@ -889,6 +892,10 @@ impl Core {
     /// nodes that change before their turn); a thread of its own writes the file.
     fn take_snapshot(&mut self) {
         use std::sync::atomic::Ordering;
+        if self.snapshot.is_some() {
+            // A snapshot for a learner is under way; try again after the next txn.
+            return;
+        }
         if self.snapshot_running.swap(true, Ordering::AcqRel) {
             tracing::warn!("Too busy to snap, skipping");
             return;
@@ -896,9 +903,16 @@ impl Core {
         self.txns_since_snapshot = 0;
         self.snapshot_after = snapshot_threshold(self.config.snap_count);
         self.log.roll();
+        self.begin_snapshot(true, Vec::new());
+    }
+
+    /// Starts serializing the applied tree, a chunk per loop turn (`snapshot_step`).
+    fn begin_snapshot(&mut self, to_disk: bool, for_peers: Vec<crate::zab::Sid>) {
         let (zxid, sessions) = self.tree.snapshot_begin();
-        let span = tracing::info_span!("snapshot", zxid = format_args!("0x{zxid:x}"));
+        let span = tracing::info_span!("snapshot", zxid = format_args!("0x{zxid:x}"), to_disk);
         self.snapshot = Some(Box::new(SnapshotWork {
+            to_disk,
+            for_peers,
             // Sized like the last snapshot, so that the buffer does not grow (copying) midway.
             encoder: crate::txlog::snapshot::Encoder::start(
                 zxid,
@@ -913,16 +927,31 @@ impl Core {
         }));
     }
 
+    /// A learner needs a SNAP sync: serialize the tree in chunks like a periodic snapshot (no
+    /// pause that grows with the tree), after the one under way if any.
+    pub(super) fn snapshot_for_peer(&mut self, to: crate::zab::Sid) {
+        match self.snapshot.as_mut() {
+            Some(_) => {
+                if !self.snapshot_waiting.contains(&to) {
+                    self.snapshot_waiting.push(to);
+                }
+            }
+            None => self.begin_snapshot(false, vec![to]),
+        }
+    }
+
     /// One chunk of the snapshot under way; when it is complete, hands the bytes to a thread.
     fn snapshot_step(&mut self) {
         use std::sync::atomic::Ordering;
         let Some(work) = self.snapshot.as_mut() else { return };
         if !self.tree.snapshot_in_progress() {
-            // The tree was rebuilt or replaced (ensemble role change, snapshot from the
-            // leader): this snapshot is void; the next one comes after snapCount/2+ txns.
+            // The tree was replaced (a snapshot from the leader): this snapshot is void; the
+            // next one comes after snapCount/2+ txns (a learner's is asked for again).
             tracing::info!(parent: &work.span, "snapshot abandoned: the tree was replaced");
+            if work.to_disk {
+                self.snapshot_running.store(false, Ordering::Release);
+            }
             self.snapshot = None;
-            self.snapshot_running.store(false, Ordering::Release);
             return;
         }
         let chunk_started = Instant::now();
@@ -935,11 +964,29 @@ impl Core {
             return;
         }
         let Some(work) = self.snapshot.take() else { return };
-        let SnapshotWork { encoder, span, started, busy, longest, chunks } = *work;
+        let SnapshotWork { encoder, to_disk, for_peers, span, started, busy, longest, chunks } = *work;
         self.metrics.snapshot_serialize.observe(busy.as_secs_f64());
         let zxid = encoder.zxid();
         let bytes = encoder.finish();
         self.last_snapshot_bytes = bytes.len();
+        // Learners that asked meanwhile get a snapshot of their own (cut now); one that finds
+        // this one too old asks again and joins the waiting list.
+        let waiting = std::mem::take(&mut self.snapshot_waiting);
+        if !waiting.is_empty() {
+            self.begin_snapshot(false, waiting);
+        }
+        if !for_peers.is_empty() {
+            let data = bytes::Bytes::from(bytes.clone());
+            span.in_scope(|| {
+                tracing::info!(learners = ?for_peers, bytes = data.len(), chunks, "snapshot for SNAP sync ready")
+            });
+            for to in for_peers {
+                self.zab_step(crate::zab::Input::SnapshotReady { to, zxid, data: data.clone() });
+            }
+        }
+        if !to_disk {
+            return;
+        }
         let dir = self.config.snap_dir.clone();
         let running = self.snapshot_running.clone();
         let (duration, size) = (self.metrics.snapshot_duration.clone(), self.metrics.snapshot_size.clone());
@@ -1204,6 +1251,10 @@ const SNAPSHOT_CHUNK_NODES: usize = 1024;
 /// A snapshot being serialized by the core, a chunk at a time.
 struct SnapshotWork {
     encoder: crate::txlog::snapshot::Encoder,
+    /// Written to the snapshot directory (a periodic snapshot), or only handed to learners.
+    to_disk: bool,
+    /// Learners of this leader waiting for these bytes (SNAP sync).
+    for_peers: Vec<crate::zab::Sid>,
     span: tracing::Span,
     started: Instant,
     /// Core time spent serializing so far, and the longest chunk.

@@ -264,11 +264,7 @@ impl Core {
                     self.fail(format!("cannot write the epoch files in {}: {error}", dir.display()));
                 }
             }
-            Output::NeedSnapshot { to } => {
-                let zxid = self.tree.last_processed_zxid();
-                let data = Bytes::from(crate::txlog::snapshot::encode(&self.tree));
-                return Some(Input::SnapshotReady { to, zxid, data });
-            }
+            Output::NeedSnapshot { to } => self.snapshot_for_peer(to),
             Output::RoleChanged { role, leader, epoch } => self.on_role_changed(role, leader, epoch),
             Output::ProposalDropped { zxid } => {
                 let dropped = self.ensemble.as_mut().and_then(|r| r.proposing.remove(&zxid));
@@ -482,13 +478,9 @@ impl Core {
             self.close_busy_connections();
         }
         if was == Role::Leading && role != Role::Leading {
-            // Drop prep's overlay of proposals that may never commit: rebuild the tree from
-            // its own serialization (the watches went with the connections).
-            let config = self.ensemble.as_ref().map(|r| r.tree_config.clone()).unwrap_or_default();
-            match crate::txlog::snapshot::decode(&crate::txlog::snapshot::encode(&self.tree), config) {
-                Ok(tree) => self.tree = tree,
-                Err(reason) => self.fail(format!("cannot rebuild the tree after leading: {reason}")),
-            }
+            // Proposals that may never commit: forget prep's overlay (its size, not the
+            // tree's: no pause that grows with the tree).
+            self.tree.discard_prepped();
         }
         if role != Role::Looking {
             self.unpark();

@@ -1303,6 +1303,13 @@ impl DataTree {
     pub fn has_pending(&self) -> bool {
         !self.pending.is_empty()
     }
+
+    /// Forgets every prepped change not yet applied (a leader stepping down: its proposals
+    /// may never commit). Prep only ever writes the overlay, so the tree is as applied; the
+    /// cost is the overlay's size, not the tree's.
+    pub fn discard_prepped(&mut self) {
+        self.pending = Overlay::default();
+    }
 }
 
 #[cfg(test)]

@@ -109,6 +109,32 @@ fn overlay_pipelines_dependent_writes() {
     assert!(!t.tree.has_pending());
 }
 
+/// A leader stepping down forgets its prepped writes; the tree is as applied, and prep sees
+/// only applied state again (no rebuild of the tree).
+#[test]
+fn discard_prepped_forgets_unapplied_writes() {
+    let mut t = T::new();
+    let c = caller(1, 1);
+    assert!(t.create("/kept", 0).is_ok());
+    let before = crate::txlog::snapshot::encode(&t.tree);
+    let a =
+        Request::Create(CreateRequest { path: "/a".into(), data: None, acl: Acl::open_unsafe(), flags: 0 });
+    let del = Request::Delete(ferrokeeper_proto::DeleteRequest { path: "/kept".into(), version: -1 });
+    assert!(matches!(t.tree.prep(&c, &a, 10, 5), Txn::Create { .. }));
+    assert!(matches!(t.tree.prep(&c, &del, 11, 5), Txn::Delete { .. }));
+    // Against the overlay, /a exists and /kept is gone.
+    assert!(matches!(t.tree.prep(&c, &a, 12, 5), Txn::Error(_)));
+    t.tree.discard_prepped();
+    assert!(!t.tree.has_pending());
+    assert_eq!(crate::txlog::snapshot::encode(&t.tree), before, "the applied tree changed");
+    assert!(matches!(t.tree.prep(&c, &a, 10, 5), Txn::Create { .. }), "prep still sees the discarded create");
+    t.tree.discard_prepped();
+    assert!(
+        matches!(t.tree.prep(&c, &del, 10, 5), Txn::Delete { .. }),
+        "prep still sees the discarded delete"
+    );
+}
+
 fn creq(path: &str, flags: i32, acl: Vec<Acl>) -> CreateRequest {
     CreateRequest { path: path.into(), data: None, acl, flags }
 }

@@ -41,6 +41,9 @@ struct Learner {
     /// Accepted our epoch freshly (counts toward establishing it).
     fresh: bool,
     last_heard_ms: u64,
+    /// The learner's ack at the previous ping: no progress over a whole ping interval with
+    /// proposals outstanding means the tail was lost; it is sent again.
+    acked_at_last_ping: Zxid,
 }
 
 #[derive(Debug, Clone)]
@@ -51,8 +54,9 @@ enum LearnerPhase {
     EpochSent,
     /// ACKEPOCH received, waiting for establishment.
     EpochAcked { log_base: Zxid, log_ends: Vec<Zxid>, last_zxid: Zxid },
-    /// NEED SNAPSHOT asked of the shell.
-    AwaitingSnapshot,
+    /// NEED SNAPSHOT asked of the shell when the leader had applied `asked_at`: the log keeps
+    /// every entry after it until the snapshot arrives (it may be serialized over many steps).
+    AwaitingSnapshot { asked_at: Zxid },
     /// NEWLEADER sent; proposals are forwarded.
     Syncing { newleader_zxid: Zxid },
     /// NEWLEADER acked; acks count.
@@ -60,6 +64,17 @@ enum LearnerPhase {
 }
 
 impl Leader {
+    /// The oldest point a learner's pending snapshot was asked at: the log keeps what follows.
+    pub(super) fn snapshot_pin(&self) -> Option<Zxid> {
+        self.learners
+            .values()
+            .filter_map(|l| match l.phase {
+                LearnerPhase::AwaitingSnapshot { asked_at } => Some(asked_at),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Learners whose NEWLEADER ack arrived (mntr `zk_synced_followers`).
     pub(super) fn synced_learners(&self) -> usize {
         self.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count()
@@ -133,11 +148,13 @@ impl Peer {
     }
 
     pub(super) fn leader_tick(&mut self, out: &mut Vec<Output>) {
+        let last = self.log.last();
+        let log = &self.log;
         let now = self.now_ms;
         let tick = self.config.tick_ms;
         let init_ms = self.config.init_limit * tick;
         let sync_ms = self.config.sync_limit * tick;
-        let Some(leader) = self.leading_mut() else { return };
+        let State::Leading(leader) = &mut self.state else { return };
         if !leader.broadcast && now.saturating_sub(leader.started_ms) > init_ms {
             self.become_looking(out);
             return;
@@ -152,12 +169,26 @@ impl Peer {
         if now.saturating_sub(leader.last_ping_ms) >= tick / 2 {
             leader.last_ping_ms = now;
             if let Some(epoch) = leader.epoch {
-                for (sid, learner) in &leader.learners {
+                for (sid, learner) in leader.learners.iter_mut() {
                     let up_to_date = matches!(learner.phase, LearnerPhase::Synced { up_to_date: true, .. });
                     if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
                         let msg =
                             Message::Ping { conn: learner.conn, epoch, commit: leader.committed, up_to_date };
                         out.push(Output::Send { to: *sid, msg });
+                    }
+                    if let LearnerPhase::Synced { acked, .. } = learner.phase {
+                        // A link that drops messages without ending (the simulator's; TCP
+                        // only loses them with the connection): resend the unacked tail.
+                        if acked < last && acked == learner.acked_at_last_ping && log.contains(acked) {
+                            let mut prev = acked;
+                            for (zxid, payload) in log.entries_after(acked) {
+                                let msg =
+                                    Message::Proposal { conn: learner.conn, epoch, prev, zxid, payload };
+                                out.push(Output::Send { to: *sid, msg });
+                                prev = zxid;
+                            }
+                        }
+                        learner.acked_at_last_ping = acked;
                     }
                 }
             }
@@ -202,6 +233,7 @@ impl Peer {
                     phase: LearnerPhase::Connected,
                     fresh: false,
                     last_heard_ms: now,
+                    acked_at_last_ping: 0,
                 };
                 leader.learners.insert(from, learner);
             }
@@ -431,6 +463,7 @@ impl Peer {
     /// Sends NEWLEADER (DIFF or TRUNC+DIFF) to a learner that acked the epoch, or asks the shell
     /// for a snapshot when the windows cannot tell where the logs diverge.
     fn start_sync(&mut self, sid: Sid, out: &mut Vec<Output>) {
+        let applied = self.log.applied;
         let leader_base = self.log.base;
         let leader_ends = self.log.epoch_ends();
         let last = self.log.last();
@@ -452,7 +485,7 @@ impl Peer {
                 });
             }
             None => {
-                learner.phase = LearnerPhase::AwaitingSnapshot;
+                learner.phase = LearnerPhase::AwaitingSnapshot { asked_at: applied };
                 out.push(Output::NeedSnapshot { to: sid });
             }
         }
@@ -466,10 +499,11 @@ impl Peer {
         let Some(epoch) = leader.epoch else { return };
         let commit = leader.committed;
         let Some(learner) = leader.learners.get_mut(&to) else { return };
-        if !matches!(learner.phase, LearnerPhase::AwaitingSnapshot) {
+        if !matches!(learner.phase, LearnerPhase::AwaitingSnapshot { .. }) {
             return;
         }
         if !usable {
+            // Older than the pinned window (a snapshot begun before it was asked): ask again.
             out.push(Output::NeedSnapshot { to });
             return;
         }

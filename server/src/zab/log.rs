@@ -83,8 +83,11 @@ impl Log {
     }
 
     /// Forgets applied entries beyond the newest `keep` applied ones.
-    pub(super) fn trim(&mut self, keep: usize) {
-        let applied_count = self.entries.iter().take_while(|entry| entry.0 <= self.applied).count();
+    /// Drops applied entries beyond the newest `keep`, but never an entry after `pin` (a
+    /// snapshot under way for a learner needs every entry after the point it was asked at).
+    pub(super) fn trim(&mut self, keep: usize, pin: Option<Zxid>) {
+        let upto = pin.map_or(self.applied, |pin| pin.min(self.applied));
+        let applied_count = self.entries.iter().take_while(|entry| entry.0 <= upto).count();
         let mut drop = applied_count.saturating_sub(keep);
         while drop > 0 {
             if let Some((zxid, _)) = self.entries.pop_front() {

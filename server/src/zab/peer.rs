@@ -88,7 +88,11 @@ impl Peer {
                 }
             }
         }
-        self.log.trim(self.config.commit_log_count);
+        let pin = match &self.state {
+            State::Leading(leader) => leader.snapshot_pin(),
+            _ => None,
+        };
+        self.log.trim(self.config.commit_log_count, pin);
     }
 
     /// This peer's id.

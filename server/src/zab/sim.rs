@@ -96,6 +96,9 @@ struct Sim {
     orphans: BTreeSet<(usize, Sid)>,
     /// Boots of each peer so far (tells one life's connections from the next's).
     lives: Vec<u64>,
+    /// Snapshots for learners cut now and handed over later, as a shell serializing in
+    /// chunks does: (due time, peer index, its life, learner, zxid, data).
+    snapshots_due: Vec<(u64, usize, u64, Sid, Zxid, Bytes)>,
     /// The largest message delay of the run (bounds silence detection).
     delay_max_ms: u64,
 }
@@ -197,6 +200,7 @@ impl Sim {
             eof_seen: BTreeSet::new(),
             orphans: BTreeSet::new(),
             lives: vec![0; peers],
+            snapshots_due: Vec::new(),
             delay_max_ms: faults.delay_max_ms,
         };
         for _ in 0..peers {
@@ -388,7 +392,13 @@ impl Sim {
             Output::NeedSnapshot { to } => {
                 let applied = &self.peers[index].applied;
                 let zxid = applied.last().map_or(0, |e| e.0);
-                follow_ups.push(Input::SnapshotReady { to, zxid, data: encode_list(applied) });
+                let data = encode_list(applied);
+                if self.rng.chance(0.5) {
+                    follow_ups.push(Input::SnapshotReady { to, zxid, data });
+                } else {
+                    let due = self.now + 1 + self.rng.below(300);
+                    self.snapshots_due.push((due, index, self.lives[index], to, zxid, data));
+                }
             }
             Output::RoleChanged { role, epoch, .. } => {
                 if role == Role::Leading {
@@ -564,6 +574,15 @@ impl Sim {
     fn tick(&mut self, live: bool) {
         self.now += STEP_MS;
         self.deliver();
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.snapshots_due).into_iter().partition(|s| s.0 <= now);
+        self.snapshots_due = later;
+        for (_, index, life, to, zxid, data) in due {
+            if self.lives[index] == life && self.peers[index].peer.is_some() {
+                self.step_peer(index, Input::SnapshotReady { to, zxid, data });
+            }
+        }
         for index in 0..self.peers.len() {
             if self.peers[index].peer.is_none() {
                 continue;
