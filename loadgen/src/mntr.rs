@@ -98,6 +98,11 @@ impl Snapshot {
         Snapshot { nodes }
     }
 
+    /// A snapshot from `(host:port, mntr text)` pairs already read.
+    pub fn from_texts(nodes: Vec<(String, String)>) -> Snapshot {
+        Snapshot { nodes: nodes.into_iter().map(|(addr, text)| (addr, Ok(text))).collect() }
+    }
+
     /// Per-node views from a before and an after snapshot.
     pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<ServerView> {
         let mut out = Vec::new();
