@@ -130,6 +130,9 @@ fn mntr(core: &Core) -> String {
         ]
     };
     let mut extra = summary("fsynctime", &log.fsync_micros, 0.001);
+    if log.fsync_micros.count() > 0 {
+        extra.extend(percentiles("fsynctime", &log.fsync_micros));
+    }
     extra.extend(summary("sync_processor_batch_size", &log.txns_per_batch, 1.0));
     let stages = core.stage_stats();
     for (name, histogram) in crate::metrics::STAGE_MNTR_NAMES.iter().zip(stages.iter()) {
@@ -141,6 +144,7 @@ fn mntr(core: &Core) -> String {
     let elections = core.election_stats();
     if elections.count() > 0 {
         extra.extend(summary("election_time", &elections, 0.001));
+        extra.extend(percentiles("election_time", &elections));
     }
     extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
     extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
@@ -159,7 +163,7 @@ fn outstanding_requests(core: &Core) -> i64 {
     core.metrics.outstanding_requests.get()
 }
 
-/// ZooKeeper's percentile keys of a summary (`zk_p50_X` .. `zk_p999_X`, ms, since start; the
+/// ZooKeeper's percentile keys of a time summary kept in µs (`zk_p50_X` .. `zk_p999_X`, ms, since start; the
 /// upper bound of the power-of-two bucket holding the rank, capped by the maximum), and
 /// `zk_histogram_X`: the non-empty buckets as `upper_bound_us=count` pairs, from which a reader
 /// of two snapshots computes percentiles over the interval between them (fkload does).
