@@ -109,9 +109,10 @@ pub struct RunResult {
     /// fkload's workload made, to reconcile with the servers' request counters.
     #[serde(default)]
     pub completed: BTreeMap<String, crate::stats::RunCount>,
-    /// create requests sent while preparing the key tree (before the run).
+    /// Requests sent before the run, by ZooKeeper opcode name: `create` (the key tree) and
+    /// `sync` (one per session, so that every session's server has the tree before it reads).
     #[serde(default)]
-    pub setup_creates: u64,
+    pub setup_requests: BTreeMap<String, u64>,
 }
 
 /// Paths of the keys and directories.
@@ -510,10 +511,21 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     }
     let value = Bytes::from(value);
     let sessions = connect_all(&opts.connect, w.sessions).await?;
-    let mut setup_creates = 0;
+    let mut setup_requests = BTreeMap::new();
     if !opts.skip_setup {
         let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?;
-        setup_creates = prepare(first, w, &tree, &value).await?;
+        setup_requests.insert("create".to_owned(), prepare(first, w, &tree, &value).await?);
+        // The tree was created through one server; a session on another (a follower behind the
+        // leader) could still read NoNode for a key. ZooKeeper's answer: sync first.
+        let mut syncs = JoinSet::new();
+        for zk in &sessions {
+            let zk = zk.clone();
+            syncs.spawn(async move { zk.sync(ROOT).await });
+        }
+        while let Some(r) = syncs.join_next().await {
+            r?.map_err(|e| anyhow::anyhow!("sync after setup: {e}"))?;
+        }
+        setup_requests.insert("sync".to_owned(), sessions.len() as u64);
     }
     let workers = w.sessions * w.inflight;
     let trace = match &opts.record {
@@ -643,7 +655,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         hdr_log,
         send_lag,
         completed: recorder.run_counts(),
-        setup_creates,
+        setup_requests,
     })
 }
 

@@ -231,7 +231,7 @@ pub async fn replay(
         hdr_log: None,
         send_lag: None,
         completed: recorder.run_counts(),
-        setup_creates: 0,
+        setup_requests: BTreeMap::new(),
     })
 }
 

@@ -112,7 +112,7 @@ fn sample_result() -> RunResult {
         hdr_log: None,
         send_lag: None,
         completed: BTreeMap::new(),
-        setup_creates: 0,
+        setup_requests: BTreeMap::new(),
     }
 }
 

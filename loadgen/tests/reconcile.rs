@@ -5,11 +5,11 @@
 //!    and every commit stage (and no `commit` stage, which nothing observes).
 //! 2. During the run, `srvr` `Outstanding:`, `mntr` `zk_outstanding_requests` and `/metrics`
 //!    `ferrokeeper_outstanding_requests` are sampled on every node: each source must show
-//!    requests in flight at some point (not a constant 0) and never more than fkload has in
-//!    flight; once fkload has closed its sessions all three read exactly 0 on every node.
+//!    requests in flight at some point (not a constant 0) and never more than fkload had in
+//!    flight (its workers, or its setup's creates); once fkload has closed its sessions all three read exactly 0 on every node.
 //! 3. fkload's op counts over the whole run vs the servers' request counters, summed over the
 //!    nodes: exact per opcode (getData = get + get_missing, setData = set + set_stale, creates
-//!    = fkload's setup creates).
+//!    = fkload's setup creates, sync = its setup syncs).
 //! 4. Errors made on purpose (`get_missing`: NoNode, `set_stale`: BadVersion) vs
 //!    `ferrokeeper_request_errors_total{code}` on the servers: exact, and no other errors.
 //! 5. Latency: every request's server time (receive → reply queued) is part of its client time,
@@ -153,7 +153,10 @@ fn instruments_agree_on_a_loaded_three_node_run() {
         .block_on(run)
         .unwrap()
         .unwrap_or_else(|e| panic!("fkload run failed: {e}\n{}", ensemble.logs()));
-    let workers = (SESSIONS * INFLIGHT) as i64;
+    // At most what fkload had in flight: its workers, or the setup's creates (sent all at once
+    // on one session, before the workers start).
+    let setup_creates = result.setup_requests.get("create").copied().unwrap_or(0) as i64;
+    let workers = ((SESSIONS * INFLIGHT) as i64).max(setup_creates);
     for source in 0..3 {
         let peak = samples.iter().map(|s| s[source]).max().unwrap_or(0);
         let low = samples.iter().map(|s| s[source]).min().unwrap_or(0);
@@ -177,15 +180,18 @@ fn instruments_agree_on_a_loaded_three_node_run() {
     let count = |op: &str| result.completed.get(op).map_or(0, |c| c.count) as f64;
     let requests = |op: &str| delta("ferrokeeper_request_duration_seconds_count", "op", op);
     eprintln!(
-        "fkload: {:?}, setup creates {}",
+        "fkload: {:?}, setup {:?}",
         result.completed.iter().map(|(k, v)| (k.as_str(), v.count)).collect::<Vec<_>>(),
-        result.setup_creates
+        result.setup_requests
     );
     assert!(count("get") > 1000.0 && count("set") > 300.0, "too little load to reconcile: {:?}", result.completed);
     assert!(count("get_missing") > 0.0 && count("set_stale") > 0.0, "{:?}", result.completed);
     assert_eq!(requests("getData"), count("get") + count("get_missing"), "getData");
     assert_eq!(requests("setData"), count("set") + count("set_stale"), "setData");
-    assert_eq!(requests("create") + requests("create2"), result.setup_creates as f64, "creates");
+    let setup = |op: &str| result.setup_requests.get(op).copied().unwrap_or(0) as f64;
+    assert!(setup("create") > 200.0 && setup("sync") == SESSIONS as f64, "{:?}", result.setup_requests);
+    assert_eq!(requests("create") + requests("create2"), setup("create"), "creates");
+    assert_eq!(requests("sync"), setup("sync"), "syncs");
     for op in ["delete", "exists", "getChildren", "getChildren2", "multi"] {
         assert_eq!(requests(op), 0.0, "{op}: fkload sent none");
     }
