@@ -65,7 +65,8 @@ fn cluster_start_waits_until_the_ensemble_serves() {
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "start failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("ensemble serving after"), "{stdout}");
-    let statuses: Vec<&str> = stdout.lines().filter(|l| l.contains("Mode: ") || l.contains("not serving")).collect();
+    let statuses: Vec<&str> =
+        stdout.lines().filter(|l| l.contains("Mode: ") || l.contains("not serving")).collect();
     assert_eq!(statuses.len(), 3, "a status line per node:\n{stdout}");
     assert_eq!(statuses.iter().filter(|l| l.ends_with("Mode: leader")).count(), 1, "{stdout}");
     assert_eq!(statuses.iter().filter(|l| l.ends_with("Mode: follower")).count(), 2, "{stdout}");

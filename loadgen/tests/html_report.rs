@@ -64,14 +64,17 @@ fn sample_result() -> RunResult {
     // fourlw.rs prints), diffed as after a real run.
     let mntr = |cnt: u64, sum: u64, histogram: &str| {
         let mut text = "zk_version\t3.9.3-ferrokeeper\nzk_server_state\tleader\n".to_owned();
-        for name in ["write_queue_wait_time", "quorum_ack_latency", "write_apply_time", "write_end_to_end_latency"]
+        for name in
+            ["write_queue_wait_time", "quorum_ack_latency", "write_apply_time", "write_end_to_end_latency"]
         {
             text.push_str(&format!(
                 "zk_avg_{name}\t1.0\nzk_min_{name}\t0\nzk_max_{name}\t40\nzk_cnt_{name}\t{cnt}\n\
                  zk_sum_{name}\t{sum}\nzk_p99_{name}\t33.0\nzk_histogram_{name}\t{histogram}\n"
             ));
         }
-        text.push_str(&format!("zk_cnt_sync_processor_batch_size\t{cnt}\nzk_sum_sync_processor_batch_size\t{sum}\n"));
+        text.push_str(&format!(
+            "zk_cnt_sync_processor_batch_size\t{cnt}\nzk_sum_sync_processor_batch_size\t{sum}\n"
+        ));
         text
     };
     let before = Snapshot::from_texts(vec![("127.0.0.1:2181".into(), mntr(100, 100, "1024=100"))]);

@@ -37,7 +37,12 @@ fn workload() -> Workload {
     Workload {
         name: "reconcile".into(),
         description: String::new(),
-        ops: BTreeMap::from([(MixOp::Get, 60), (MixOp::Set, 30), (MixOp::GetMissing, 5), (MixOp::SetStale, 5)]),
+        ops: BTreeMap::from([
+            (MixOp::Get, 60),
+            (MixOp::Set, 30),
+            (MixOp::GetMissing, 5),
+            (MixOp::SetStale, 5),
+        ]),
         znodes: 200,
         tree: TreeShape { fanout: 50 },
         value_size: SizeDist::Fixed { size: 256 },
@@ -112,10 +117,15 @@ fn instruments_agree_on_a_loaded_three_node_run() {
     let before = scrape(&ensemble);
     for (i, node) in before.iter().enumerate() {
         for code in Code::ALL.iter().filter(|c| c.as_i32() != 0) {
-            let series = node
-                .iter()
-                .find(|s| s.name == "ferrokeeper_request_errors_total" && s.label("code") == Some(&code.as_i32().to_string()));
-            assert_eq!(series.map(|s| s.value), Some(0.0), "node {i}: error code {code:?} before any request");
+            let series = node.iter().find(|s| {
+                s.name == "ferrokeeper_request_errors_total"
+                    && s.label("code") == Some(&code.as_i32().to_string())
+            });
+            assert_eq!(
+                series.map(|s| s.value),
+                Some(0.0),
+                "node {i}: error code {code:?} before any request"
+            );
         }
         let stages: Vec<&str> = node
             .iter()
@@ -176,7 +186,9 @@ fn instruments_agree_on_a_loaded_three_node_run() {
 
     // 3. Op counts: fkload's whole run vs the servers' request counters.
     let after = scrape(&ensemble);
-    let delta = |name: &str, label: &str, value: &str| sum(&after, name, label, value) - sum(&before, name, label, value);
+    let delta = |name: &str, label: &str, value: &str| {
+        sum(&after, name, label, value) - sum(&before, name, label, value)
+    };
     let count = |op: &str| result.completed.get(op).map_or(0, |c| c.count) as f64;
     let requests = |op: &str| delta("ferrokeeper_request_duration_seconds_count", "op", op);
     eprintln!(
@@ -184,7 +196,11 @@ fn instruments_agree_on_a_loaded_three_node_run() {
         result.completed.iter().map(|(k, v)| (k.as_str(), v.count)).collect::<Vec<_>>(),
         result.setup_requests
     );
-    assert!(count("get") > 1000.0 && count("set") > 300.0, "too little load to reconcile: {:?}", result.completed);
+    assert!(
+        count("get") > 1000.0 && count("set") > 300.0,
+        "too little load to reconcile: {:?}",
+        result.completed
+    );
     assert!(count("get_missing") > 0.0 && count("set_stale") > 0.0, "{:?}", result.completed);
     assert_eq!(requests("getData"), count("get") + count("get_missing"), "getData");
     assert_eq!(requests("setData"), count("set") + count("set_stale"), "setData");
@@ -200,7 +216,8 @@ fn instruments_agree_on_a_loaded_three_node_run() {
     let fk_errors = |op: &str, code: Code| {
         result.completed.get(op).and_then(|c| c.error_codes.get(code.message())).copied().unwrap_or(0) as f64
     };
-    let server_errors = |code: Code| delta("ferrokeeper_request_errors_total", "code", &code.as_i32().to_string());
+    let server_errors =
+        |code: Code| delta("ferrokeeper_request_errors_total", "code", &code.as_i32().to_string());
     assert_eq!(fk_errors("get_missing", Code::NoNode), count("get_missing"), "every get_missing fails");
     assert_eq!(fk_errors("set_stale", Code::BadVersion), count("set_stale"), "every set_stale fails");
     assert_eq!(server_errors(Code::NoNode), count("get_missing"), "NoNode: servers vs fkload");
@@ -218,7 +235,11 @@ fn instruments_agree_on_a_loaded_three_node_run() {
             let (bound, n) = at_or_below(&after, duration, "op", &server_ops, ms);
             let (_, n_before) = at_or_below(&before, duration, "op", &server_ops, ms);
             let needed = (q * summary.count as f64).floor();
-            eprintln!("{op} p{}: fkload {ms:.3} ms; servers {} of their requests ≤ {bound} s", q * 100.0, n - n_before);
+            eprintln!(
+                "{op} p{}: fkload {ms:.3} ms; servers {} of their requests ≤ {bound} s",
+                q * 100.0,
+                n - n_before
+            );
             assert!(
                 n - n_before >= needed,
                 "{op}: fkload's p{} is {ms} ms, so ≥ {needed} requests took ≤ that at the client, but the \
@@ -235,9 +256,20 @@ fn instruments_agree_on_a_loaded_three_node_run() {
         .sum();
     assert_eq!(delta(stage, "stage", "end_to_end"), writes, "end_to_end stage vs write requests");
     let set = &result.ops["set"];
-    let (bound, n) = at_or_below(&after, "ferrokeeper_commit_stage_duration_seconds", "stage", &["end_to_end"], set.service.p99);
-    let (_, n_before) =
-        at_or_below(&before, "ferrokeeper_commit_stage_duration_seconds", "stage", &["end_to_end"], set.service.p99);
+    let (bound, n) = at_or_below(
+        &after,
+        "ferrokeeper_commit_stage_duration_seconds",
+        "stage",
+        &["end_to_end"],
+        set.service.p99,
+    );
+    let (_, n_before) = at_or_below(
+        &before,
+        "ferrokeeper_commit_stage_duration_seconds",
+        "stage",
+        &["end_to_end"],
+        set.service.p99,
+    );
     assert!(
         n - n_before >= (0.99 * set.count as f64).floor(),
         "set p99 {} ms at fkload, but only {} writes ≤ {bound} s end to end at the servers",
@@ -255,7 +287,8 @@ fn instruments_agree_on_a_loaded_three_node_run() {
             names.extend(["write_queue_wait_time", "write_end_to_end_latency"]);
         }
         for name in names {
-            let st = server.stages.get(name).unwrap_or_else(|| panic!("{}: no {name}: {server:?}", server.addr));
+            let st =
+                server.stages.get(name).unwrap_or_else(|| panic!("{}: no {name}: {server:?}", server.addr));
             let (p99, max) = (st.p99.unwrap(), st.max.unwrap());
             assert!(st.count > 0.0 && st.avg >= 0.0 && p99 <= max + 1e-9, "{}: {name} {st:?}", server.addr);
         }
@@ -265,7 +298,9 @@ fn instruments_agree_on_a_loaded_three_node_run() {
     assert_eq!(tables.len(), 3, "a stage table per node");
     for table in tables {
         let table = table.split("</table>").next().unwrap();
-        for row in table.split("<tr>").skip(1).filter(|r| r.contains("time</td>") || r.contains("latency</td>")) {
+        for row in
+            table.split("<tr>").skip(1).filter(|r| r.contains("time</td>") || r.contains("latency</td>"))
+        {
             let p99 = row.split("<td>").nth(5).and_then(|c| c.split("</td>").next()).unwrap();
             assert!(p99.parse::<f64>().is_ok(), "empty p99 in the report's stage row {row}");
         }

@@ -170,8 +170,11 @@ impl ServerMetrics {
         let ephemerals = gauge(registry, "ferrokeeper_ephemerals", "Ephemeral znodes");
         let approximate_data_size =
             gauge(registry, "ferrokeeper_approximate_data_size_bytes", "Path and data bytes in the tree");
-        let outstanding_requests =
-            gauge(registry, "ferrokeeper_outstanding_requests", "Client requests received and not yet answered");
+        let outstanding_requests = gauge(
+            registry,
+            "ferrokeeper_outstanding_requests",
+            "Client requests received and not yet answered",
+        );
         let last_zxid = gauge(registry, "ferrokeeper_last_zxid", "Last applied zxid");
         let epoch = gauge(registry, "ferrokeeper_epoch", "Current epoch (zxid >> 32)");
         let role = Family::<RoleLabel, Gauge>::default();

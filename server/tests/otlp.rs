@@ -17,10 +17,10 @@ mod support;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -418,7 +418,11 @@ fn stop_gracefully(mut server: ServerProcess) {
     let pid = server.pid().expect("the server runs");
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     let status = server.wait_exit(Duration::from_secs(15));
-    assert!(status.is_some_and(|s| s.success()), "no clean exit after SIGTERM: {status:?}\n{}", server.log_tail());
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit after SIGTERM: {status:?}\n{}",
+        server.log_tail()
+    );
 }
 
 #[test]

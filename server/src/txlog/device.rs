@@ -173,7 +173,9 @@ mod tests {
                 round_trip(Box::new(device));
             }
             Err(error) => {
-                eprintln!("SKIPPED uring_device_writes_where_the_kernel_allows: io_uring refused here ({error})");
+                eprintln!(
+                    "SKIPPED uring_device_writes_where_the_kernel_allows: io_uring refused here ({error})"
+                );
                 let refused = [Some(libc_eperm()), Some(libc_enosys())];
                 assert!(refused.contains(&error.raw_os_error()), "unexpected io_uring error: {error}");
                 assert_eq!(open_device(Backend::Uring).backend(), Backend::Sync);

@@ -90,7 +90,9 @@ fn uring_backend_round_trips() {
     let expected = match super::device::UringDevice::new() {
         Ok(_) => Backend::Uring,
         Err(error) => {
-            eprintln!("SKIPPED uring_backend_round_trips on io_uring: refused here ({error}); checking the fallback");
+            eprintln!(
+                "SKIPPED uring_backend_round_trips on io_uring: refused here ({error}); checking the fallback"
+            );
             Backend::Sync
         }
     };
