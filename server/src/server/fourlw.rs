@@ -189,7 +189,7 @@ fn conf(core: &Core) -> String {
     format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
          tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
-         clientPortListenBacklog=-1\nserverId=0\n",
+         clientPortListenBacklog=-1\nserverId={}\n",
         c.client_port,
         c.data_dir.display(),
         dir_size(&c.data_dir),
@@ -199,6 +199,8 @@ fn conf(core: &Core) -> String {
         c.max_client_cnxns,
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
+        // ZooKeeper prints 0 standalone and the myid in an ensemble.
+        c.quorum.as_ref().map_or(0, |q| q.my_id),
     )
 }
 
