@@ -203,7 +203,7 @@ def quorum():
     b.ts("Commit stage p50",
          [(f"histogram_quantile(0.5, sum by (stage, le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{stage}}")], "s",
-         description="queue_wait, log_fsync, quorum_ack (leader), commit (quorum), apply, end_to_end")
+         description="queue_wait, log_fsync (standalone), quorum_ack (ensemble), apply, end_to_end")
     b.ts("Commit stage p99",
          [(f"histogram_quantile(0.99, sum by (stage, le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL}}}[{RI}]))) > 0",
            "{{stage}}")], "s")
@@ -278,12 +278,12 @@ def loadgen():
          [(f"histogram_quantile(0.5, sum by (op, le) (rate(fkload_latency_seconds_bucket{{{FK}}}[{RI}]))) > 0", "p50 {{op}}"),
           (f"histogram_quantile(0.99, sum by (op, le) (rate(fkload_latency_seconds_bucket{{{FK}}}[{RI}]))) > 0", "p99 {{op}}")],
          "s")
-    # fkload_errors_total only appears once an op failed: "or ... * 0" draws a zero line meanwhile.
+    # fkload creates every error series of its workload's ops at 0 (as the servers do for every
+    # error code): "no errors" is a zero line, and no data means no scrape.
     b.ts("fkload errors by op and code",
-         [(f"sum by (op, code) (rate(fkload_errors_total{{{FK}}}[{RI}])) "
-           f"or sum by (op) (rate(fkload_ops_total{{{FK}}}[{RI}]) > 0) * 0", "{{op}} {{code}}")], "ops")
+         [(f"sum by (op, code) (rate(fkload_errors_total{{{FK}}}[{RI}]))", "{{op}} {{code}}")], "ops")
     b.ts("fkload error ratio",
-         [(f"(sum(rate(fkload_errors_total{{{FK}}}[{RI}])) or vector(0)) / "
+         [(f"sum(rate(fkload_errors_total{{{FK}}}[{RI}])) / "
            f"sum(rate(fkload_ops_total{{{FK}}}[{RI}]))", "errors / ops")], "percentunit")
     b.row("fkload next to the servers")
     b.ts("Throughput: fkload vs servers",
@@ -299,8 +299,8 @@ def loadgen():
           (f'histogram_quantile(0.99, sum by (le) (rate(ferrokeeper_commit_stage_duration_seconds_bucket{{{SEL},stage="end_to_end"}}[{RI}])))', "servers end_to_end p99")],
          "s")
     b.ts("Errors: fkload vs servers",
-         [(f"sum(rate(fkload_errors_total{{{FK}}}[{RI}])) or vector(0)", "fkload errors/s"),
-          (f"sum(rate(ferrokeeper_request_errors_total{{{SEL}}}[{RI}])) or vector(0)", "servers errors/s")],
+         [(f"sum(rate(fkload_errors_total{{{FK}}}[{RI}]))", "fkload errors/s"),
+          (f"sum(rate(ferrokeeper_request_errors_total{{{SEL}}}[{RI}]))", "servers errors/s")],
          "ops")
     b.ts("fkload throughput by target",
          [(f"sum by (target) (rate(fkload_ops_total{{{FK}}}[{RI}]))", "{{target}}")], "ops", w=24)

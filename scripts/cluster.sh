@@ -8,6 +8,10 @@
 #   clientPort=$((2180 + i)), server.i=127.0.0.1:$((2880 + i)):$((3880 + i)),
 #   metricsProvider.httpPort=$((7000 + i)), 4lw.commands.whitelist=*.
 # Ports can be shifted with FK_CLUSTER_PORT_OFFSET. Processes are stopped by the recorded pid.
+# start/restart return once the ensemble serves (one leader, the others following; a single
+# node: standalone), waiting at most FK_START_TIMEOUT seconds (default 60), then print the
+# status; if it does not serve in time (or a node exits) they say so, show the logs' tails and
+# exit 1, leaving the nodes running for inspection (stop them with `stop`).
 set -euo pipefail
 
 cmd="${1:-status}"
@@ -97,10 +101,53 @@ status_node() {
     echo "node $i (pid $(cat "$dir/node$i/node.pid"), port $port): ${mode:-Error contacting service (not serving)}"
 }
 
+mode_of() {
+    four_letter "$(client_port "$1")" srvr 2>/dev/null | sed -n 's/^Mode: //p' || true
+}
+
+# Waits until every node serves: N = 1 standalone, else one leader and N - 1 followers.
+wait_serving() {
+    local limit="${FK_START_TIMEOUT:-60}" deadline modes leaders followers i
+    deadline=$((SECONDS + limit))
+    while :; do
+        leaders=0 followers=0 modes=""
+        for i in $(seq 1 "$n"); do
+            if ! running "$i"; then
+                echo "node $i exited while the ensemble was forming; the end of its log:" >&2
+                tail -n 20 "$dir/node$i/node.log" >&2
+                return 1
+            fi
+            local mode
+            mode="$(mode_of "$i")"
+            modes="$modes node$i=${mode:-not-serving}"
+            case "$mode" in
+                leader) leaders=$((leaders + 1)) ;;
+                follower) followers=$((followers + 1)) ;;
+                standalone) [[ "$n" -eq 1 ]] && leaders=1 ;;
+            esac
+        done
+        if [[ "$leaders" -eq 1 && $((leaders + followers)) -eq "$n" ]]; then
+            echo "ensemble serving after $((limit - (deadline - SECONDS)))s:$modes"
+            return 0
+        fi
+        if [[ "$SECONDS" -ge "$deadline" ]]; then
+            echo "the ensemble did not form within ${limit}s (FK_START_TIMEOUT):$modes" >&2
+            for i in $(seq 1 "$n"); do
+                echo "--- node $i: $dir/node$i/node.log" >&2
+                tail -n 10 "$dir/node$i/node.log" >&2
+            done
+            return 1
+        fi
+        sleep 0.2
+    done
+}
+
 case "$cmd" in
     start)
         build
         for i in $(seq 1 "$n"); do start_node "$i"; done
+        wait_serving
+        for i in $(seq 1 "$n"); do status_node "$i"; done
         ;;
     stop)
         for i in $(seq 1 "$n"); do stop_node "$i"; done
@@ -109,6 +156,8 @@ case "$cmd" in
         for i in $(seq 1 "$n"); do stop_node "$i"; done
         build
         for i in $(seq 1 "$n"); do start_node "$i"; done
+        wait_serving
+        for i in $(seq 1 "$n"); do status_node "$i"; done
         ;;
     status)
         for i in $(seq 1 "$n"); do status_node "$i"; done

@@ -20,8 +20,9 @@ export FK_CLUSTER_DIR="$out/cluster"
 stop() { scripts/cluster.sh stop 3 >/dev/null 2>&1 || true; }
 trap stop EXIT
 echo "== starting a 3-node ferrokeeper cluster"
+# Returns once one node leads and two follow (bounded: FK_START_TIMEOUT, default 60 s), then
+# prints each node's mode; exits (and the trap stops the nodes) if the ensemble does not form.
 scripts/cluster.sh start 3
-scripts/cluster.sh status 3
 target="127.0.0.1:2181,127.0.0.1:2182,127.0.0.1:2183"
 for workload in read-heavy write-heavy; do
   echo "== $workload ($duration s)"

@@ -16,6 +16,30 @@ use support::{shared, unique, within};
 
 const T: Duration = Duration::from_secs(20);
 
+/// The sequence number a sequential node's name ends with.
+fn sequence(name: &str) -> u64 {
+    name[name.len().saturating_sub(10)..].parse().unwrap_or(u64::MAX)
+}
+
+/// Waits (≤ 10 s) until the server holds a watch on `path` (4lw `wchp`).
+async fn wait_watched(path: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let port = shared().unwrap().port;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut text = String::new();
+        if let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            let _ = stream.write_all(b"wchp").await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut text)).await;
+        }
+        if text.lines().any(|line| line == path) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no watch on {path} after 10 s; wchp:\n{text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn session() -> Option<ZooKeeper> {
     let server = shared()?;
     Some(ZooKeeper::connect(&server.addr(), Duration::from_secs(10)).await.unwrap().0)
@@ -60,7 +84,11 @@ async fn lock_gives_mutual_exclusion_and_fifo_handoff() {
         other.acquire().await.unwrap();
         other
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The waiter has checked the queue and parks on a watch of the holder's node: only then is
+    // "it has not taken the lock" a statement about the recipe rather than about timing.
+    let children = zk.get_children(&dir).await.unwrap();
+    let holder_node = children.iter().min_by_key(|c| sequence(c)).unwrap();
+    wait_watched(&format!("{dir}/{holder_node}")).await;
     assert!(!waiter.is_finished());
     holder_zk.close().await.unwrap();
     let mut other = within(T, waiter).await.unwrap();
@@ -88,7 +116,10 @@ async fn leader_election_fails_over_in_order() {
         e1.wait_for_leadership().await.unwrap();
         (zk1, e1)
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // node1 parks on a watch of node0's candidate node before we check it is not leading.
+    let children = zk.get_children(&dir).await.unwrap();
+    let first = children.iter().min_by_key(|c| sequence(c)).unwrap();
+    wait_watched(&format!("{dir}/{first}")).await;
     assert!(!follower.is_finished());
     // The leader's session dies: node1 takes over.
     candidates[0].0.close().await.unwrap();

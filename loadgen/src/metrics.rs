@@ -50,6 +50,21 @@ impl Metrics {
         Metrics { registry: Arc::new(registry), ops, latency, errors, target: target.to_owned() }
     }
 
+    /// Creates the error series of `kinds` (the workload's ops) for every ZooKeeper error code,
+    /// at zero, so that "no errors" reads 0 from the first scrape rather than "no data".
+    pub fn start_at_zero(&self, kinds: &[OpKind]) {
+        for op in kinds {
+            for code in ferrokeeper_client::Code::ALL.iter().filter(|c| c.as_i32() != 0) {
+                let labels = vec![
+                    ("op".to_owned(), op.name().to_owned()),
+                    ("target".to_owned(), self.target.clone()),
+                    ("code".to_owned(), code.message().to_owned()),
+                ];
+                let _ = self.errors.get_or_create(&labels);
+            }
+        }
+    }
+
     /// Records one op.
     pub fn observe(&self, op: OpKind, latency_us: u64, error: Option<&str>) {
         self.ops[op.index()].inc();

@@ -50,7 +50,10 @@ pub struct Stage {
     pub avg: f64,
     /// `zk_max_X` after the run (since server start).
     pub max: Option<f64>,
-    /// `zk_p99_X` after the run, where the server reports it.
+    /// p99 over the run, where the server reports the histogram `zk_histogram_X` (ferrokeeper):
+    /// the upper bound of the power-of-two bucket holding the rank in the run's bucket counts
+    /// (after − before), capped by `max`. Otherwise `zk_p99_X` after the run (the server's own
+    /// window: since start for ferrokeeper, recent minutes for ZooKeeper), if reported.
     pub p99: Option<f64>,
 }
 
@@ -95,6 +98,11 @@ impl Snapshot {
         Snapshot { nodes }
     }
 
+    /// A snapshot from `(host:port, mntr text)` pairs already read.
+    pub fn from_texts(nodes: Vec<(String, String)>) -> Snapshot {
+        Snapshot { nodes: nodes.into_iter().map(|(addr, text)| (addr, Ok(text))).collect() }
+    }
+
     /// Per-node views from a before and an after snapshot.
     pub fn diff(before: &Snapshot, after: &Snapshot) -> Vec<ServerView> {
         let mut out = Vec::new();
@@ -115,7 +123,7 @@ impl Snapshot {
                 }
             };
             let (a, a_str) = parse(after_text);
-            let (b, _) = before_text.map(|t| parse(t)).unwrap_or_default();
+            let (b, b_str) = before_text.map(|t| parse(t)).unwrap_or_default();
             view.version = a_str.get("zk_version").cloned().unwrap_or_default();
             view.state = a_str.get("zk_server_state").cloned().unwrap_or_default();
             for (k, v) in &a {
@@ -132,21 +140,56 @@ impl Snapshot {
                 if d_cnt <= 0.0 {
                     continue;
                 }
-                view.stages.insert(
-                    name.to_owned(),
-                    Stage {
-                        count: d_cnt,
-                        avg: d_sum / d_cnt,
-                        max: a.get(&format!("zk_max_{name}")).copied(),
-                        p99: a.get(&format!("zk_p99_{name}")).copied(),
-                    },
-                );
+                let max = a.get(&format!("zk_max_{name}")).copied();
+                let histogram = format!("zk_histogram_{name}");
+                let p99 = match a_str.get(&histogram) {
+                    Some(after) => {
+                        let before = b_str.get(&histogram).map(String::as_str).unwrap_or("");
+                        run_quantile_ms(before, after, 0.99).map(|p| max.map_or(p, |m| p.min(m)))
+                    }
+                    None => a.get(&format!("zk_p99_{name}")).copied(),
+                };
+                view.stages.insert(name.to_owned(), Stage { count: d_cnt, avg: d_sum / d_cnt, max, p99 });
             }
             view.after = a;
             out.push(view);
         }
         out
     }
+}
+
+/// `upper_bound_us=count` pairs of a `zk_histogram_X` value.
+fn buckets(text: &str) -> BTreeMap<u64, u64> {
+    text.split_whitespace()
+        .filter_map(|pair| {
+            let (upper, count) = pair.split_once('=')?;
+            Some((upper.parse().ok()?, count.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Quantile `q` (ms) of the events between two `zk_histogram_X` snapshots: the upper bound of
+/// the bucket holding the rank. `None` when nothing was recorded in between.
+pub fn run_quantile_ms(before: &str, after: &str, q: f64) -> Option<f64> {
+    let before = buckets(before);
+    let delta: Vec<(u64, u64)> = buckets(after)
+        .into_iter()
+        .map(|(upper, n)| (upper, n.saturating_sub(before.get(&upper).copied().unwrap_or(0))))
+        .filter(|(_, n)| *n > 0)
+        .collect();
+    let total: u64 = delta.iter().map(|(_, n)| n).sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (upper, n) in &delta {
+        seen += n;
+        if seen >= rank {
+            return Some(*upper as f64 / 1000.0);
+        }
+    }
+    delta.last().map(|(upper, _)| *upper as f64 / 1000.0)
 }
 
 #[cfg(test)]
@@ -168,5 +211,23 @@ mod tests {
         assert_eq!(f.avg, 3.0);
         assert_eq!(f.p99, Some(7.5));
         assert_eq!(hosts("a:1,b:2/chroot"), vec!["a:1", "b:2"]);
+    }
+
+    #[test]
+    fn run_p99_comes_from_the_histogram_difference() {
+        // Before: 1000 fast events (≤ 1 ms). The run adds 98 at ≤ 2 ms and 2 at ≤ 64 ms, so
+        // the run's p99 is in the 64 ms bucket, whatever the events before it were.
+        let before = "zk_version\tx\nzk_cnt_s\t1000\nzk_sum_s\t500\nzk_max_s\t1\nzk_histogram_s\t1024=1000\n";
+        let after = "zk_version\tx\nzk_cnt_s\t1100\nzk_sum_s\t800\nzk_max_s\t50\nzk_p99_s\t2.048\n\
+                     zk_histogram_s\t1024=1000 2048=98 65536=2\n";
+        let b = Snapshot { nodes: vec![("h:1".into(), Ok(before.into()))] };
+        let a = Snapshot { nodes: vec![("h:1".into(), Ok(after.into()))] };
+        let s = &Snapshot::diff(&b, &a)[0].stages["s"];
+        assert_eq!(s.count, 100.0);
+        assert_eq!(s.avg, 3.0);
+        // 65.536 ms bucket, capped by the max (50 ms); the since-start zk_p99_s is ignored.
+        assert_eq!(s.p99, Some(50.0));
+        assert_eq!(run_quantile_ms("1024=5", "1024=5", 0.99), None);
+        assert_eq!(run_quantile_ms("", "1024=99 2048=1", 0.5), Some(1.024));
     }
 }

@@ -202,9 +202,18 @@ fn line_chart(
     }
     for xt in nice_ticks(x0, x1) {
         let xx = px(xt);
+        // A label centred on the last tick would run past the right edge (`99.9999%`): the
+        // labels near an edge are aligned to it instead.
+        let anchor = if xx > W - R - 40.0 {
+            "end"
+        } else if xx < L + 40.0 {
+            "start"
+        } else {
+            "middle"
+        };
         let _ = write!(
             s,
-            "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{T}\" y2=\"{}\" stroke=\"#eee\"/><text x=\"{xx:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"middle\" font-family=\"sans-serif\">{}</text>",
+            "<line x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{T}\" y2=\"{}\" stroke=\"#eee\"/><text x=\"{xx:.1}\" y=\"{}\" font-size=\"11\" text-anchor=\"{anchor}\" font-family=\"sans-serif\">{}</text>",
             H - B,
             H - B + 16.0,
             esc(&x_fmt(xt))
@@ -410,7 +419,7 @@ pub fn html(r: &RunResult) -> String {
         }
         let _ = write!(
             body,
-            "<table><tr><th>{} summary</th><th>count</th><th>avg</th><th>max</th><th>p99</th></tr>",
+            "<table><tr><th>{} summary</th><th>count</th><th>avg</th><th>max (since start)</th><th>p99</th></tr>",
             esc(&sv.addr)
         );
         for (k, st) in &sv.stages {
@@ -425,7 +434,11 @@ pub fn html(r: &RunResult) -> String {
                 opt(st.p99)
             );
         }
-        body.push_str("</table>");
+        body.push_str(
+            "</table><p>count and avg over the run (Δcnt, Δsum/Δcnt); p99 over the run where the \
+             server reports its histogram (ferrokeeper's <code>zk_histogram_X</code>: the upper \
+             bound of a power-of-two bucket), else the server's own <code>zk_p99_X</code>.</p>",
+        );
         let _ = write!(body, "<details><summary>{} mntr deltas</summary><table>", esc(&sv.addr));
         for (k, v) in &sv.delta {
             let _ = write!(body, "<tr><td>{}</td><td>{v}</td></tr>", esc(k));

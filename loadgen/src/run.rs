@@ -29,6 +29,8 @@ use crate::workload::{MixOp, OpKind, Workload};
 /// The root every fkload node lives under.
 pub const ROOT: &str = "/fkload";
 const WATCHED: &str = "/fkload/watched";
+/// The version `set_stale` expects: a key would need 2^31-1 writes to reach it.
+pub const STALE_VERSION: i32 = i32::MAX;
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -102,12 +104,23 @@ pub struct RunResult {
     /// fkload itself fell behind.
     #[serde(default)]
     pub send_lag: Option<crate::stats::Percentiles>,
+    /// Every op fkload completed in the run, warm-up and the drain after the last phase
+    /// included (`ops` holds only the measured phase): with `setup_creates`, all the requests
+    /// fkload's workload made, to reconcile with the servers' request counters.
+    #[serde(default)]
+    pub completed: BTreeMap<String, crate::stats::RunCount>,
+    /// Requests sent before the run, by ZooKeeper opcode name: `create` (the key tree) and
+    /// `sync` (one per session, so that every session's server has the tree before it reads).
+    #[serde(default)]
+    pub setup_requests: BTreeMap<String, u64>,
 }
 
 /// Paths of the keys and directories.
 pub struct Tree {
     pub keys: Vec<String>,
     pub dirs: Vec<String>,
+    /// Paths `get_missing` reads, under a directory never created.
+    pub missing: Vec<String>,
 }
 
 impl Tree {
@@ -117,7 +130,12 @@ impl Tree {
         let dirs: Vec<String> =
             (0..workload.znodes.div_ceil(fanout)).map(|d| format!("{ROOT}/d{d}")).collect();
         let keys = (0..workload.znodes).map(|i| format!("{ROOT}/d{}/k{i}", i / fanout)).collect();
-        Tree { keys, dirs }
+        let missing = if workload.ops.get(&MixOp::GetMissing).copied().unwrap_or(0) > 0 {
+            (0..workload.znodes).map(|i| format!("{ROOT}/missing/k{i}")).collect()
+        } else {
+            Vec::new()
+        };
+        Tree { keys, dirs, missing }
     }
 }
 
@@ -125,10 +143,13 @@ fn error_name(e: &Error) -> &'static str {
     e.code().message()
 }
 
-/// Creates the fixed nodes and the key tree (existing nodes are left as they are).
-pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &Bytes) -> anyhow::Result<()> {
+/// Creates the fixed nodes and the key tree (existing nodes are left as they are); returns the
+/// number of create requests sent.
+pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &Bytes) -> anyhow::Result<u64> {
     let acl = Acl::open_unsafe();
-    for p in [ROOT, "/fkload/cd", "/fkload/eph", "/fkload/lock", WATCHED] {
+    let fixed = [ROOT, "/fkload/cd", "/fkload/eph", "/fkload/lock", WATCHED];
+    let creates = (fixed.len() + tree.dirs.len() + tree.keys.len()) as u64;
+    for p in fixed {
         match zk.create(p, b"", &acl, CreateMode::Persistent, None).await {
             Ok(_) => {}
             Err(e) if e.code() == ferrokeeper_client::Code::NodeExists => {}
@@ -156,7 +177,7 @@ pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &B
             }
         }
     }
-    Ok(())
+    Ok(creates)
 }
 
 /// The connect string with its host list rotated by `i`, so that session `i` starts on host
@@ -246,6 +267,17 @@ async fn exec(
             let size = ctx.sizes.pick(rng);
             traced = Some((OpKind::Set, path, size));
             (OpKind::Set, zk.set_data(path, &ctx.value[..size], -1).await.map(|_| ()))
+        }
+        MixOp::GetMissing => {
+            let path = &ctx.tree.missing[ctx.keys.pick(rng)];
+            traced = Some((OpKind::GetMissing, path, 0));
+            (OpKind::GetMissing, zk.get_data(path).await.map(|_| ()))
+        }
+        MixOp::SetStale => {
+            let path = &ctx.tree.keys[ctx.keys.pick(rng)];
+            let size = ctx.sizes.pick(rng);
+            traced = Some((OpKind::SetStale, path, size));
+            (OpKind::SetStale, zk.set_data(path, &ctx.value[..size], STALE_VERSION).await.map(|_| ()))
         }
         MixOp::Exists => {
             let path = &ctx.tree.keys[ctx.keys.pick(rng)];
@@ -467,6 +499,9 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         (Some(m), Some(port)) => Some(AbortOnDrop(m.clone().serve(port).await?)),
         _ => None,
     };
+    if let Some(m) = &metrics {
+        m.start_at_zero(&w.kinds());
+    }
     let recorder = Arc::new(Recorder::new(metrics));
     let tree = Tree::new(w);
     let mut value = vec![0u8; w.value_size.max().max(16)];
@@ -476,9 +511,21 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     }
     let value = Bytes::from(value);
     let sessions = connect_all(&opts.connect, w.sessions).await?;
+    let mut setup_requests = BTreeMap::new();
     if !opts.skip_setup {
         let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?;
-        prepare(first, w, &tree, &value).await?;
+        setup_requests.insert("create".to_owned(), prepare(first, w, &tree, &value).await?);
+        // The tree was created through one server; a session on another (a follower behind the
+        // leader) could still read NoNode for a key. ZooKeeper's answer: sync first.
+        let mut syncs = JoinSet::new();
+        for zk in &sessions {
+            let zk = zk.clone();
+            syncs.spawn(async move { zk.sync(ROOT).await });
+        }
+        while let Some(r) = syncs.join_next().await {
+            r?.map_err(|e| anyhow::anyhow!("sync after setup: {e}"))?;
+        }
+        setup_requests.insert("sync".to_owned(), sessions.len() as u64);
     }
     let workers = w.sessions * w.inflight;
     let trace = match &opts.record {
@@ -607,6 +654,8 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         steps,
         hdr_log,
         send_lag,
+        completed: recorder.run_counts(),
+        setup_requests,
     })
 }
 

@@ -42,6 +42,18 @@ pub struct OpStats {
     pub errors: BTreeMap<String, u64>,
     /// Failed ops in the current interval.
     pub errors_interval: u64,
+    /// Successful ops over the whole run (never reset: warm-up and the drain included).
+    pub run_ok: u64,
+    /// Failed ops over the whole run, by error name.
+    pub run_errors: BTreeMap<String, u64>,
+}
+
+/// An op's count over the whole run (warm-up, measured phases and the drain after the last one),
+/// with its errors by name: what the servers' request counters saw of it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunCount {
+    pub count: u64,
+    pub error_codes: BTreeMap<String, u64>,
 }
 
 impl OpStats {
@@ -54,6 +66,8 @@ impl OpStats {
             ok: 0,
             errors: BTreeMap::new(),
             errors_interval: 0,
+            run_ok: 0,
+            run_errors: BTreeMap::new(),
         }
     }
 }
@@ -90,7 +104,8 @@ impl Recorder {
         let service_us = micros(service);
         let response_us = response.map(micros);
         {
-            let mut s = lock(&self.ops[op.index()]);
+            let mut guard = lock(&self.ops[op.index()]);
+            let s = &mut *guard;
             s.service.saturating_record(service_us);
             s.service_interval.saturating_record(service_us);
             if let Some(r) = response_us {
@@ -98,13 +113,18 @@ impl Recorder {
                 s.response_interval.saturating_record(r);
             }
             match error {
-                None => s.ok += 1,
+                None => {
+                    s.ok += 1;
+                    s.run_ok += 1;
+                }
                 Some(name) => {
                     s.errors_interval += 1;
-                    match s.errors.get_mut(name) {
-                        Some(n) => *n += 1,
-                        None => {
-                            s.errors.insert(name.to_owned(), 1);
+                    for errors in [&mut s.errors, &mut s.run_errors] {
+                        match errors.get_mut(name) {
+                            Some(n) => *n += 1,
+                            None => {
+                                errors.insert(name.to_owned(), 1);
+                            }
                         }
                     }
                 }
@@ -157,6 +177,23 @@ impl Recorder {
             let response = std::mem::replace(&mut s.response_interval, new_histogram());
             let errors = std::mem::take(&mut s.errors_interval);
             out.push((op, service, response, errors));
+        }
+        out
+    }
+
+    /// Every op completed so far over the whole run, per op with traffic.
+    pub fn run_counts(&self) -> BTreeMap<String, RunCount> {
+        let mut out = BTreeMap::new();
+        for op in OpKind::ALL {
+            let s = lock(&self.ops[op.index()]);
+            let errors: u64 = s.run_errors.values().sum();
+            if s.run_ok + errors == 0 {
+                continue;
+            }
+            out.insert(
+                op.name().to_owned(),
+                RunCount { count: s.run_ok + errors, error_codes: s.run_errors.clone() },
+            );
         }
         out
     }

@@ -230,6 +230,8 @@ pub async fn replay(
         steps: Vec::new(),
         hdr_log: None,
         send_lag: None,
+        completed: recorder.run_counts(),
+        setup_requests: BTreeMap::new(),
     })
 }
 
@@ -238,8 +240,9 @@ async fn replay_one(zk: &ZooKeeper, rec: &Recorder, ev: &TraceEvent, value: &Byt
     let start = Instant::now();
     let data = &value[..ev.size.min(value.len())];
     let r = match op {
-        OpKind::Get => zk.get_data(&ev.path).await.map(|_| ()),
+        OpKind::Get | OpKind::GetMissing => zk.get_data(&ev.path).await.map(|_| ()),
         OpKind::Set | OpKind::WatchSet => zk.set_data(&ev.path, data, -1).await.map(|_| ()),
+        OpKind::SetStale => zk.set_data(&ev.path, data, crate::run::STALE_VERSION).await.map(|_| ()),
         OpKind::Create => {
             zk.create(&ev.path, data, &Acl::open_unsafe(), CreateMode::Persistent, None).await.map(|_| ())
         }

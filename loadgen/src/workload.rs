@@ -28,13 +28,17 @@ pub enum OpKind {
     Lock,
     /// setData on the watched node (watch fan-out).
     WatchSet,
+    /// getData on a node that does not exist: fails with NoNode on purpose.
+    GetMissing,
+    /// setData on a key with a version it never has: fails with BadVersion on purpose.
+    SetStale,
     /// Watch fan-out: setData sent → a watcher's event received.
     Notify,
 }
 
 impl OpKind {
     /// Every kind, in index order.
-    pub const ALL: [OpKind; 11] = [
+    pub const ALL: [OpKind; 13] = [
         OpKind::Get,
         OpKind::Set,
         OpKind::Create,
@@ -45,6 +49,8 @@ impl OpKind {
         OpKind::Session,
         OpKind::Lock,
         OpKind::WatchSet,
+        OpKind::GetMissing,
+        OpKind::SetStale,
         OpKind::Notify,
     ];
     /// Number of kinds.
@@ -68,6 +74,8 @@ impl OpKind {
             OpKind::Session => "session",
             OpKind::Lock => "lock",
             OpKind::WatchSet => "watch_set",
+            OpKind::GetMissing => "get_missing",
+            OpKind::SetStale => "set_stale",
             OpKind::Notify => "notify",
         }
     }
@@ -91,6 +99,29 @@ pub enum MixOp {
     EphemeralChurn,
     Lock,
     WatchSet,
+    /// getData on `/fkload/missing/k<i>` (never created): a NoNode error per op.
+    GetMissing,
+    /// setData on a key with version 2^31-1: a BadVersion error per op.
+    SetStale,
+}
+
+impl MixOp {
+    /// The measured kinds this mix entry records.
+    pub fn kinds(self) -> &'static [OpKind] {
+        match self {
+            MixOp::Get => &[OpKind::Get],
+            MixOp::Set => &[OpKind::Set],
+            MixOp::CreateDelete => &[OpKind::Create, OpKind::Delete],
+            MixOp::Exists => &[OpKind::Exists],
+            MixOp::Children => &[OpKind::Children],
+            MixOp::Multi => &[OpKind::Multi],
+            MixOp::EphemeralChurn => &[OpKind::Session],
+            MixOp::Lock => &[OpKind::Lock],
+            MixOp::WatchSet => &[OpKind::WatchSet, OpKind::Notify],
+            MixOp::GetMissing => &[OpKind::GetMissing],
+            MixOp::SetStale => &[OpKind::SetStale],
+        }
+    }
 }
 
 /// How keys are chosen among the `znodes` keys.
@@ -269,6 +300,15 @@ impl Workload {
             anyhow::ensure!(self.watchers > 0, "watch_set needs watchers > 0");
         }
         Ok(())
+    }
+
+    /// The measured kinds this workload's mix records (weight > 0).
+    pub fn kinds(&self) -> Vec<OpKind> {
+        let mut kinds: Vec<OpKind> =
+            self.ops.iter().filter(|(_, w)| **w > 0).flat_map(|(op, _)| op.kinds().iter().copied()).collect();
+        kinds.sort();
+        kinds.dedup();
+        kinds
     }
 
     /// Whether the run is open loop (a rate or steps are set).

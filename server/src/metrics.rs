@@ -49,18 +49,18 @@ fn latency_histogram() -> Histogram {
 /// `apply`, `end_to_end`. In an ensemble `quorum_ack` replaces `log_fsync`: proposed → committed
 /// (on the leader: a quorum acked after their fdatasyncs; on a follower: proposal received →
 /// commit received); the local fdatasync is `ferrokeeper_txnlog_fsync_duration_seconds`.
-/// `commit` (quorum → commit sent) is immediate in this implementation and not observed.
+/// There is no separate `commit` stage: the leader sends COMMIT in the same step that counts
+/// the quorum, so it would always read zero.
+pub const STAGES: [&str; 5] = ["queue_wait", "log_fsync", "quorum_ack", "apply", "end_to_end"];
+
 /// `mntr` names (ZooKeeper's where it has one) of the stages, in the order of [`STAGES`].
-pub const STAGE_MNTR_NAMES: [&str; 6] = [
+pub const STAGE_MNTR_NAMES: [&str; STAGES.len()] = [
     "write_queue_wait_time",
     "txnlog_fsync_time",
     "quorum_ack_latency",
-    "commit_time",
     "write_apply_time",
     "write_end_to_end_latency",
 ];
-
-pub const STAGES: [&str; 6] = ["queue_wait", "log_fsync", "quorum_ack", "commit", "apply", "end_to_end"];
 
 /// Handles the core updates; cheap to clone.
 #[derive(Clone)]
@@ -74,7 +74,7 @@ pub struct ServerMetrics {
     stages: Vec<Histogram>,
     /// The same stage times in µs, with count/sum/min/max for `mntr`'s ZooKeeper-style
     /// summaries (Prometheus histograms do not expose their sums).
-    pub stage_micros: Arc<[LogHistogram; 6]>,
+    pub stage_micros: Arc<[LogHistogram; STAGES.len()]>,
     pub connections: Gauge,
     pub sessions: Gauge,
     pub znodes: Gauge,
@@ -145,6 +145,11 @@ impl ServerMetrics {
             "Requests answered with a ZooKeeper error code",
             errors.clone(),
         );
+        // Every error code has its series from the start, at zero: "no errors" reads 0, not
+        // "no data".
+        for code in ferrokeeper_proto::Code::ALL.iter().filter(|c| c.as_i32() != 0) {
+            let _ = errors.get_or_create(&CodeLabel { code: code.as_i32() });
+        }
         let stage_family: HistogramFamily<StageLabel> = Family::new_with_constructor(latency_histogram);
         registry.register(
             "ferrokeeper_commit_stage_duration_seconds",
@@ -165,8 +170,11 @@ impl ServerMetrics {
         let ephemerals = gauge(registry, "ferrokeeper_ephemerals", "Ephemeral znodes");
         let approximate_data_size =
             gauge(registry, "ferrokeeper_approximate_data_size_bytes", "Path and data bytes in the tree");
-        let outstanding_requests =
-            gauge(registry, "ferrokeeper_outstanding_requests", "Requests waiting for the log or a commit");
+        let outstanding_requests = gauge(
+            registry,
+            "ferrokeeper_outstanding_requests",
+            "Client requests received and not yet answered",
+        );
         let last_zxid = gauge(registry, "ferrokeeper_last_zxid", "Last applied zxid");
         let epoch = gauge(registry, "ferrokeeper_epoch", "Current epoch (zxid >> 32)");
         let role = Family::<RoleLabel, Gauge>::default();

@@ -17,6 +17,7 @@ mod support;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -379,13 +380,14 @@ fn sample_ratio_zero_traces_no_request_and_sdk_disabled_exports_nothing() {
     for _ in 0..20 {
         assert_eq!(get(&mut client, "/unsampled").err, 0);
     }
-    // The pipeline works (the recovery span arrives), and carries no request span.
+    // The pipeline works (the recovery span arrives), and carries no request span: checked
+    // after a graceful stop, whose provider shutdown exports every span still queued, so that
+    // nothing can arrive later.
     collector.wait_for("the recovery span", |spans| !named(spans, "recovery").is_empty());
-    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(metric(metrics_port.parse().unwrap(), "ferrokeeper_otlp_traced_requests_total"), Some(0.0));
+    stop_gracefully(server);
     let names: Vec<String> = collector.spans().iter().map(|s| s.span.name.clone()).collect();
     assert_eq!(names, ["recovery"]);
-    assert_eq!(metric(metrics_port.parse().unwrap(), "ferrokeeper_otlp_traced_requests_total"), Some(0.0));
-    drop(server);
 
     let metrics_port = free_port().to_string();
     let disabled = Collector::start(false);
@@ -401,11 +403,26 @@ fn sample_ratio_zero_traces_no_request_and_sdk_disabled_exports_nothing() {
     let mut client = TestClient::connect(server.port).unwrap();
     create(&mut client, "/untraced");
     assert_eq!(get(&mut client, "/untraced").err, 0);
-    std::thread::sleep(Duration::from_millis(1000));
-    assert_eq!(disabled.posts.load(Ordering::Relaxed), 0);
     let metrics_port: u16 = metrics_port.parse().unwrap();
     assert!(metric(metrics_port, "ferrokeeper_znodes").is_some(), "the metrics endpoint answers");
     assert_eq!(metric(metrics_port, "ferrokeeper_otlp_traced_requests_total"), None, "no export counters");
+    // After a graceful stop (which, with export on, sends every queued span: the first half
+    // shows the recovery span arriving), nothing was ever posted.
+    stop_gracefully(server);
+    assert_eq!(disabled.posts.load(Ordering::Relaxed), 0);
+}
+
+/// SIGTERM, then the process must exit successfully within 15 s: its telemetry shutdown has run
+/// (the OTLP provider's shutdown exports what is queued), so the collector has all it will get.
+fn stop_gracefully(mut server: ServerProcess) {
+    let pid = server.pid().expect("the server runs");
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit after SIGTERM: {status:?}\n{}",
+        server.log_tail()
+    );
 }
 
 #[test]

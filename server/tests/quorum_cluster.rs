@@ -260,13 +260,15 @@ fn three_node_ensemble() {
     // SIGSTOP a follower (partition), keep writing, SIGCONT (heal): it catches up.
     let leader = cluster.wait_stable(Duration::from_secs(30));
     let victim = (leader + 2) % N;
+    wait_synced_followers(cluster.port(leader), 2, "before stopping a follower");
     cluster.signal(victim, "-STOP");
     let mut client = connect(cluster.port(leader), Duration::from_secs(5));
     for n in 0..30 {
         assert_eq!(create(&mut client, &format!("/while-stopped-{n}"), b"s", 0), 0);
     }
-    // Longer than syncLimit: the leader gives the silent follower up.
-    std::thread::sleep(Duration::from_millis(1200));
+    // Past syncLimit (5 ticks of 100 ms) the leader gives the silent follower up: its mntr
+    // counts one synced follower where it counted two (bounded wait, asserted).
+    wait_synced_followers(cluster.port(leader), 1, &format!("node {} stopped", victim + 1));
     for n in 30..40 {
         assert_eq!(create(&mut client, &format!("/while-stopped-{n}"), b"s", 0), 0);
     }
@@ -324,4 +326,25 @@ fn three_node_ensemble() {
         hash.trim()
     );
     println!("total {:?}", started.elapsed());
+}
+
+/// Waits (≤ 10 s) until the leader's `mntr` reports `expected` synced followers; fails saying
+/// what it reported.
+fn wait_synced_followers(port: u16, expected: usize, when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mntr = support::four_letter(port, "mntr").unwrap_or_default();
+        let synced = mntr
+            .lines()
+            .find_map(|l| l.strip_prefix("zk_synced_followers\t"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if synced == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{when}: the leader reports {synced:?} synced followers, not {expected}, after 10 s:\n{mntr}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

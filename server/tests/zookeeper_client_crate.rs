@@ -124,9 +124,11 @@ async fn exercise(cluster: &str) {
             lock.lock_path().to_owned()
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!contender.is_finished(), "the second contender got the lock while it was held");
+    // The contender parks on a watch of the held lock's node (4lw wchp on whichever server its
+    // session is on); only then does "it has not got the lock" say something about the lock.
     let first_path = held.lock_path().to_owned();
+    tokio::task::block_in_place(|| wait_watched(cluster, &first_path));
+    assert!(!contender.is_finished(), "the second contender got the lock while it was held");
     drop(held);
     let second_path = bounded("lock 2", contender).await.unwrap();
     assert_ne!(first_path, second_path);
@@ -141,7 +143,7 @@ async fn exercise(cluster: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone() {
-    let server = ServerProcess::start(ServerKind::Ferrokeeper, &[]);
+    let server = ServerProcess::start(ServerKind::Ferrokeeper, &[("4lw.commands.whitelist", "*")]);
     exercise(&format!("127.0.0.1:{}", server.port)).await;
 }
 
@@ -155,4 +157,19 @@ async fn ensemble() {
     let hosts: Vec<String> =
         (0..support::ENSEMBLE_SIZE).map(|i| format!("127.0.0.1:{}", cluster.port(i))).collect();
     exercise(&hosts.join(",")).await;
+}
+
+/// Waits (≤ 10 s) until one of the servers of `connect` holds a watch on `path` (4lw `wchp`).
+fn wait_watched(connect: &str, path: &str) {
+    let ports: Vec<u16> = connect.split(',').filter_map(|h| h.rsplit(':').next()?.parse().ok()).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listings: Vec<String> =
+            ports.iter().map(|p| support::four_letter(*p, "wchp").unwrap_or_default()).collect();
+        if listings.iter().any(|text| text.lines().any(|line| line == path)) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "no watch on {path} after 10 s: {listings:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -2,6 +2,8 @@
 //! every request as a getData (100 bytes) after a known delay, with an optional stall.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};

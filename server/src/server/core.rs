@@ -167,6 +167,9 @@ pub struct ConnState {
     pub latency: LatencyStats,
     /// Entries of this connection in the commit queue; while non-zero, its reads wait.
     pub queued: u32,
+    /// Requests received from this connection and not yet answered (`queued=` in `cons`; their
+    /// sum is `Outstanding:` / `zk_outstanding_requests` / `ferrokeeper_outstanding_requests`).
+    pub unanswered: u32,
     /// Ensemble mode: this connection's requests waiting in order (see `replica.rs`).
     pub held: VecDeque<super::replica::Held>,
 }
@@ -468,6 +471,7 @@ impl Core {
             last_latency_ms: 0,
             latency: LatencyStats::default(),
             queued: 0,
+            unanswered: 0,
             held: VecDeque::new(),
         };
         self.connections.insert(conn, state);
@@ -501,6 +505,8 @@ impl Core {
         let now = self.mono_ms();
         let Some(conn) = self.connections.get_mut(&conn_id) else { return };
         conn.received += 1;
+        conn.unanswered += 1;
+        self.metrics.outstanding_requests.inc();
         self.packets_received += 1;
         let session_id = conn.caller.session_id;
         if !self.tracker.touch(session_id, now) {
@@ -1045,6 +1051,10 @@ impl Core {
         received: Instant,
     ) {
         let Some(state) = self.connections.get_mut(&conn) else { return };
+        if state.unanswered > 0 {
+            state.unanswered -= 1;
+            self.metrics.outstanding_requests.dec();
+        }
         let err = match &result {
             Ok(_) => 0,
             Err(code) => code.as_i32(),
@@ -1133,6 +1143,8 @@ impl Core {
 
     fn drop_connection(&mut self, conn: ConnId) {
         let Some(state) = self.connections.remove(&conn) else { return };
+        // Its unanswered requests will never be answered: no longer outstanding.
+        self.metrics.outstanding_requests.dec_by(i64::from(state.unanswered));
         self.tree.remove_connection(conn);
         let session_id = state.caller.session_id;
         if self.session_conn.get(&session_id) == Some(&conn) {
@@ -1148,7 +1160,6 @@ impl Core {
         m.watches.set(self.tree.watch_stats().total as i64);
         m.ephemerals.set(self.tree.ephemerals().values().map(|v| v.len() as i64).sum());
         m.approximate_data_size.set(self.tree.approximate_data_size() as i64);
-        m.outstanding_requests.set(self.pending.len() as i64);
         m.last_zxid.set(self.tree.last_processed_zxid());
         m.epoch.set(self.tree.last_processed_zxid() >> 32);
     }
@@ -1209,7 +1220,7 @@ impl Core {
         self.metrics.election_micros.clone()
     }
 
-    pub fn stage_stats(&self) -> Arc<[crate::txlog::stats::Histogram; 6]> {
+    pub fn stage_stats(&self) -> Arc<[crate::txlog::stats::Histogram; crate::metrics::STAGES.len()]> {
         self.metrics.stage_micros.clone()
     }
 
@@ -1242,8 +1253,8 @@ impl Core {
 const STAGE_QUEUE: usize = 0;
 const STAGE_LOG: usize = 1;
 const STAGE_QUORUM_ACK: usize = 2;
-const STAGE_APPLY: usize = 4;
-const STAGE_END_TO_END: usize = 5;
+const STAGE_APPLY: usize = 3;
+const STAGE_END_TO_END: usize = 4;
 
 /// Nodes serialized per loop iteration while a snapshot is under way (~0.3-0.5 ms of work).
 const SNAPSHOT_CHUNK_NODES: usize = 1024;

@@ -57,15 +57,18 @@ fn server_lines(core: &Core, with_clients: bool) -> String {
     if with_clients {
         out.push_str("Clients:\n");
         for state in core.connections.values() {
-            let _ =
-                writeln!(out, " /{}[1](queued=0,recved={},sent={})", state.peer, state.received, state.sent);
+            let _ = writeln!(
+                out,
+                " /{}[1](queued={},recved={},sent={})",
+                state.peer, state.unanswered, state.received, state.sent
+            );
         }
         out.push('\n');
     }
     let latency = &core.latency;
     let _ = write!(
         out,
-        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: 0\n\
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\n\
          Zxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         latency.min_ms,
         java_double(latency.avg_ms()),
@@ -73,6 +76,7 @@ fn server_lines(core: &Core, with_clients: bool) -> String {
         core.packets_received,
         core.packets_sent,
         core.connections.len(),
+        outstanding_requests(core),
         core.tree.last_processed_zxid(),
         core.mode(),
         core.tree.node_count(),
@@ -94,7 +98,7 @@ fn mntr(core: &Core) -> String {
         ("zk_packets_received", core.packets_received.to_string()),
         ("zk_packets_sent", core.packets_sent.to_string()),
         ("zk_num_alive_connections", core.connections.len().to_string()),
-        ("zk_outstanding_requests", "0".to_owned()),
+        ("zk_outstanding_requests", outstanding_requests(core).to_string()),
         ("zk_znode_count", core.tree.node_count().to_string()),
         ("zk_watch_count", watches.total.to_string()),
         ("zk_ephemerals_count", ephemerals.to_string()),
@@ -103,8 +107,8 @@ fn mntr(core: &Core) -> String {
         ("zk_max_file_descriptor_count", max_fds.to_string()),
         ("zk_uptime", core.started.elapsed().as_millis().to_string()),
         ("zk_global_sessions", core.tree.sessions().len().to_string()),
-        ("zk_local_sessions", "0".to_owned()),
-        ("zk_last_proposal_size", "-1".to_owned()),
+        // zk_local_sessions and zk_last_proposal_size are left out: ferrokeeper has no local
+        // sessions and does not track proposal sizes, and a constant would read as a measure.
     ];
     let mut lines = lines;
     if let Some(peer_state) = core.peer_state() {
@@ -126,16 +130,21 @@ fn mntr(core: &Core) -> String {
         ]
     };
     let mut extra = summary("fsynctime", &log.fsync_micros, 0.001);
+    if log.fsync_micros.count() > 0 {
+        extra.extend(percentiles("fsynctime", &log.fsync_micros));
+    }
     extra.extend(summary("sync_processor_batch_size", &log.txns_per_batch, 1.0));
     let stages = core.stage_stats();
     for (name, histogram) in crate::metrics::STAGE_MNTR_NAMES.iter().zip(stages.iter()) {
         if histogram.count() > 0 {
             extra.extend(summary(name, histogram, 0.001));
+            extra.extend(percentiles(name, histogram));
         }
     }
     let elections = core.election_stats();
     if elections.count() > 0 {
         extra.extend(summary("election_time", &elections, 0.001));
+        extra.extend(percentiles("election_time", &elections));
     }
     extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
     extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
@@ -148,12 +157,39 @@ fn mntr(core: &Core) -> String {
     out
 }
 
+/// Client requests received and not yet answered, as `/metrics` reports them (one gauge, kept
+/// by the core as requests arrive and replies leave).
+fn outstanding_requests(core: &Core) -> i64 {
+    core.metrics.outstanding_requests.get()
+}
+
+/// ZooKeeper's percentile keys of a time summary kept in µs (`zk_p50_X` .. `zk_p999_X`, ms, since start; the
+/// upper bound of the power-of-two bucket holding the rank, capped by the maximum), and
+/// `zk_histogram_X`: the non-empty buckets as `upper_bound_us=count` pairs, from which a reader
+/// of two snapshots computes percentiles over the interval between them (fkload does).
+fn percentiles(name: &str, h: &crate::txlog::stats::Histogram) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = [("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)]
+        .iter()
+        .map(|(key, q)| (format!("zk_{key}_{name}"), java_double(h.quantile(*q) as f64 * 0.001)))
+        .collect();
+    let mut previous = 0;
+    let mut buckets = Vec::new();
+    for (upper, cumulative) in h.cumulative() {
+        if cumulative > previous {
+            buckets.push(format!("{upper}={}", cumulative - previous));
+        }
+        previous = cumulative;
+    }
+    out.push((format!("zk_histogram_{name}"), buckets.join(" ")));
+    out
+}
+
 fn conf(core: &Core) -> String {
     let c = &core.config;
     format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
          tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
-         clientPortListenBacklog=-1\nserverId=0\n",
+         clientPortListenBacklog=-1\nserverId={}\n",
         c.client_port,
         c.data_dir.display(),
         dir_size(&c.data_dir),
@@ -163,6 +199,8 @@ fn conf(core: &Core) -> String {
         c.max_client_cnxns,
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
+        // ZooKeeper prints 0 standalone and the myid in an ensemble.
+        c.quorum.as_ref().map_or(0, |q| q.my_id),
     )
 }
 
@@ -171,9 +209,10 @@ fn cons(core: &Core) -> String {
     for state in core.connections.values() {
         let _ = writeln!(
             out,
-            " /{}[1](queued=0,recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},\
+            " /{}[1](queued={},recved={},sent={},sid=0x{:x},lop={},est={},to={},lcxid=0x{:x},lzxid=0x{:x},\
              lresp={},llat={},minlat={},avglat={},maxlat={})",
             state.peer,
+            state.unanswered,
             state.received,
             state.sent,
             state.caller.session_id,
