@@ -307,7 +307,7 @@ impl Core {
                 // the leader, or for a zxid): connections then stop being read and clients feel
                 // the backpressure. In an ensemble every follower bounds what it forwards, so
                 // the leader's queue of forwarded writes is bounded too; none is dropped.
-                n = events.recv_many(&mut batch, 256), if self.pending.len() + self.replica_outstanding() < outstanding_max => {
+                n = events.recv_many(&mut batch, 256), if self.outstanding() < outstanding_max => {
                     if n == 0 {
                         break;
                     }
@@ -356,6 +356,15 @@ impl Core {
         for (_, conn) in self.connections.drain() {
             let _ = conn.outbound.try_send(Outbound::Close);
         }
+    }
+
+    /// What counts against `globalOutstandingLimit` (ZooKeeper's requests in process): the
+    /// client requests received and not yet answered (held reads, parked and forwarded ones
+    /// included), or the commit queue plus what the replica holds for other servers (a
+    /// leader's forwarded writes), whichever is larger.
+    fn outstanding(&self) -> usize {
+        let unanswered = usize::try_from(self.metrics.outstanding_requests.get()).unwrap_or(0);
+        unanswered.max(self.pending.len() + self.replica_outstanding())
     }
 
     fn handle(&mut self, event: Event) {
