@@ -202,6 +202,8 @@ struct Outcome {
     resumed: Duration,
     /// The idle client on the surviving follower still had its connection and session.
     idle_kept: bool,
+    /// Connection losses the writer saw (0: its connection survived the failover).
+    losses: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -263,7 +265,7 @@ fn leader_fault(cluster: &mut Ensemble, fault: Fault, round: usize) -> Outcome {
         leader + 1,
         acked.len()
     );
-    Outcome { resumed, idle_kept }
+    Outcome { resumed, idle_kept, losses }
 }
 
 /// SIGKILL of the leader: the followers see its connections end and elect at once.
@@ -285,6 +287,11 @@ fn leader_sigkill_at_default_timing() {
             outcome.idle_kept,
             "round {round}: the idle client of a surviving follower lost its connection"
         );
+        // Its write in flight is resolved by the new leader's sync or forwarded again.
+        assert_eq!(
+            outcome.losses, 0,
+            "round {round}: the writer on a surviving follower lost its connection"
+        );
     }
     println!("converged: {}", cluster.wait_converged(Duration::from_secs(30)).trim());
 }
@@ -295,6 +302,7 @@ fn leader_sigkill_at_default_timing() {
 fn leader_sigstop_waits_out_sync_limit() {
     let (mut cluster, _) = default_timing_ensemble(ServerKind::Ferrokeeper, false);
     let outcome = leader_fault(&mut cluster, Fault::Stop, 0);
+    assert_eq!(outcome.losses, 0, "the writer on a surviving follower lost its connection");
     let timeout = Duration::from_millis(SYNC_LIMIT * TICK_MS);
     assert!(
         outcome.resumed >= timeout - Duration::from_millis(TICK_MS),
@@ -317,6 +325,7 @@ fn leader_sigstop_waits_out_sync_limit() {
 fn leader_partition_waits_out_sync_limit() {
     let (mut cluster, _) = default_timing_ensemble(ServerKind::Ferrokeeper, true);
     let outcome = leader_fault(&mut cluster, Fault::Partition, 0);
+    assert_eq!(outcome.losses, 0, "the writer on a surviving follower lost its connection");
     let timeout = Duration::from_millis(SYNC_LIMIT * TICK_MS);
     assert!(
         outcome.resumed >= timeout - Duration::from_millis(TICK_MS),
@@ -393,25 +402,26 @@ fn failover_table() {
         for (fault, rounds) in [(Fault::Kill, kills), (Fault::Stop, silent), (Fault::Partition, silent)] {
             let (mut cluster, _) = default_timing_ensemble(kind, fault == Fault::Partition);
             let mut times = Vec::new();
-            let mut kept = 0;
+            let (mut kept, mut writer_kept) = (0, 0);
             for round in 0..rounds {
                 let outcome = leader_fault(&mut cluster, fault, round);
                 times.push(outcome.resumed);
                 kept += usize::from(outcome.idle_kept);
+                writer_kept += usize::from(outcome.losses == 0);
             }
-            rows.push((kind, fault, times, kept));
+            rows.push((kind, fault, times, kept, writer_kept));
         }
     }
     let mut table = String::from(
-        "| server | fault | rounds | kill → first acknowledged write (each, s) | median | max | idle client kept its connection |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| server | fault | rounds | fault → first acknowledged write (each, s) | median | max | idle client kept its connection | writing client kept its connection |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
-    for (kind, fault, times, kept) in &rows {
+    for (kind, fault, times, kept, writer_kept) in &rows {
         let mut sorted = times.clone();
         sorted.sort();
         let each: Vec<String> = times.iter().map(|t| format!("{:.2}", t.as_secs_f64())).collect();
         table.push_str(&format!(
-            "| {} | {} | {} | {} | {:.2} | {:.2} | {kept}/{} |\n",
+            "| {} | {} | {} | {} | {:.2} | {:.2} | {kept}/{} | {writer_kept}/{} |\n",
             kind.name(),
             match fault {
                 Fault::Kill => "leader SIGKILL",
@@ -422,6 +432,7 @@ fn failover_table() {
             each.join(" "),
             sorted[sorted.len() / 2].as_secs_f64(),
             sorted.last().unwrap().as_secs_f64(),
+            times.len(),
             times.len()
         ));
     }

@@ -13,12 +13,15 @@
 //! Per connection, requests complete in order: in ensemble mode every request that must wait
 //! (behind the connection's writes or a `sync`) sits in the connection's `held` queue.
 //! A server that is not following or leading serves no client and refuses new connections.
-//! When a follower loses its leader, connections with a write (or sync) in flight are closed
-//! (the outcome is unknown: ConnectionLoss, as ZooKeeper), the others are kept: their
-//! requests are parked in arrival order and run once the server serves again, so clients of
-//! a surviving follower keep their connection through a failover. A connection parked longer
-//! than `2 * tickTime` (or half its session timeout) is closed, so clients of a server that
-//! stays without a leader (a minority partition) move to another server.
+//! When a follower loses its leader its client connections stay open: requests that arrive
+//! are parked in arrival order; once it serves again (synced with the new leader), writes it
+//! had forwarded that the sync did not bring are forwarded again in their original order (or
+//! proposed, if it now leads), then the parked requests run. Writes whose proposals the new
+//! leader truncated close their connection (ConnectionLoss). A connection kept longer than
+//! `2 * tickTime` (or half its session timeout) without a leader is closed, so clients of a
+//! server that stays without a leader (a minority partition) move to another server.
+//! A leader forgets a follower's forwarded writes still waiting for a zxid when that
+//! follower's link ends (it will forward them again), so no write runs twice.
 //!
 //! Sessions are global: createSession / closeSession are txns; followers report the sessions
 //! their clients touched to the leader (`Touch`, every core tick), and the leader's
@@ -64,7 +67,9 @@ pub struct Replica {
     /// The leader's own proposals between `Propose` and their `Persist` output.
     proposing: HashMap<Zxid, (TxnRecord, Origin)>,
     /// Writes this follower forwarded, by (session, cxid), until their txn is logged.
-    awaiting: HashMap<(SessionId, i32), Origin>,
+    awaiting: HashMap<(SessionId, i32), Awaiting>,
+    /// Order of forwarding (a re-forward after a leader change keeps each session's order).
+    forward_seq: u64,
     /// Connections with a sync at the front of their held queue.
     sync_waiters: HashSet<ConnId>,
     /// Sessions active since the last `Touch` (follower).
@@ -82,6 +87,8 @@ pub struct Replica {
 
 /// A follower's client write as the leader received it.
 pub struct ForwardedWrite {
+    /// The follower that forwarded it.
+    from: Sid,
     session: SessionId,
     cxid: i32,
     op: i32,
@@ -95,6 +102,15 @@ pub struct ForwardedWrite {
 pub enum WaitingWrite {
     Forwarded(ForwardedWrite),
     Local { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
+}
+
+/// A write this follower forwarded and has not yet seen as a proposal: enough to forward it
+/// again (or propose it, as the new leader) if the leader changes before it is logged.
+pub struct Awaiting {
+    origin: Origin,
+    op: i32,
+    body: Bytes,
+    seq: u64,
 }
 
 /// A client request that arrived while the server had no leader.
@@ -123,6 +139,7 @@ impl Replica {
             leader: None,
             proposing: HashMap::new(),
             awaiting: HashMap::new(),
+            forward_seq: 0,
             sync_waiters: HashSet::new(),
             touched: HashSet::new(),
             parked: VecDeque::new(),
@@ -249,8 +266,19 @@ impl Core {
                 );
                 let dir = self.config.log.dir.clone();
                 self.restart_log(after, |_| crate::txlog::truncate::truncate_after(&dir, after).map(|_| ()));
-                self.pending
-                    .retain(|p| !matches!(p, Pending::Write { record, .. } if record.header.zxid > after));
+                // Proposals of the old leader that the new one does not have: never committed.
+                // A client waiting on one cannot be told which (ConnectionLoss).
+                let mut lost = Vec::new();
+                self.pending.retain(|p| match p {
+                    Pending::Write { record, origin, .. } if record.header.zxid > after => {
+                        lost.extend(origin_conn(origin));
+                        false
+                    }
+                    _ => true,
+                });
+                for conn in lost {
+                    self.close_connection(conn);
+                }
             }
             Output::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, data),
             Output::Commit { upto } => {
@@ -285,7 +313,7 @@ impl Core {
             None => match TxnRecord::decode(&payload) {
                 Ok(record) if record.header.zxid == zxid => {
                     let key = (record.header.client_id, record.header.cxid);
-                    let origin = replica.awaiting.remove(&key).unwrap_or(Origin::Internal);
+                    let origin = replica.awaiting.remove(&key).map_or(Origin::Internal, |a| a.origin);
                     (record, origin)
                 }
                 _ => {
@@ -346,21 +374,126 @@ impl Core {
         self.tree = tree;
     }
 
-    /// Lost the leader: connections waiting on it (a write or sync in flight, and whatever
-    /// queued behind) are closed; idle ones are kept and their requests parked.
-    fn close_busy_connections(&mut self) {
-        let busy: Vec<ConnId> = self
+    /// Serving again after an election (synced with the new leader): writes forwarded to the
+    /// old leader that the sync did not bring are not in the new history and never will be
+    /// (a leader forgets forwards when it steps down): they go to the new leader again, in
+    /// their original order (or are proposed here, if this server leads now); syncs are asked
+    /// again. Then the requests parked meanwhile run.
+    fn resume_after_election(&mut self) {
+        let Some(r) = self.ensemble.as_mut() else { return };
+        let mut lost: Vec<((SessionId, i32), Awaiting)> = r.awaiting.drain().collect();
+        lost.sort_by_key(|(_, a)| a.seq);
+        let leading = r.role == Role::Leading;
+        for ((session, cxid), awaiting) in lost {
+            let Some(conn) = origin_conn(&awaiting.origin) else { continue };
+            if !self.connections.contains_key(&conn) {
+                continue;
+            }
+            tracing::debug!(
+                conn,
+                session = format_args!("0x{session:x}"),
+                cxid,
+                leading,
+                "write forwarded again"
+            );
+            if leading {
+                self.propose_again(conn, session, cxid, awaiting);
+            } else {
+                self.forward_again(conn, session, cxid, awaiting);
+            }
+        }
+        let syncs: Vec<(ConnId, SessionId, i32)> = self
             .connections
             .iter()
-            .filter(|(_, state)| !state.held.is_empty())
-            .map(|(conn, _)| *conn)
+            .flat_map(|(conn, state)| {
+                state.held.iter().filter_map(move |h| match h {
+                    Held::Sync { xid, target: None, .. } => Some((*conn, state.caller.session_id, *xid)),
+                    _ => None,
+                })
+            })
             .collect();
-        for conn in busy {
+        for (conn, session, xid) in syncs {
+            match self.ensemble.as_ref() {
+                Some(r) if leading => {
+                    let last = r.peer.last_zxid();
+                    if let Some(state) = self.connections.get_mut(&conn) {
+                        for held in state.held.iter_mut() {
+                            if let Held::Sync { xid: x, target, .. } = held
+                                && *x == xid
+                                && target.is_none()
+                            {
+                                *target = Some(last);
+                            }
+                        }
+                    }
+                    self.drain_held(conn);
+                }
+                Some(r) => {
+                    if let Some(leader) = r.leader {
+                        r.send(leader, &PeerMessage::SyncRequest { session, cxid: xid });
+                    }
+                }
+                None => {}
+            }
+        }
+        self.unpark();
+    }
+
+    /// Follower: a write the old leader never logged goes to the new one (its place in the
+    /// connection's order is still held).
+    fn forward_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
+        let caller = self.caller(conn);
+        let trace = awaiting.origin.trace_parent();
+        let sent = self.ensemble.as_mut().is_some_and(|r| {
+            let Some(leader) = r.leader else { return false };
+            let message = PeerMessage::Forward {
+                session,
+                cxid,
+                op: awaiting.op,
+                auth: caller.auth,
+                body: awaiting.body.clone(),
+                trace,
+            };
+            let sent = r.sender.send(leader, message.encode());
+            if sent {
+                r.awaiting.insert((session, cxid), awaiting);
+            }
+            sent
+        });
+        if !sent {
             self.close_connection(conn);
         }
-        if let Some(r) = self.ensemble.as_mut() {
-            r.awaiting.clear();
-            r.sync_waiters.clear();
+    }
+
+    /// New leader: a write it had forwarded to the old leader, never logged, is proposed here.
+    fn propose_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
+        let Some(zxid) = self.prep_zxid() else {
+            self.close_connection(conn);
+            return;
+        };
+        let caller = self.caller(conn);
+        let Awaiting { origin, op: op_code, body, .. } = awaiting;
+        let txn = if op_code == op::CREATE_SESSION {
+            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let now = self.mono_ms();
+            self.tracker.add(session, timeout, now);
+            self.tree.prep_create_session(session, timeout, zxid)
+        } else {
+            match Request::decode(op_code, &body) {
+                Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+                Ok(request) => self.tree.prep(&caller, &request, zxid, super::core::wall_ms()),
+                Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
+            }
+        };
+        let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else { return };
+        self.propose(&caller, cxid, txn, origin);
+        // Its place in the connection's order is already held: drop the new placeholder.
+        if let Some(state) = self.connections.get_mut(&conn)
+            && state.held.len() > before
+            && matches!(state.held.back(), Some(Held::Write { done: false }))
+        {
+            state.held.pop_back();
+            state.queued = state.queued.saturating_sub(1);
         }
     }
 
@@ -474,16 +607,20 @@ impl Core {
                 r.waiting_zxid.clear();
             }
             self.close_all_connections();
-        } else if role == Role::Looking {
-            self.close_busy_connections();
+        } else if role == Role::Looking && was == Role::Following {
+            // Writes in flight stay: the next leader's sync tells which were committed; the
+            // others are forwarded again (`resume_after_election`).
+            if let Some(r) = self.ensemble.as_mut() {
+                r.sync_waiters.clear();
+            }
         }
         if was == Role::Leading && role != Role::Leading {
             // Proposals that may never commit: forget prep's overlay (its size, not the
             // tree's: no pause that grows with the tree).
             self.tree.discard_prepped();
         }
-        if role != Role::Looking {
-            self.unpark();
+        if role != Role::Looking && was == Role::Looking {
+            self.resume_after_election();
         }
         if role == Role::Leading {
             // The leader tracks every session afresh with its full timeout, as ZooKeeper does.
@@ -501,6 +638,12 @@ impl Core {
         let (from, bytes) = match incoming {
             Incoming::Message { from, message } => (from, message),
             Incoming::LinkDown { from } => {
+                // Its forwarded writes still waiting for a zxid are forgotten: the follower
+                // loses this leader too and forwards them again after its next sync (any
+                // already proposed reach it in that sync), so none runs twice.
+                if let Some(r) = self.ensemble.as_mut() {
+                    r.waiting_zxid.retain(|w| !matches!(w, WaitingWrite::Forwarded(f) if f.from == from));
+                }
                 self.zab_step(Input::LinkDown { peer: from });
                 return;
             }
@@ -516,7 +659,7 @@ impl Core {
         match message {
             PeerMessage::Zab(msg) => self.zab_step(Input::Recv { from, msg }),
             PeerMessage::Forward { session, cxid, op, auth, body, trace } if role == Some(Role::Leading) => {
-                self.on_forward(session, cxid, op, auth, body, trace)
+                self.on_forward(from, session, cxid, op, auth, body, trace)
             }
             PeerMessage::SyncRequest { session, cxid } if role == Some(Role::Leading) => {
                 if let Some(r) = self.ensemble.as_ref() {
@@ -549,8 +692,10 @@ impl Core {
     }
 
     /// The leader preps a follower's write with the caller's session and auth and proposes it.
+    #[allow(clippy::too_many_arguments)]
     fn on_forward(
         &mut self,
+        from: Sid,
         session: SessionId,
         cxid: i32,
         op_code: i32,
@@ -559,7 +704,7 @@ impl Core {
         trace: Option<TraceParent>,
     ) {
         let write =
-            ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
+            ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
         let waiting = self.ensemble.as_ref().is_some_and(|r| !r.waiting_zxid.is_empty());
         if waiting || self.prep_zxid().is_none() {
             // Full: wait in order for room (the followers bound what they forward).
@@ -573,7 +718,7 @@ impl Core {
 
     /// Preps and proposes a forwarded write (a zxid is available).
     fn propose_forwarded(&mut self, write: ForwardedWrite) {
-        let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received } = write;
+        let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received, .. } = write;
         let Some(zxid) = self.prep_zxid() else { return };
         let caller = Caller { session_id: session, conn: 0, auth };
         let txn = if op_code == op::CREATE_SESSION {
@@ -707,7 +852,9 @@ impl Core {
         self.hold_write(conn);
         let trace = origin.trace_parent();
         let sent = self.ensemble.as_mut().is_some_and(|r| {
-            r.awaiting.insert((caller.session_id, cxid), origin);
+            r.forward_seq += 1;
+            let awaiting = Awaiting { origin, op: op_code, body: body.clone(), seq: r.forward_seq };
+            r.awaiting.insert((caller.session_id, cxid), awaiting);
             let message = PeerMessage::Forward {
                 session: caller.session_id,
                 cxid,
