@@ -49,12 +49,18 @@ struct Writer {
 
 impl Writer {
     fn start(ports: Vec<u16>, home: usize, prefix: String) -> Writer {
+        Writer::start_with(ports, home, prefix, false)
+    }
+
+    /// `sequential`: each write creates a sequential node under `prefix` (a write executed
+    /// twice would leave two nodes).
+    fn start_with(ports: Vec<u16>, home: usize, prefix: String, sequential: bool) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
         let acked: Acked = Arc::new(Mutex::new(Vec::new()));
         let losses = Arc::new(AtomicU64::new(0));
         let thread = {
             let (stop, acked, losses) = (stop.clone(), acked.clone(), losses.clone());
-            std::thread::spawn(move || write_loop(&ports, home, &prefix, &stop, &acked, &losses))
+            std::thread::spawn(move || write_loop(&ports, home, &prefix, sequential, &stop, &acked, &losses))
         };
         Writer { stop, acked, losses, thread: Some(thread) }
     }
@@ -93,6 +99,7 @@ fn write_loop(
     ports: &[u16],
     home: usize,
     prefix: &str,
+    sequential: bool,
     stop: &AtomicBool,
     acked: &Acked,
     losses: &AtomicU64,
@@ -121,19 +128,23 @@ fn write_loop(
             }
             continue;
         };
-        let path = format!("{prefix}-{k:07}");
+        let path = if sequential { format!("{prefix}/n-") } else { format!("{prefix}-{k:07}") };
         k += 1;
         let request = Request::Create(CreateRequest {
             path: path.clone(),
             data: Some(Bytes::from(path.clone().into_bytes())),
             acl: Acl::open_unsafe(),
-            flags: 0,
+            flags: if sequential { 2 } else { 0 },
         });
         let sent = Instant::now();
         match c.call(&request) {
-            Ok((header, _)) if header.err == 0 => {
+            Ok((header, body)) if header.err == 0 => {
                 session.last_zxid_seen = session.last_zxid_seen.max(header.zxid);
-                acked.lock().unwrap().push((path, sent, Instant::now()));
+                let created = match body {
+                    Ok(Response::Create(created)) => created.path,
+                    _ => path,
+                };
+                acked.lock().unwrap().push((created, sent, Instant::now()));
             }
             Ok((header, _)) => panic!("unexpected error {} creating {path}", header.err),
             Err(_) => {
@@ -382,6 +393,60 @@ fn follower_sigkill_is_dropped_at_once() {
     assert_eq!(losses, 0, "the writer on the surviving follower lost its connection");
     cluster.start(victim);
     cluster.wait_stable(Duration::from_secs(60));
+    assert_none_lost(&cluster, &acked);
+}
+
+/// Connections between a follower and the leader reset while both live (writes in flight
+/// through that follower): the follower re-syncs and forwards again what the leader did not
+/// log; the leader forgot that follower's waiting forwards. No write runs twice: the sequential
+/// nodes created equal the writes acknowledged (plus any whose outcome the client never
+/// learned).
+#[test]
+fn link_resets_run_no_write_twice() {
+    let (cluster, leader) = default_timing_ensemble(ServerKind::Ferrokeeper, true);
+    let home = (leader + 1) % N;
+    let mut setup = connect(cluster.port(leader), Duration::from_secs(10));
+    let request =
+        Request::Create(CreateRequest { path: "/seq".into(), data: None, acl: Acl::open_unsafe(), flags: 0 });
+    assert_eq!(setup.call(&request).unwrap().0.err, 0);
+    let writer = Writer::start_with(ports(&cluster), home, "/seq".into(), true);
+    for reset in 0..5 {
+        std::thread::sleep(Duration::from_millis(400));
+        let before = writer.count();
+        cluster.reset_links(home, leader);
+        let at = Instant::now();
+        assert!(
+            writer.resumed_after(at, Duration::from_secs(20)).is_some(),
+            "reset {reset}: writes did not resume ({before} before)\n{}",
+            cluster.logs()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let losses = writer.losses.load(Ordering::Relaxed);
+    let acked = writer.finish();
+    let Ok((header, _)) = setup.call(&Request::Sync(SyncRequest { path: "/".into() })) else {
+        panic!("the leader closed a client's connection\n{}", cluster.logs());
+    };
+    assert_eq!(header.err, 0);
+    let children = match setup
+        .call(&Request::GetChildren(GetChildrenRequest { path: "/seq".into(), watch: false }))
+        .unwrap()
+    {
+        (_, Ok(Response::GetChildren(r))) => r.children.len(),
+        other => panic!("getChildren /seq: {other:?}"),
+    };
+    println!(
+        "5 link resets between follower node {} and leader node {}: {} writes acknowledged, {losses} \
+         outcomes unknown, {children} nodes created",
+        home + 1,
+        leader + 1,
+        acked.len()
+    );
+    assert!(
+        children >= acked.len() && children <= acked.len() + losses as usize,
+        "{children} nodes for {} acknowledged writes and {losses} unknown outcomes: a write ran twice or was lost",
+        acked.len()
+    );
     assert_none_lost(&cluster, &acked);
 }
 

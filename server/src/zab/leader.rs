@@ -258,8 +258,10 @@ impl Peer {
                 if e != epoch || !matches!(learner.phase, LearnerPhase::EpochSent) {
                     return;
                 }
-                if (current_epoch, last_zxid) > leader.summary {
-                    // A learner has a more recent history than ours: we must not lead.
+                if !leader.established && (current_epoch, last_zxid) > leader.summary {
+                    // A learner has a more recent history than ours: we must not lead. Once
+                    // established (as ZooKeeper's waitForEpochAck), a learner rejoining has
+                    // at most what we proposed since: it is synced, not a reason to step down.
                     self.become_looking(out);
                     return;
                 }

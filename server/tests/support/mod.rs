@@ -781,6 +781,16 @@ impl Ensemble {
         self.nodes[i].child.is_some()
     }
 
+    /// Resets every server-to-server connection between nodes `a` and `b` (both see them end).
+    pub fn reset_links(&self, a: usize, b: usize) {
+        assert!(!self.proxies.is_empty(), "reset_links needs an ensemble built with proxies");
+        for proxy in &self.proxies {
+            if (proxy.from, proxy.to) == (a, b) || (proxy.from, proxy.to) == (b, a) {
+                proxy.reset();
+            }
+        }
+    }
+
     /// Cuts node `i` off from the other nodes (or heals it): its server-to-server traffic stops
     /// in both directions without closing any connection. Needs `proxied`.
     pub fn partition(&self, i: usize, cut: bool) {
@@ -889,9 +899,19 @@ pub struct LinkProxy {
     pub port: u16,
     blocked: std::sync::Arc<std::sync::atomic::AtomicBool>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Both ends of every relayed connection (for `reset`).
+    connections: std::sync::Arc<std::sync::Mutex<Vec<TcpStream>>>,
 }
 
 impl LinkProxy {
+    /// Ends every connection through this proxy (both sides see it close), as a connection
+    /// reset between two live servers; new connections are relayed as before.
+    pub fn reset(&self) {
+        for stream in self.connections.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
     pub fn start(from: usize, to: usize, target: u16) -> LinkProxy {
         use std::sync::Arc;
         use std::sync::atomic::AtomicBool;
@@ -900,7 +920,8 @@ impl LinkProxy {
         let port = listener.local_addr().unwrap().port();
         let blocked = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
-        let (b, st) = (blocked.clone(), stop.clone());
+        let connections = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (b, st, all) = (blocked.clone(), stop.clone(), connections.clone());
         std::thread::spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match listener.accept() {
@@ -912,6 +933,9 @@ impl LinkProxy {
                             continue;
                         };
                         let _ = inbound.set_nonblocking(false);
+                        all.lock()
+                            .unwrap()
+                            .extend([inbound.try_clone().unwrap(), outbound.try_clone().unwrap()]);
                         for (a, z) in [(&inbound, &outbound), (&outbound, &inbound)] {
                             let (a, z) = (a.try_clone().unwrap(), z.try_clone().unwrap());
                             let (b, st) = (b.clone(), st.clone());
@@ -922,7 +946,7 @@ impl LinkProxy {
                 }
             }
         });
-        LinkProxy { from, to, port, blocked, stop }
+        LinkProxy { from, to, port, blocked, stop, connections }
     }
 }
 
