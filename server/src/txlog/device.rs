@@ -49,13 +49,40 @@ impl Device for SyncDevice {
 
 pub struct UringDevice {
     ring: io_uring::IoUring,
+    /// The bytes of the batch in flight, owned by the device: the kernel reads them until the
+    /// write completes, whatever the caller does with its own buffer.
+    staging: Vec<u8>,
+    /// Set when completions could not be reaped: what the kernel still holds is unknown, so
+    /// the staged bytes were leaked (never freed under it) and every later call fails.
+    broken: Option<String>,
+    /// Test hook: errnos that the next `submit_and_wait` calls fail with (before submitting).
+    #[cfg(test)]
+    inject: std::collections::VecDeque<i32>,
 }
+
+const EINTR: i32 = 4;
+const EAGAIN: i32 = 11;
+const EBUSY: i32 = 16;
 
 impl UringDevice {
     /// Sets up a ring; fails with the OS error where io_uring is refused (EPERM under
     /// Docker's default seccomp profile, ENOSYS on old kernels).
     pub fn new() -> io::Result<UringDevice> {
-        Ok(UringDevice { ring: io_uring::IoUring::new(8)? })
+        Ok(UringDevice {
+            ring: io_uring::IoUring::new(8)?,
+            staging: Vec::new(),
+            broken: None,
+            #[cfg(test)]
+            inject: std::collections::VecDeque::new(),
+        })
+    }
+
+    fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
+        #[cfg(test)]
+        if let Some(errno) = self.inject.pop_front() {
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        self.ring.submit_and_wait(want)
     }
 }
 
@@ -67,26 +94,52 @@ impl Device for UringDevice {
     #[allow(unsafe_code)]
     fn write_at(&mut self, file: &File, offset: u64, data: &[u8], sync: bool) -> io::Result<()> {
         use io_uring::{opcode, squeue, types};
+        if let Some(reason) = &self.broken {
+            return Err(io::Error::other(format!(
+                "io_uring device unusable after an earlier failure: {reason}"
+            )));
+        }
         let fd = types::Fd(file.as_raw_fd());
         let length = u32::try_from(data.len()).map_err(|_| io::Error::other("batch larger than 4 GiB"))?;
-        let write = opcode::Write::new(fd, data.as_ptr(), length).offset(offset).build().user_data(1);
+        self.staging.clear();
+        self.staging.extend_from_slice(data);
+        let write = opcode::Write::new(fd, self.staging.as_ptr(), length).offset(offset).build().user_data(1);
         let fsync = opcode::Fsync::new(fd).flags(types::FsyncFlags::DATASYNC).build().user_data(2);
         let entries = if sync { vec![write.flags(squeue::Flags::IO_LINK), fsync] } else { vec![write] };
-        // SAFETY: the buffer `data` and the file descriptor outlive the operations: this
-        // function waits below for every submitted entry to complete before returning.
-        unsafe {
+        {
             let mut queue = self.ring.submission();
+            // All or nothing: an entry left behind in the queue would be submitted later.
+            if queue.capacity() - queue.len() < entries.len() {
+                return Err(io::Error::other("io_uring submission queue full"));
+            }
             for entry in &entries {
-                queue.push(entry).map_err(|_| io::Error::other("io_uring submission queue full"))?;
+                // SAFETY: `staging` and the file descriptor outlive the operations: the loop
+                // below returns only once every pushed entry has completed, or, when that
+                // cannot be known, after leaking `staging` so it is never freed or reused.
+                unsafe { queue.push(entry) }
+                    .map_err(|_| io::Error::other("io_uring submission queue full"))?;
             }
         }
-        self.ring.submit_and_wait(entries.len())?;
         let mut written: Option<i32> = None;
         let mut synced: Option<i32> = None;
-        for cqe in self.ring.completion() {
-            match cqe.user_data() {
-                1 => written = Some(cqe.result()),
-                _ => synced = Some(cqe.result()),
+        let mut completed = 0;
+        while completed < entries.len() {
+            match self.submit_and_wait(entries.len() - completed) {
+                Ok(_) => {}
+                Err(error) if matches!(error.raw_os_error(), Some(EINTR | EAGAIN | EBUSY)) => {}
+                Err(error) => {
+                    // Entries may be in flight: the kernel may still read `staging`.
+                    std::mem::forget(std::mem::take(&mut self.staging));
+                    self.broken = Some(error.to_string());
+                    return Err(error);
+                }
+            }
+            for cqe in self.ring.completion() {
+                completed += 1;
+                match cqe.user_data() {
+                    1 => written = Some(cqe.result()),
+                    _ => synced = Some(cqe.result()),
+                }
             }
         }
         let written = written.ok_or_else(|| io::Error::other("io_uring lost the write completion"))?;
@@ -181,6 +234,46 @@ mod tests {
                 assert_eq!(open_device(Backend::Uring).backend(), Backend::Sync);
             }
         }
+    }
+
+    fn temp_file(name: &str) -> (std::path::PathBuf, File) {
+        let dir = std::env::temp_dir().join(format!("fk-device-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .read(true)
+            .write(true)
+            .open(dir.join("f"))
+            .unwrap();
+        (dir, file)
+    }
+
+    /// An interrupted submission is retried until every entry completed; an unrecoverable
+    /// one fails the call, leaks the staged bytes (the kernel may still read them) and makes
+    /// the device refuse every later write instead of reusing them.
+    #[test]
+    fn uring_submission_errors_keep_the_buffer_alive() {
+        let Ok(mut device) = UringDevice::new() else {
+            eprintln!("SKIPPED uring_submission_errors_keep_the_buffer_alive: io_uring refused here");
+            return;
+        };
+        let (dir, file) = temp_file("inject");
+        device.inject.extend([EINTR, EAGAIN]);
+        device.write_at(&file, 0, b"after two retries", true).unwrap();
+        assert!(device.inject.is_empty());
+        let mut text = String::new();
+        std::fs::File::open(dir.join("f")).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "after two retries");
+        device.inject.push_back(9); // EBADF
+        let caller_buffer = b"the caller may free this".to_vec();
+        let error = device.write_at(&file, 0, &caller_buffer, true).unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(9));
+        drop(caller_buffer);
+        assert!(device.staging.is_empty(), "the staged bytes were not given up");
+        let again = device.write_at(&file, 0, b"x", false).unwrap_err();
+        assert!(again.to_string().contains("unusable"), "{again}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn libc_eperm() -> i32 {
