@@ -17,6 +17,9 @@ duration="${FK_DURATION:-10}"
 sessions="${FK_SESSIONS:-64}"
 inflight="${FK_INFLIGHT:-32}"
 mkdir -p "$out"
+# Ports of their own, so a cluster of another script or test does not collide.
+export FK_CLIENT_PORT_BASE=${FK_CLIENT_PORT_BASE:-41810} FK_PEER_PORT_BASE=${FK_PEER_PORT_BASE:-42880}
+export FK_ELECTION_PORT_BASE=${FK_ELECTION_PORT_BASE:-43880}
 bash scripts/install-test-deps.sh >/dev/null
 cargo build --release -q -p ferrokeeper-server -p ferrokeeper-loadgen
 work=$(mktemp -d /tmp/fk-bench-overload.XXXXXX)
@@ -37,7 +40,7 @@ cpu_ticks() { # pid files -> total utime+stime ticks
 for impl in zookeeper ferrokeeper; do
   echo "== $impl: 3 nodes"
   FK_IMPL=$impl FK_CLUSTER_DIR="$work/$impl" scripts/cluster-zk.sh start 3 >/dev/null
-  base=${FK_CLIENT_PORT_BASE:-21810}
+  base=$FK_CLIENT_PORT_BASE
   followers=""
   for _ in $(seq 100); do
     followers=""
