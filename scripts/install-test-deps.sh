@@ -5,6 +5,7 @@
 #  - a JDK (javac, package `default-jdk-headless`) and Apache Curator (packages
 #    `libcurator-{framework,recipes,client}-java`, which bring Guava, SLF4J and the ZooKeeper
 #    client jars) for server/tests/curator.rs
+#  - the openssl CLI (and the JDK's keytool) for scripts/make-test-certs.sh
 #  - rustfmt / clippy components (normally already installed)
 set -euo pipefail
 
@@ -36,6 +37,15 @@ else
     log "javac: installing the Debian package 'default-jdk-headless'"
     $SUDO apt-get update
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends default-jdk-headless
+fi
+
+# openssl CLI for scripts/make-test-certs.sh (server/tests/tls.rs); keytool comes with the JDK above.
+if command -v openssl >/dev/null 2>&1; then
+    log "openssl: present"
+else
+    log "openssl: installing the Debian package 'openssl'"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends openssl
 fi
 
 curator_missing=()

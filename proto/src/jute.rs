@@ -173,8 +173,11 @@ impl Jute for bool {
     }
 }
 
-/// A non-null ustring. A null (-1) where a string is required is a decode error: ZooKeeper
-/// fails such a request (a null path, scheme or id) with MarshallingError.
+/// A non-null ustring. A null (-1) where a string is required is a decode error, answered
+/// with MarshallingError: where ZooKeeper reads such a field it dereferences it (a null path
+/// in create, delete or a read), and its NullPointerException becomes MarshallingError.
+/// Fields ZooKeeper reads another way are declared with [`read_null_as_empty`]; the table of
+/// every nullable field is in `records.rs`.
 impl Jute for String {
     const MIN_ENCODED_LEN: usize = 4;
     fn write<B: BufMut>(&self, out: &mut B) {
@@ -211,6 +214,20 @@ impl<T: Jute> Jute for Vec<T> {
     }
 }
 
+/// Reads a ustring where ZooKeeper treats null exactly as it treats the empty string (a
+/// path it first checks with `PathUtils.validatePath`, a prefix it tests with `isEmpty()`, a
+/// scheme it looks up in a map, reconfig's member lists): null becomes `""`.
+pub fn read_null_as_empty(r: &mut Reader<'_>) -> Result<String, DecodeError> {
+    Ok(r.read_ustring()?.unwrap_or_default())
+}
+
+/// Reads a vector ZooKeeper iterates without a null check (setWatches' path lists): a null
+/// (-1) count is a decode error (MarshallingError), where [`Vec`]'s `read` gives empty.
+pub fn read_non_null_vec<T: Jute>(r: &mut Reader<'_>) -> Result<Vec<T>, DecodeError> {
+    let offset = r.position();
+    r.read_vec()?.ok_or_else(|| DecodeError::Invalid(format!("null vector at offset {offset}")))
+}
+
 pub fn write_ustring<B: BufMut>(out: &mut B, s: Option<&str>) {
     match s {
         None => out.put_i32(-1),
@@ -231,10 +248,16 @@ pub fn write_buffer<B: BufMut>(out: &mut B, b: Option<&[u8]>) {
     }
 }
 
-/// Declares a jute record: a struct whose fields are encoded in declaration order.
+/// Declares a jute record: a struct whose fields are encoded in declaration order. A field
+/// may name the function that reads it (`pub path: String => read_null_as_empty`); the
+/// others are read by their type's [`Jute::read`].
 #[macro_export]
 macro_rules! record {
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
+    (@read $r:ident, $ty:ty) => { <$ty as $crate::jute::Jute>::read($r)? };
+    (@read $r:ident, $ty:ty, $read:path) => { $read($r)? };
+    ($(#[$meta:meta])* pub struct $name:ident {
+        $($(#[$fmeta:meta])* pub $field:ident : $ty:ty $(=> $read:path)?),* $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Default)]
         pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
@@ -245,7 +268,7 @@ macro_rules! record {
                 $($crate::jute::Jute::write(&self.$field, _out);)*
             }
             fn read(_r: &mut $crate::jute::Reader<'_>) -> Result<Self, $crate::jute::DecodeError> {
-                Ok($name { $($field: $crate::jute::Jute::read(_r)?),* })
+                Ok($name { $($field: $crate::record!(@read _r, $ty $(, $read)?)),* })
             }
         }
     };

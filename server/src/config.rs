@@ -82,8 +82,60 @@ pub struct Config {
     /// `otlp.*` (ferrokeeper's): OpenTelemetry export, resolved with the `OTEL_*` environment
     /// by [`crate::telemetry::OtlpSettings::resolve`].
     pub otlp: OtlpConfig,
+    /// `secureClientPort` and the `ssl.*` keys: client TLS beside the plain port.
+    pub client_tls: Option<ClientTlsConfig>,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
+}
+
+/// The secure client port and its `ssl.*` keys (also read with the `zookeeper.` prefix), as
+/// written. Loading the stores and checking protocols and cipher suites against what rustls
+/// offers is `server::tls`'s job, at startup, so each error names the file or key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTlsConfig {
+    pub port: u16,
+    /// `secureClientPortAddress`; else `clientPortAddress`'s address.
+    pub address: IpAddr,
+    /// `ssl.keyStore.*`: the server's certificate chain and private key.
+    pub key_store: Option<StoreConfig>,
+    /// `ssl.trustStore.*`: the CAs client certificates are checked against.
+    pub trust_store: Option<StoreConfig>,
+    /// `ssl.protocol` (ZooKeeper 3.9's default: TLSv1.3).
+    pub protocol: String,
+    /// `ssl.enabledProtocols`; unset: what `ssl.protocol` enables (TLSv1.3 → 1.3 and 1.2).
+    pub enabled_protocols: Option<Vec<String>>,
+    /// `ssl.ciphersuites`; unset: rustls's defaults.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `ssl.clientAuth`: none, want or need (the default, as ZooKeeper).
+    pub client_auth: ClientAuth,
+}
+
+/// A key or trust store: `ssl.<store>.location`, `.password` (or `.passwordPath`), `.type`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    pub location: PathBuf,
+    pub password: String,
+    pub store_type: StoreType,
+}
+
+/// ZooKeeper's KeyStoreFileType: given by `.type`, else inferred from the file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreType {
+    Pem,
+    Pkcs12,
+    Jks,
+    Bcfks,
+}
+
+/// `ssl.clientAuth`: whether a client must present a certificate the trust store vouches for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// No certificate is asked for.
+    None,
+    /// Asked for; a client without one is let in, a bad one is refused.
+    Want,
+    /// Required.
+    Need,
 }
 
 /// Keys ZooKeeper accepts that later ferrokeeper features read (or that do not apply).
@@ -99,8 +151,6 @@ const KNOWN_NOT_YET_USED: &[&str] = &[
     "maxWriteQueuePollTime",
     "commitLogCount",
     "snapshotSizeFactor",
-    "secureClientPort",
-    "secureClientPortAddress",
     "clientPortListenBacklog",
     "dynamicConfigFile",
     "metricsProvider.className",
@@ -199,6 +249,7 @@ impl Config {
         if max_buffer_bytes < 1024 {
             return Err(invalid("jute.maxbuffer", &max_buffer_bytes.to_string(), "must be at least 1024"));
         }
+        let client_tls = parse_client_tls(&value_of, client_port_address)?;
         let super_digest = value_of("DigestAuthenticationProvider.superDigest").map(str::to_owned);
         if let Some(digest) = &super_digest
             && !digest.starts_with("super:")
@@ -246,6 +297,8 @@ impl Config {
             "otlp.endpoint",
             "otlp.sampleRatio",
             "otlp.serviceName",
+            "secureClientPort",
+            "secureClientPortAddress",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -253,7 +306,11 @@ impl Config {
         let mut unknown_keys = Vec::new();
         for (key, _) in &pairs {
             let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
-            if known.contains(bare) || bare.starts_with("server.") || bare.starts_with("metricsProvider.") {
+            if known.contains(bare)
+                || bare.starts_with("server.")
+                || bare.starts_with("metricsProvider.")
+                || SSL_KEYS.contains(&bare)
+            {
                 continue;
             }
             unknown_keys.push(key.clone());
@@ -365,6 +422,7 @@ impl Config {
                 "connection.outboundBytesMax",
                 32 * 1024 * 1024usize,
             )?,
+            client_tls,
             unknown_keys,
         })
     }
@@ -372,6 +430,130 @@ impl Config {
     /// Clamps a requested session timeout to [min, max] as ZooKeeper does.
     pub fn negotiate_timeout(&self, requested_ms: i32) -> i32 {
         requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
+    }
+}
+
+/// The `ssl.*` keys of the client port ZooKeeper's ClientX509Util reads; the ones not listed
+/// in `docs/security.md` as acted on are accepted and ignored.
+const SSL_KEYS: &[&str] = &[
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.passwordPath",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.passwordPath",
+    "ssl.trustStore.type",
+    "ssl.protocol",
+    "ssl.enabledProtocols",
+    "ssl.ciphersuites",
+    "ssl.clientAuth",
+    "ssl.hostnameVerification",
+    "ssl.clientHostnameVerification",
+    "ssl.allowReverseDnsLookup",
+    "ssl.crl",
+    "ssl.ocsp",
+    "ssl.handshakeDetectionTimeoutMillis",
+    "ssl.context.supplier.class",
+    "ssl.authProvider",
+    "serverCnxnFactory",
+    "client.secure",
+];
+
+/// Reads `secureClientPort` and the client port's `ssl.*` keys; `None` without a secure port.
+fn parse_client_tls<'a>(
+    value_of: &impl Fn(&str) -> Option<&'a str>,
+    client_port_address: IpAddr,
+) -> Result<Option<ClientTlsConfig>, ConfigError> {
+    let Some(port) = value_of("secureClientPort") else { return Ok(None) };
+    let port: u16 = parse_value("secureClientPort", port)?;
+    let address = match value_of("secureClientPortAddress") {
+        Some(v) => resolve_address(v)?,
+        None => client_port_address,
+    };
+    let store = |name: &str| -> Result<Option<StoreConfig>, ConfigError> {
+        let location_key = format!("ssl.{name}.location");
+        let Some(location) = value_of(&location_key).filter(|v| !v.is_empty()) else { return Ok(None) };
+        let type_key = format!("ssl.{name}.type");
+        let store_type = match value_of(&type_key).filter(|v| !v.is_empty()) {
+            Some(v) => StoreType::from_name(v).ok_or_else(|| {
+                invalid(&type_key, v, "expected PEM, PKCS12, JKS or BCFKS")
+            })?,
+            None => StoreType::from_file_name(location).ok_or_else(|| {
+                invalid(
+                    &location_key,
+                    location,
+                    &format!("cannot tell the store type from the file name: set {type_key}, or name it .pem or .p12"),
+                )
+            })?,
+        };
+        let password_path_key = format!("ssl.{name}.passwordPath");
+        // As ZooKeeper: a password file, when given, wins over the password.
+        let password = match value_of(&password_path_key).filter(|v| !v.is_empty()) {
+            Some(file) => std::fs::read_to_string(file)
+                .map_err(|e| invalid(&password_path_key, file, &format!("cannot read it: {e}")))?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+            None => value_of(&format!("ssl.{name}.password")).unwrap_or_default().to_owned(),
+        };
+        Ok(Some(StoreConfig { location: PathBuf::from(location), password, store_type }))
+    };
+    let list = |key: &str| {
+        value_of(key)
+            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+    };
+    let client_auth = match value_of("ssl.clientAuth").map(str::trim) {
+        None | Some("") => ClientAuth::Need,
+        Some(v) if v.eq_ignore_ascii_case("none") => ClientAuth::None,
+        Some(v) if v.eq_ignore_ascii_case("want") => ClientAuth::Want,
+        Some(v) if v.eq_ignore_ascii_case("need") => ClientAuth::Need,
+        Some(v) => return Err(invalid("ssl.clientAuth", v, "expected none, want or need")),
+    };
+    Ok(Some(ClientTlsConfig {
+        port,
+        address,
+        key_store: store("keyStore")?,
+        trust_store: store("trustStore")?,
+        protocol: value_of("ssl.protocol").filter(|v| !v.is_empty()).unwrap_or("TLSv1.3").to_owned(),
+        enabled_protocols: list("ssl.enabledProtocols"),
+        cipher_suites: list("ssl.ciphersuites"),
+        client_auth,
+    }))
+}
+
+impl StoreType {
+    /// `ssl.*.type`, case-insensitive, as KeyStoreFileType.fromPropertyValue.
+    fn from_name(name: &str) -> Option<StoreType> {
+        match name.to_ascii_uppercase().as_str() {
+            "PEM" => Some(StoreType::Pem),
+            "PKCS12" => Some(StoreType::Pkcs12),
+            "JKS" => Some(StoreType::Jks),
+            "BCFKS" => Some(StoreType::Bcfks),
+            _ => None,
+        }
+    }
+
+    /// KeyStoreFileType.fromFilename: `.pem`, `.p12`, `.jks`, `.bcfks`.
+    fn from_file_name(file: &str) -> Option<StoreType> {
+        let lower = file.to_ascii_lowercase();
+        [
+            (".pem", StoreType::Pem),
+            (".p12", StoreType::Pkcs12),
+            (".jks", StoreType::Jks),
+            (".bcfks", StoreType::Bcfks),
+        ]
+        .into_iter()
+        .find(|(ext, _)| lower.ends_with(ext))
+        .map(|(_, t)| t)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreType::Pem => "PEM",
+            StoreType::Pkcs12 => "PKCS12",
+            StoreType::Jks => "JKS",
+            StoreType::Bcfks => "BCFKS",
+        }
     }
 }
 
@@ -567,6 +749,40 @@ mod tests {
         assert_eq!(config.unknown_keys, vec!["foo.bar".to_owned()]);
         assert_eq!(config.negotiate_timeout(100), 4000);
         assert_eq!(config.negotiate_timeout(1_000_000), 40000);
+    }
+
+    #[test]
+    fn reads_secure_client_port_and_ssl_keys() {
+        let plain = parse("dataDir=/x\nclientPort=1\n").unwrap();
+        assert_eq!(plain.client_tls, None);
+        let config = parse(
+            "dataDir=/x\nclientPort=1\nclientPortAddress=127.0.0.1\nsecureClientPort=2\n\
+             ssl.keyStore.location=/k/server.pem\nzookeeper.ssl.trustStore.location=/k/trust.p12\n\
+             ssl.trustStore.password=pw\nssl.enabledProtocols=TLSv1.2, TLSv1.3\nssl.clientAuth=Want\n\
+             ssl.hostnameVerification=false\nzookeeper.ssl.keyStore.type=pem\n",
+        )
+        .unwrap();
+        let tls = config.client_tls.unwrap();
+        assert_eq!((tls.port, tls.address), (2, IpAddr::from([127, 0, 0, 1])));
+        let key = tls.key_store.unwrap();
+        assert_eq!(
+            (key.location, key.store_type, key.password),
+            ("/k/server.pem".into(), StoreType::Pem, "".into())
+        );
+        let trust = tls.trust_store.unwrap();
+        assert_eq!((trust.store_type, trust.password.as_str()), (StoreType::Pkcs12, "pw"));
+        assert_eq!(tls.enabled_protocols, Some(vec!["TLSv1.2".to_owned(), "TLSv1.3".to_owned()]));
+        assert_eq!((tls.protocol.as_str(), tls.client_auth), ("TLSv1.3", ClientAuth::Want));
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        // The store type comes from the extension; .jks is recognised (and refused at startup).
+        let jks = parse("dataDir=/x\nclientPort=1\nsecureClientPort=2\nssl.keyStore.location=/k/a.jks\n");
+        assert_eq!(jks.unwrap().client_tls.unwrap().key_store.unwrap().store_type, StoreType::Jks);
+        let err = parse("dataDir=/x\nclientPort=1\nsecureClientPort=2\nssl.keyStore.location=/k/a.key\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ssl.keyStore.location=/k/a.key") && err.contains("ssl.keyStore.type"), "{err}");
+        let err = parse("dataDir=/x\nclientPort=1\nsecureClientPort=2\nssl.clientAuth=maybe\n").unwrap_err();
+        assert!(err.to_string().contains("ssl.clientAuth=maybe"), "{err}");
     }
 
     #[test]

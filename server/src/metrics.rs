@@ -34,6 +34,63 @@ struct StageLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Why a TLS handshake on the secure client port failed (the `reason` label; see
+/// `server::tls::failure_reason` and `docs/metrics.md`).
+pub const TLS_FAILURE_REASONS: [&str; 11] = [
+    "not_tls",
+    "no_client_certificate",
+    "expired_certificate",
+    "untrusted_certificate",
+    "bad_certificate",
+    "incompatible",
+    "alert_received",
+    "timeout",
+    "closed",
+    "io",
+    "other",
+];
+
+/// Counters of the secure client port's handshakes; cheap to clone (the connection tasks
+/// update them, not the core).
+#[derive(Clone, Default)]
+pub struct TlsMetrics {
+    /// `ferrokeeper_tls_handshakes_total`: handshakes completed.
+    pub handshakes: Counter,
+    failures: Family<ReasonLabel, Counter>,
+}
+
+impl TlsMetrics {
+    /// Registers `ferrokeeper_tls_handshakes_total` and
+    /// `ferrokeeper_tls_handshake_failures_total{reason}`, every reason at zero from the start.
+    pub fn register(registry: &mut Registry) -> TlsMetrics {
+        let metrics = TlsMetrics::default();
+        registry.register(
+            "ferrokeeper_tls_handshakes",
+            "TLS handshakes completed on the secure client port",
+            metrics.handshakes.clone(),
+        );
+        registry.register(
+            "ferrokeeper_tls_handshake_failures",
+            "TLS handshakes refused or failed on the secure client port, by cause",
+            metrics.failures.clone(),
+        );
+        for reason in TLS_FAILURE_REASONS {
+            let _ = metrics.failures.get_or_create(&ReasonLabel { reason });
+        }
+        metrics
+    }
+
+    pub fn failure(&self, reason: &'static str) {
+        debug_assert!(TLS_FAILURE_REASONS.contains(&reason), "undocumented reason {reason}");
+        self.failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RoleLabel {
     role: &'static str,
 }

@@ -1,5 +1,6 @@
-//! Runs `tests/kazoo/smoke.py` (the kazoo Python client) against ferrokeeper and against
-//! Apache ZooKeeper; the script asserts every result and exits non-zero on failure.
+//! Runs `tests/kazoo/smoke.py` and `tests/kazoo/creator_acl.py` (the kazoo Python client)
+//! against ferrokeeper and against Apache ZooKeeper; the scripts assert every result and exit
+//! non-zero on failure.
 //!
 //! kazoo must be importable by `python3` (see `scripts/install-test-deps.sh`); otherwise the
 //! test fails, unless `FK_SKIP_ORACLE=1` (skips the ZooKeeper run and a missing kazoo).
@@ -30,18 +31,39 @@ fn kazoo_available() -> bool {
 }
 
 fn run_smoke(kind: ServerKind) {
+    run_script(kind, "smoke.py", "kazoo smoke: OK");
+}
+
+fn run_script(kind: ServerKind, script: &str, ok_line: &str) {
     let server = ServerProcess::start_standard(kind);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kazoo/smoke.py");
+    let script = format!("{}/tests/kazoo/{script}", env!("CARGO_MANIFEST_DIR"));
     let mut cmd = Command::new("python3");
-    cmd.arg(script).arg(server.addr());
+    cmd.arg(&script).arg(server.addr());
     let (ok, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(120))
-        .unwrap_or_else(|e| panic!("kazoo smoke against {} did not finish: {e}", kind.name()));
+        .unwrap_or_else(|e| panic!("{script} against {} did not finish: {e}", kind.name()));
     assert!(
-        ok && stdout.contains("kazoo smoke: OK"),
-        "kazoo smoke failed against {}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log tail:\n{}",
+        ok && stdout.contains(ok_line),
+        "{script} failed against {}\nstdout:\n{stdout}\nstderr:\n{stderr}\nserver log tail:\n{}",
         kind.name(),
         server.log_tail()
     );
+}
+
+/// kazoo's CREATOR_ALL_ACL reaches the server with a null id (issue 14).
+#[test]
+fn kazoo_creator_all_acl_ferrokeeper() {
+    if !kazoo_available() {
+        return;
+    }
+    run_script(ServerKind::Ferrokeeper, "creator_acl.py", "kazoo creator acl: OK");
+}
+
+#[test]
+fn kazoo_creator_all_acl_zookeeper() {
+    if !kazoo_available() || !support::oracle_available() {
+        return;
+    }
+    run_script(ServerKind::ZooKeeper, "creator_acl.py", "kazoo creator acl: OK");
 }
 
 #[test]

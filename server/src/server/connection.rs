@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 use ferrokeeper_proto::request::{Request, RequestError};
 use ferrokeeper_proto::{ConnectRequest, Jute, RequestHeader, frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::core::{ConnControl, Event, Outbound, RequestFault};
@@ -26,23 +25,25 @@ const SESSIONLESS_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a four-letter-word reply may take before the connection gives up.
 const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(10);
 
-pub struct Connection {
+/// A client connection over `S`: a `TcpStream` on the plain port, a TLS stream after the
+/// handshake on the secure port (one copy of this code per stream type, no dynamic dispatch).
+pub struct Connection<S> {
     id: ConnId,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     config: Arc<Config>,
     events: mpsc::Sender<Event>,
     input: BytesMut,
 }
 
-impl Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
     pub fn new(
         id: ConnId,
-        stream: TcpStream,
+        stream: S,
         peer: SocketAddr,
         config: Arc<Config>,
         events: mpsc::Sender<Event>,
-    ) -> Connection {
+    ) -> Connection<S> {
         Connection { id, stream, peer, config, events, input: BytesMut::with_capacity(8 * 1024) }
     }
 

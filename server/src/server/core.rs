@@ -593,7 +593,7 @@ impl Core {
             }
             Request::Auth(packet) => {
                 let ip = conn.peer.ip().to_string();
-                let auth = packet.auth.as_deref().unwrap_or(&[]);
+                let auth = packet.auth.as_deref();
                 match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
                 {
                     Ok(ids) => {

@@ -17,9 +17,11 @@ mod core;
 mod fourlw;
 mod http;
 mod replica;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
@@ -40,6 +42,7 @@ use ferrokeeper_proto::txn::TxnRecord;
 /// A running server (standalone or an ensemble member); [`Server::shutdown`] stops it.
 pub struct Server {
     local_addr: SocketAddr,
+    secure_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -156,6 +159,21 @@ impl Server {
         if let Some(tracer) = &tracer {
             crate::metrics::register_export_stats(&mut registry, tracer.stats.clone());
         }
+        let tls_metrics = crate::metrics::TlsMetrics::register(&mut registry);
+        // The secure port is bound, and its stores read, before anything is served: a bad key
+        // store stops the start with the file's name.
+        let secure = match &config.client_tls {
+            Some(tls_config) => {
+                let tls = tls::ClientTls::load(tls_config, tls_metrics)
+                    .context("cannot set up TLS on the secure client port")?;
+                let addr = SocketAddr::new(tls_config.address, tls_config.port);
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot bind the secure client port {addr}"))?;
+                Some((listener, tls))
+            }
+            None => None,
+        };
         let registry = Arc::new(Mutex::new(registry));
         let mut metrics_addr = None;
         let mut extra_tasks = Vec::new();
@@ -176,15 +194,35 @@ impl Server {
             core = core.with_replica(replica, my_id, tail);
         }
         let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
-        let accept_task = tokio::spawn(accept_loop(listener, config, events, shutdown_rx));
+        let conn_ids = Arc::new(AtomicU64::new(1));
+        let mut secure_addr = None;
+        if let Some(secure) = secure {
+            secure_addr = Some(secure.0.local_addr()?);
+            tracing::info!(addr = %secure.0.local_addr()?, "serving clients over TLS");
+            let secure_loop = accept_loop(
+                secure.0,
+                Some(secure.1),
+                config.clone(),
+                events.clone(),
+                conn_ids.clone(),
+                shutdown_rx.clone(),
+            );
+            extra_tasks.push(tokio::spawn(secure_loop));
+        }
+        let accept_task = tokio::spawn(accept_loop(listener, None, config, events, conn_ids, shutdown_rx));
         tracing::info!(%local_addr, "serving clients");
         let mut tasks = vec![core_task, accept_task];
         tasks.extend(extra_tasks);
-        Ok(Server { local_addr, metrics_addr, shutdown, tasks, fatal })
+        Ok(Server { local_addr, secure_addr, metrics_addr, shutdown, tasks, fatal })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Where the secure client port listens, if `secureClientPort` is set.
+    pub fn secure_addr(&self) -> Option<SocketAddr> {
+        self.secure_addr
     }
 
     /// Where `/metrics` is served, if enabled.
@@ -300,14 +338,19 @@ impl IpCounts {
     }
 }
 
+/// Accepts clients on one port. Each port counts maxClientCnxns on its own, as ZooKeeper's
+/// two connection factories do; connection ids come from one counter shared by both. On the
+/// secure port the TLS handshake runs in the connection's own task, so a slow or failing
+/// client holds up no one else.
 async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tls::ClientTls>,
     config: Arc<Config>,
     events: mpsc::Sender<core::Event>,
+    conn_ids: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let counts = Arc::new(IpCounts::default());
-    let mut next_conn_id: u64 = 1;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -328,19 +371,36 @@ async fn accept_loop(
             continue;
         }
         let _ = stream.set_nodelay(true);
-        let conn_id = next_conn_id;
-        next_conn_id += 1;
-        let task = connection::Connection::new(conn_id, stream, peer, config.clone(), events.clone());
+        let conn_id = conn_ids.fetch_add(1, Ordering::Relaxed);
         let counts = counts.clone();
         let shutdown = shutdown.clone();
         // DEBUG: with the default `info` filter the span is disabled and costs nothing per poll.
         let span = tracing::debug_span!("conn", id = conn_id, %peer);
-        tokio::spawn(
-            async move {
-                task.run(shutdown).await;
-                counts.remove(peer.ip());
+        let (config, events) = (config.clone(), events.clone());
+        match &tls {
+            None => {
+                let task = connection::Connection::new(conn_id, stream, peer, config, events);
+                tokio::spawn(
+                    async move {
+                        task.run(shutdown).await;
+                        counts.remove(peer.ip());
+                    }
+                    .instrument(span),
+                );
             }
-            .instrument(span),
-        );
+            Some(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(
+                    async move {
+                        if let Some(stream) = tls.handshake(stream, peer).await {
+                            let task = connection::Connection::new(conn_id, stream, peer, config, events);
+                            task.run(shutdown).await;
+                        }
+                        counts.remove(peer.ip());
+                    }
+                    .instrument(span),
+                );
+            }
+        }
     }
 }

@@ -17,15 +17,17 @@ pub fn digest(user_password: &str) -> String {
 
 /// Handles an `auth` packet: the ids the connection gains, or AuthFailed.
 /// `digest` → `digest:<digest(auth)>` (plus `super:` if it equals `super_digest`, given as
-/// `super:<base64>`); `ip` → `ip:<client_ip>`; any other scheme → AuthFailed.
+/// `super:<base64>`); `ip` → `ip:<client_ip>`; any other scheme → AuthFailed. A null `auth`
+/// buffer fails digest (ZooKeeper's provider throws on it) and is ignored by ip.
 pub fn authenticate(
     scheme: &str,
-    auth: &[u8],
+    auth: Option<&[u8]>,
     client_ip: &str,
     super_digest: Option<&str>,
 ) -> Result<Vec<Id>, Code> {
     match scheme {
         "digest" => {
+            let Some(auth) = auth else { return Err(Code::AuthFailed) };
             // Java decodes the bytes with the platform charset (UTF-8); invalid bytes become
             // replacement characters rather than failing.
             let text = String::from_utf8_lossy(auth);
@@ -347,14 +349,19 @@ mod tests {
 
     #[test]
     fn authenticate_digest_ip_super_and_unknown() {
-        let ids = authenticate("digest", b"u:p", "1.2.3.4", None).expect("ok");
+        let ids = authenticate("digest", Some(&b"u:p"[..]), "1.2.3.4", None).expect("ok");
         assert_eq!(ids, vec![Id::new("digest", &digest("u:p"))]);
         let sup = format!("super:{}", &digest("super:test")[6..]);
-        let ids = authenticate("digest", b"super:test", "1.2.3.4", Some(&sup)).expect("ok");
+        let ids = authenticate("digest", Some(&b"super:test"[..]), "1.2.3.4", Some(&sup)).expect("ok");
         assert_eq!(ids[0], Id::new("super", ""));
         assert_eq!(ids.len(), 2);
-        assert_eq!(authenticate("ip", b"", "1.2.3.4", None), Ok(vec![Id::new("ip", "1.2.3.4")]));
-        assert_eq!(authenticate("sasl", b"", "1.2.3.4", None), Err(Code::AuthFailed));
+        assert_eq!(authenticate("ip", Some(&b""[..]), "1.2.3.4", None), Ok(vec![Id::new("ip", "1.2.3.4")]));
+        assert_eq!(authenticate("sasl", Some(&b""[..]), "1.2.3.4", None), Err(Code::AuthFailed));
+        // A null auth buffer: digest fails as ZooKeeper's provider does, ip ignores it, and a
+        // null scheme (read as "") has no provider.
+        assert_eq!(authenticate("digest", None, "1.2.3.4", None), Err(Code::AuthFailed));
+        assert_eq!(authenticate("ip", None, "1.2.3.4", None), Ok(vec![Id::new("ip", "1.2.3.4")]));
+        assert_eq!(authenticate("", Some(&b"u:p"[..]), "1.2.3.4", None), Err(Code::AuthFailed));
     }
 
     #[test]

@@ -1,0 +1,248 @@
+//! Client TLS on `secureClientPort` (issue 14): certificates from `scripts/make-test-certs.sh`,
+//! ferrokeeper with PEM and with PKCS12 stores; a Rust rustls client and kazoo (`use_ssl`)
+//! work over TLS beside the plain port; a plaintext client, an untrusted and an expired client
+//! certificate are refused with a log line naming the cause, only their own connection closed,
+//! and counted in `/metrics`.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrokeeper_proto::jute::Jute;
+use ferrokeeper_proto::records::*;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use support::{ServerKind, ServerProcess, TempDir, TestClient};
+
+type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+fn make_certs(dir: &Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/make-test-certs.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).arg(dir);
+    let (ok, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(60)).unwrap();
+    assert!(ok, "make-test-certs.sh failed\n{stdout}\n{stderr}");
+}
+
+fn start(certs: &Path, pkcs12: bool) -> (ServerProcess, u16, u16) {
+    let secure = support::free_port();
+    let metrics = support::free_port();
+    let c = |f: &str| certs.join(f).display().to_string();
+    let (key, trust) =
+        if pkcs12 { (c("server.p12"), c("truststore.p12")) } else { (c("server.pem"), c("truststore.pem")) };
+    let (secure_s, metrics_s) = (secure.to_string(), metrics.to_string());
+    let extra = [
+        ("secureClientPort", secure_s.as_str()),
+        ("ssl.keyStore.location", key.as_str()),
+        ("ssl.keyStore.password", "testpass"),
+        ("zookeeper.ssl.trustStore.location", trust.as_str()),
+        ("ssl.trustStore.password", "testpass"),
+        ("ssl.clientAuth", "need"),
+        ("metricsProvider.httpHost", "127.0.0.1"),
+        ("metricsProvider.httpPort", metrics_s.as_str()),
+    ];
+    (ServerProcess::start(ServerKind::Ferrokeeper, &extra), secure, metrics)
+}
+
+/// A rustls client trusting the test CA, presenting `cert`/`key` if given.
+fn tls_connect(port: u16, certs: &Path, client: Option<(&str, &str)>) -> std::io::Result<Tls> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in CertificateDer::pem_file_iter(certs.join("ca.pem")).unwrap() {
+        roots.add(ca.unwrap()).unwrap();
+    }
+    let builder =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => {
+            let chain =
+                CertificateDer::pem_file_iter(certs.join(cert)).unwrap().map(|c| c.unwrap()).collect();
+            let key = PrivateKeyDer::from_pem_file(certs.join(key)).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let name = ServerName::try_from("localhost").unwrap();
+    let connection = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut tls = rustls::StreamOwned::new(connection, tcp);
+    // TLS 1.3 reports a refused client certificate only at the first read after the handshake.
+    let connect =
+        ConnectRequest { timeout: 30_000, passwd: Some(Bytes::from_static(&[0; 16])), ..Default::default() };
+    write_frame(&mut tls, &connect.encode_to_vec())?;
+    let response = ConnectResponse::decode(&read_frame(&mut tls)?).unwrap();
+    assert_ne!(response.session_id, 0);
+    Ok(tls)
+}
+
+fn write_frame(stream: &mut impl Write, payload: &[u8]) -> std::io::Result<()> {
+    stream.write_all(&(payload.len() as i32).to_be_bytes())?;
+    stream.write_all(payload)?;
+    stream.flush()
+}
+
+fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let mut body = vec![0u8; i32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// create + getData over the TLS session.
+fn create_and_read(tls: &mut Tls, path: &str) {
+    let mut create = RequestHeader { xid: 1, op: ferrokeeper_proto::op::CREATE }.encode_to_vec();
+    CreateRequest {
+        path: path.into(),
+        data: Some(Bytes::from_static(b"tls")),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+    }
+    .write(&mut create);
+    write_frame(tls, &create).unwrap();
+    let reply = read_frame(tls).unwrap();
+    assert_eq!(ReplyHeader::decode(&reply).unwrap().err, 0, "create over TLS");
+    let mut get = RequestHeader { xid: 2, op: ferrokeeper_proto::op::GET_DATA }.encode_to_vec();
+    GetDataRequest { path: path.into(), watch: false }.write(&mut get);
+    write_frame(tls, &get).unwrap();
+    let reply = read_frame(tls).unwrap();
+    let body = GetDataResponse::decode(&reply[16..]).unwrap();
+    assert_eq!(body.data.as_deref(), Some(&b"tls"[..]));
+}
+
+fn metric(port: u16, sample: &str) -> f64 {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or_else(|| panic!("{sample} not in /metrics:\n{text}"))
+}
+
+fn failures(port: u16, reason: &str) -> f64 {
+    metric(port, &format!("ferrokeeper_tls_handshake_failures_total{{reason=\"{reason}\"}}"))
+}
+
+#[test]
+fn tls_clients_and_refusals_pem_stores() {
+    let dir = TempDir::new("tls-certs");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let (server, secure, metrics) = start(certs, false);
+
+    // A good client over TLS, and a plain client on the plain port, side by side.
+    let mut good = tls_connect(secure, certs, Some(("client.crt", "client.key"))).unwrap();
+    create_and_read(&mut good, "/tls");
+    let mut plain = TestClient::connect(server.port).unwrap();
+    assert_eq!(plain.ping().unwrap().err, 0);
+
+    // A plaintext ZooKeeper handshake on the secure port.
+    let refused = TestClient::connect(secure);
+    assert!(refused.is_err(), "a plaintext handshake on the secure port was answered");
+    // No client certificate (clientAuth=need), one from an unknown CA, an expired one.
+    assert!(tls_connect(secure, certs, None).is_err(), "no client certificate accepted");
+    assert!(tls_connect(secure, certs, Some(("untrusted.crt", "untrusted.key"))).is_err());
+    assert!(tls_connect(secure, certs, Some(("expired.crt", "expired.key"))).is_err());
+
+    // Only those connections were closed.
+    create_and_read(&mut good, "/tls2");
+    assert_eq!(plain.ping().unwrap().err, 0);
+    let wait_for = |reason: &str| {
+        for _ in 0..50 {
+            if failures(metrics, reason) >= 1.0 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("no {reason} failure counted; log:\n{}", server.log_tail());
+    };
+    for reason in ["not_tls", "no_client_certificate", "untrusted_certificate", "expired_certificate"] {
+        wait_for(reason);
+    }
+    assert_eq!(failures(metrics, "other"), 0.0);
+    assert!(metric(metrics, "ferrokeeper_tls_handshakes_total") >= 1.0);
+    let log = server.log_tail();
+    for reason in ["\"not_tls\"", "\"untrusted_certificate\"", "\"expired_certificate\""] {
+        assert!(log.contains(reason), "no log line with {reason}:\n{log}");
+    }
+
+    // kazoo over TLS (use_ssl, certfile, keyfile, ca): kazoo's CREATOR_ALL_ACL script.
+    if python_has_kazoo() {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kazoo/creator_acl.py");
+        let c = |f: &str| certs.join(f).display().to_string();
+        let mut cmd = Command::new("python3");
+        cmd.arg(script).arg(format!("127.0.0.1:{secure}"));
+        cmd.args(["--ca", &c("ca.pem"), "--cert", &c("client.crt"), "--key", &c("client.key")]);
+        let (ok, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(60)).unwrap();
+        assert!(
+            ok && stdout.contains("kazoo creator acl: OK"),
+            "kazoo over TLS failed\n{stdout}\n{stderr}\n{}",
+            server.log_tail()
+        );
+    }
+}
+
+#[test]
+fn tls_with_pkcs12_stores() {
+    let dir = TempDir::new("tls-certs");
+    make_certs(dir.path());
+    let certs = dir.path();
+    assert!(certs.join("truststore.p12").exists(), "keytool is needed for truststore.p12");
+    let (_server, secure, _metrics) = start(certs, true);
+    let mut good = tls_connect(secure, certs, Some(("client.crt", "client.key"))).unwrap();
+    create_and_read(&mut good, "/p12");
+    assert!(tls_connect(secure, certs, Some(("untrusted.crt", "untrusted.key"))).is_err());
+}
+
+/// A JKS key store stops the start with a message naming the file and keytool.
+#[test]
+fn jks_key_store_is_refused_at_startup() {
+    let dir = TempDir::new("tls-jks");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    let store = dir.path().join("keystore.jks");
+    std::fs::write(&store, b"not read").unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nclientPort={}\nclientPortAddress=127.0.0.1\nsecureClientPort={}\nssl.clientAuth=none\nssl.keyStore.location={}\n",
+            data.display(),
+            support::free_port(),
+            support::free_port(),
+            store.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+    cmd.arg(&cfg);
+    let (ok, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(30)).unwrap();
+    assert!(!ok, "started with a JKS key store");
+    let out = format!("{stdout}{stderr}");
+    assert!(out.contains(&store.display().to_string()) && out.contains("keytool"), "{out}");
+}
+
+fn python_has_kazoo() -> bool {
+    let ok = Command::new("python3").args(["-c", "import kazoo.client"]).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert_eq!(
+            std::env::var("FK_SKIP_ORACLE").as_deref(),
+            Ok("1"),
+            "python3 cannot import kazoo: run scripts/install-test-deps.sh (or set FK_SKIP_ORACLE=1)"
+        );
+    }
+    ok
+}
