@@ -465,6 +465,13 @@ fn failover_table() {
             continue;
         }
         for (fault, rounds) in [(Fault::Kill, kills), (Fault::Stop, silent), (Fault::Partition, silent)] {
+            if kind == ServerKind::ZooKeeper && fault == Fault::Partition {
+                // ZooKeeper answers an election connection from a smaller id by dialing back
+                // the address that id advertises (QuorumCnxManager), which bypasses the
+                // proxies: they cannot cut its election traffic, so this would not be a
+                // partition (seen: the old leader re-elected, unreachable on its quorum port).
+                continue;
+            }
             let (mut cluster, _) = default_timing_ensemble(kind, fault == Fault::Partition);
             let mut times = Vec::new();
             let (mut kept, mut writer_kept) = (0, 0);
