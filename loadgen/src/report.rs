@@ -66,6 +66,12 @@ pub fn summary_table(r: &RunResult) -> String {
         r.client_cpu.user_s,
         r.client_cpu.sys_s
     );
+    if !r.workers.is_empty() {
+        let _ = writeln!(s, "merged from {} workers", r.workers.len());
+    }
+    for f in &r.merge_flags {
+        let _ = writeln!(s, "FLAG: {f}");
+    }
     if let Some(l) = &r.send_lag {
         let _ = writeln!(
             s,
@@ -269,6 +275,40 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, f64, String)]) -> String {
     s
 }
 
+/// A merged result's workers: who ran what, their clocks and starts, and the merge's flags.
+fn workers_section(body: &mut String, r: &crate::run::RunResult) {
+    let _ = write!(
+        body,
+        "<h2>Workers</h2><p>Merged from {} worker results; histograms added exactly.</p><table><tr><th>worker</th>\
+         <th>host</th><th>sessions</th><th>clock vs leader ms (±)</th><th>started after --start-at ms</th></tr>",
+        r.workers.len()
+    );
+    for w in &r.workers {
+        let _ = write!(
+            body,
+            "<tr><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            w.index,
+            w.count,
+            esc(&w.host),
+            w.sessions.len(),
+            w.clock().map(|c| format!("{:+.1} ({:.1})", c.offset_ms, c.uncertainty_ms)).unwrap_or_default(),
+            w.start_late_ms().map(|l| format!("{l:.1}")).unwrap_or_default()
+        );
+    }
+    body.push_str("</table>");
+    if r.merge_flags.is_empty() {
+        body.push_str(
+            "<p>No flags: every worker kept its schedule, started on time and agreed on the clock.</p>",
+        );
+    } else {
+        body.push_str("<ul class=\"flags\">");
+        for f in &r.merge_flags {
+            let _ = write!(body, "<li><b>FLAG</b> {}</li>", esc(f));
+        }
+        body.push_str("</ul>");
+    }
+}
+
 /// The self-contained HTML report.
 pub fn html(r: &RunResult) -> String {
     let mut body = String::new();
@@ -294,6 +334,9 @@ pub fn html(r: &RunResult) -> String {
             "<p>Open-loop send lag (actual − intended send): p50 {:.2}, p99 {:.2}, max {:.2} ms.</p>",
             l.p50, l.p99, l.max
         );
+    }
+    if !r.workers.is_empty() {
+        workers_section(&mut body, r);
     }
     // Throughput over time.
     let thr =

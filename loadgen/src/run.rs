@@ -24,6 +24,7 @@ use crate::metrics::Metrics;
 use crate::mntr::{ServerView, Snapshot};
 use crate::stats::{OpSummary, Recorder, SeriesPoint, series_point};
 use crate::trace::{TraceEvent, TraceWriter};
+use crate::worker::{WorkerInfo, WorkerSpec, clock_offset, sleep_until_unix};
 use crate::workload::{MixOp, OpKind, Workload};
 
 /// The root every fkload node lives under.
@@ -50,6 +51,32 @@ pub struct RunOptions {
     pub seed: u64,
     /// Read `mntr` from the targets before and after.
     pub server_stats: bool,
+    /// Which share of the workload this process runs (`--worker I/N`).
+    pub worker: WorkerSpec,
+    /// Start the first phase when the wall clock reads this (Unix seconds, `--start-at`).
+    pub start_at: Option<f64>,
+    /// Write every raw sample of the measured phase here (`--samples`; text, one per line).
+    pub samples: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options for the whole workload in one process, with the defaults of `fkload run`.
+    pub fn new(connect: &str, workload: Workload) -> RunOptions {
+        RunOptions {
+            connect: connect.to_owned(),
+            workload,
+            hdr_log: None,
+            record: None,
+            progress: false,
+            metrics_port: None,
+            skip_setup: false,
+            seed: 42,
+            server_stats: true,
+            worker: WorkerSpec::SOLE,
+            start_at: None,
+            samples: None,
+        }
+    }
 }
 
 /// Totals of the measured phase.
@@ -102,6 +129,16 @@ pub struct RunResult {
     /// fkload itself fell behind.
     #[serde(default)]
     pub send_lag: Option<crate::stats::Percentiles>,
+    /// The process that produced this result: its share, start time and clock offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerInfo>,
+    /// A merged result (`fkload merge`): every worker's info, in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerInfo>,
+    /// A merged result: what looked wrong with the workers (behind schedule, clocks apart, a
+    /// late start, a missing worker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_flags: Vec<String>,
 }
 
 /// Paths of the keys and directories.
@@ -125,8 +162,15 @@ fn error_name(e: &Error) -> &'static str {
     e.code().message()
 }
 
-/// Creates the fixed nodes and the key tree (existing nodes are left as they are).
-pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &Bytes) -> anyhow::Result<()> {
+/// Creates the fixed nodes and the key tree (existing nodes are left as they are). A worker
+/// creates every directory and its own share of the keys.
+pub async fn prepare(
+    zk: &ZooKeeper,
+    workload: &Workload,
+    tree: &Tree,
+    value: &Bytes,
+    worker: WorkerSpec,
+) -> anyhow::Result<()> {
     let acl = Acl::open_unsafe();
     for p in [ROOT, "/fkload/cd", "/fkload/eph", "/fkload/lock", WATCHED] {
         match zk.create(p, b"", &acl, CreateMode::Persistent, None).await {
@@ -136,7 +180,9 @@ pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &B
         }
     }
     let size = workload.value_size.max().min(value.len());
-    for batch in [&tree.dirs, &tree.keys] {
+    let keys: Vec<String> =
+        tree.keys.iter().enumerate().filter(|(i, _)| worker.owns(*i)).map(|(_, k)| k.clone()).collect();
+    for batch in [&tree.dirs, &keys] {
         for chunk in batch.chunks(512) {
             let mut set = JoinSet::new();
             for path in chunk {
@@ -174,11 +220,39 @@ pub fn rotated(connect: &str, i: usize) -> String {
     format!("{}{chroot}", out.join(","))
 }
 
+/// Waits until every key of the tree exists (the other workers have created their shares),
+/// counting the children of each directory; gives up after `limit`.
+pub async fn wait_for_tree(zk: &ZooKeeper, tree: &Tree, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut present = 0usize;
+        for dir in &tree.dirs {
+            present += zk.get_children(dir).await.map(|c| c.len()).unwrap_or(0);
+        }
+        if present >= tree.keys.len() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the key tree is incomplete after {:.0} s ({present} of {} keys): is every worker running?",
+            limit.as_secs_f64(),
+            tree.keys.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Opens `n` sessions concurrently, spread over the connect string's hosts.
 pub async fn connect_all(connect: &str, n: usize) -> anyhow::Result<Vec<ZooKeeper>> {
+    connect_sessions(connect, &(0..n).collect::<Vec<_>>()).await
+}
+
+/// Opens the sessions with the given global numbers; session `i` starts on host `i mod hosts`.
+pub async fn connect_sessions(connect: &str, numbers: &[usize]) -> anyhow::Result<Vec<ZooKeeper>> {
+    let n = numbers.len();
     let mut set = JoinSet::new();
-    for i in 0..n {
-        let c = rotated(connect, i);
+    for (i, number) in numbers.iter().enumerate() {
+        let c = rotated(connect, *number);
         set.spawn(async move {
             let r = ZooKeeper::builder(&c).session_timeout(Duration::from_secs(30)).connect().await;
             (i, r)
@@ -458,16 +532,55 @@ fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// This machine's host name (for the worker info), from the kernel.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
+/// Writes raw samples as text: `op service_us response_us` (response 0 in closed loop).
+fn write_samples(path: &std::path::Path, samples: &[(OpKind, u64, u64)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (op, service, response) in samples {
+        writeln!(out, "{} {service} {response}", op.name())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Runs a workload once. `rate_override` forces an open loop at that rate (sweep).
 pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Result<RunResult> {
     let w = &opts.workload;
     w.validate()?;
+    let me = opts.worker;
+    let my_sessions = me.sessions(w.sessions);
+    anyhow::ensure!(
+        !my_sessions.is_empty(),
+        "worker {}/{} has no session: the workload has only {} sessions",
+        me.index,
+        me.count,
+        w.sessions
+    );
+    if me.count > 1 {
+        // A watcher times set → event against its own process's last set; across processes
+        // that pairing is meaningless.
+        anyhow::ensure!(
+            w.ops.get(&MixOp::WatchSet).copied().unwrap_or(0) == 0,
+            "watch_set cannot be split over workers (notify latency needs the setter's clock)"
+        );
+    }
     let metrics = opts.metrics_port.map(|_| Metrics::new(&opts.connect));
     let _metrics_task = match (&metrics, opts.metrics_port) {
         (Some(m), Some(port)) => Some(AbortOnDrop(m.clone().serve(port).await?)),
         _ => None,
     };
-    let recorder = Arc::new(Recorder::new(metrics));
+    let recorder = Arc::new(if opts.samples.is_some() {
+        Recorder::with_samples(metrics)
+    } else {
+        Recorder::new(metrics)
+    });
     let tree = Tree::new(w);
     let mut value = vec![0u8; w.value_size.max().max(16)];
     SmallRng::seed_from_u64(opts.seed).fill_bytes(&mut value);
@@ -475,11 +588,16 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         *b = b'a' + (*b % 26);
     }
     let value = Bytes::from(value);
-    let sessions = connect_all(&opts.connect, w.sessions).await?;
+    let sessions = connect_sessions(&opts.connect, &my_sessions).await?;
+    let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?.clone();
     if !opts.skip_setup {
-        let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?;
-        prepare(first, w, &tree, &value).await?;
+        prepare(&first, w, &tree, &value, me).await?;
+        if me.count > 1 {
+            wait_for_tree(&first, &tree, Duration::from_secs(120)).await?;
+        }
     }
+    let coordinated = me.count > 1 || opts.start_at.is_some();
+    let clock_before = if coordinated { clock_offset(&first, me.index, 8).await } else { None };
     let workers = w.sessions * w.inflight;
     let trace = match &opts.record {
         Some(p) => Some(TraceWriter::create(p, w)?),
@@ -509,17 +627,21 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
             watchers.spawn(watcher(ctx.clone(), zk));
         }
     }
+    if let Some(at) = opts.start_at {
+        sleep_until_unix(at).await;
+    }
     // Publish the first phase just before the workers start, so the open-loop schedule does
     // not begin with a backlog from the time spent connecting.
     set_phase(&ctx, phases.first().and_then(|p| p.rate), ctx.since_t0(Instant::now()));
+    let started_unix = unix_now();
     let mut tasks = JoinSet::new();
-    for (s, zk) in sessions.iter().enumerate() {
+    for (zk, s) in sessions.iter().zip(&my_sessions) {
         for j in 0..w.inflight {
+            // Global worker numbers: the same schedule slots and key streams as in one process.
             tasks.spawn(worker(ctx.clone(), zk.clone(), s * w.inflight + j, opts.seed));
         }
     }
     let mut ticker = Ticker::new(opts, &ctx)?;
-    let started_unix = unix_now();
     let mut before = Snapshot::default();
     let mut cpu_before = (0.0, 0.0);
     let mut ops_before = 0;
@@ -529,6 +651,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let mut measured_secs = 0.0;
     let mut first_measured = true;
     let mut send_lag = None;
+    let mut send_lag_hdr = None;
     for (i, phase) in phases.iter().enumerate() {
         if i > 0 {
             set_phase(&ctx, phase.rate, ctx.since_t0(Instant::now()));
@@ -552,6 +675,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
             measured_secs = secs;
             let ops = recorder.summarize(secs);
             send_lag = recorder.lag();
+            send_lag_hdr = recorder.lag_histogram();
             if !w.steps.is_empty() || rate_override.is_some() {
                 steps.push(step_result(phase.rate.unwrap_or(0.0), &ops, w));
             }
@@ -572,6 +696,14 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         tasks.abort_all();
+    }
+    let clock_after = if coordinated {
+        tokio::time::timeout(Duration::from_secs(10), clock_offset(&first, me.index, 8)).await.ok().flatten()
+    } else {
+        None
+    };
+    if let Some(p) = &opts.samples {
+        write_samples(p, &recorder.samples())?;
     }
     watchers.abort_all();
     for zk in &sessions {
@@ -607,6 +739,19 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         steps,
         hdr_log,
         send_lag,
+        worker: Some(WorkerInfo {
+            index: me.index,
+            count: me.count,
+            host: host_name(),
+            sessions: my_sessions,
+            start_at_unix: opts.start_at,
+            started_unix,
+            clock_before,
+            clock_after,
+            send_lag_hdr,
+        }),
+        workers: Vec::new(),
+        merge_flags: Vec::new(),
     })
 }
 
@@ -623,7 +768,8 @@ pub fn totals(ops: &BTreeMap<String, OpSummary>, secs: f64) -> Totals {
     Totals { ops: count, errors, throughput: count as f64 / secs.max(1e-9) }
 }
 
-fn step_result(rate: f64, ops: &BTreeMap<String, OpSummary>, w: &Workload) -> StepResult {
+/// One step's result from its op summaries: achieved rate, worst p99, the SLO verdict.
+pub fn step_result(rate: f64, ops: &BTreeMap<String, OpSummary>, w: &Workload) -> StepResult {
     let p99 = ops.values().map(|s| s.response.as_ref().unwrap_or(&s.service).p99).fold(0.0, f64::max);
     let achieved: f64 = ops.iter().filter(|(k, _)| k.as_str() != "notify").map(|(_, s)| s.throughput).sum();
     let slo_value = w.slo.as_ref().map(|slo| {

@@ -145,7 +145,7 @@ pub async fn replay(
     let max_size = events.iter().map(|e| e.size).max().unwrap_or(0).max(16);
     let value = Bytes::from(vec![b'r'; max_size]);
     if setup && let (Some(w), Some(zk)) = (&workload, zks.first()) {
-        prepare(zk, w, &Tree::new(w), &value).await?;
+        prepare(zk, w, &Tree::new(w), &value, crate::worker::WorkerSpec::SOLE).await?;
     }
     let recorder = Arc::new(Recorder::new(None));
     let mut buckets: Vec<Vec<TraceEvent>> = (0..workers).map(|_| Vec::new()).collect();
@@ -230,6 +230,9 @@ pub async fn replay(
         steps: Vec::new(),
         hdr_log: None,
         send_lag: None,
+        worker: None,
+        workers: Vec::new(),
+        merge_flags: Vec::new(),
     })
 }
 

@@ -58,6 +58,9 @@ fn sample_result() -> RunResult {
                 ("get".to_owned(), [19_000.0, 0.5, 1.2 + t as f64 * 0.05, 3.0]),
                 ("set".to_owned(), [1_000.0, 2.0, 4.0 + t as f64 * 0.1, 9.0]),
             ]),
+            hdr: BTreeMap::new(),
+            errors_by_op: BTreeMap::new(),
+            secs: 1.0,
         })
         .collect();
     let stage = |avg: f64| Stage { count: 1000.0, avg, max: Some(avg * 4.0), p99: Some(avg * 3.0) };
@@ -105,6 +108,9 @@ fn sample_result() -> RunResult {
         steps: Vec::new(),
         hdr_log: None,
         send_lag: None,
+        worker: None,
+        workers: Vec::new(),
+        merge_flags: Vec::new(),
     }
 }
 
