@@ -9,6 +9,7 @@
 pub mod compare;
 pub mod cpu;
 pub mod dist;
+pub mod fault;
 pub mod hdrlog;
 pub mod merge;
 pub mod metrics;

@@ -92,6 +92,10 @@ enum Cmd {
         /// response_us` per line; memory grows with the op count).
         #[arg(long)]
         samples: Option<PathBuf>,
+        /// A fault, as a YAML mapping like the workload's `faults:` entries, e.g.
+        /// '{at: 20, action: kill, target: leader, restart_at: 40}'. Repeatable.
+        #[arg(long)]
+        fault: Vec<String>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -191,6 +195,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             worker,
             start_at,
             samples,
+            fault,
             outputs,
         } => {
             let worker = match worker {
@@ -222,6 +227,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if !steps.is_empty() {
                 w.steps = steps;
             }
+            for text in &fault {
+                let f: fkload::fault::Fault =
+                    serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("--fault {text}: {e}"))?;
+                w.faults.push(f);
+            }
+            w.validate()?;
             let opts = RunOptions {
                 connect: target,
                 workload: w,

@@ -271,6 +271,26 @@ pub fn merge(results: &[RunResult], o: &MergeOptions) -> anyhow::Result<RunResul
         worker: None,
         workers: infos,
         merge_flags,
+        // Worker 0 alone injects faults; its report stands for the run.
+        faults: first.faults.clone(),
+        durability: merge_durability(&sorted),
+        fault_log_dropped: sorted.iter().map(|r| r.fault_log_dropped).sum(),
+    })
+}
+
+/// Each worker checked its own acknowledged writes; the run's check is all of them.
+fn merge_durability(results: &[&RunResult]) -> Option<crate::fault::DurabilityCheck> {
+    let checks: Vec<&crate::fault::DurabilityCheck> =
+        results.iter().filter_map(|r| r.durability.as_ref()).collect();
+    if checks.is_empty() {
+        return None;
+    }
+    Some(crate::fault::DurabilityCheck {
+        acked_writes: checks.iter().map(|c| c.acked_writes).sum(),
+        keys_checked: checks.iter().map(|c| c.keys_checked).sum(),
+        lost: checks.iter().flat_map(|c| c.lost.clone()).collect(),
+        unreadable: checks.iter().flat_map(|c| c.unreadable.clone()).collect(),
+        ok: checks.iter().all(|c| c.ok) && checks.len() == results.len(),
     })
 }
 

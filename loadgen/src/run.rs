@@ -19,10 +19,11 @@ use tokio::task::JoinSet;
 
 use crate::cpu::{ClientCpu, process_cpu_seconds};
 use crate::dist::{Keys, Mix, Sizes};
+use crate::fault::{DurabilityCheck, FaultReport, OpEvent, OpLog, WriteLedger};
 use crate::hdrlog::HdrLog;
 use crate::metrics::Metrics;
 use crate::mntr::{ServerView, Snapshot};
-use crate::stats::{OpSummary, Recorder, SeriesPoint, series_point};
+use crate::stats::{OpSummary, Recorder, SeriesPoint, lock, series_point};
 use crate::trace::{TraceEvent, TraceWriter};
 use crate::worker::{WorkerInfo, WorkerSpec, clock_offset, sleep_until_unix};
 use crate::workload::{MixOp, OpKind, Workload};
@@ -139,6 +140,19 @@ pub struct RunResult {
     /// late start, a missing worker).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merge_flags: Vec<String>,
+    /// Faults injected during the run and what each did to the load (`faults:` / `--fault`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultReport>,
+    /// With faults: whether every acknowledged setData was still readable after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<DurabilityCheck>,
+    /// With faults: ops not logged for the fault analysis (past its bound).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fault_log_dropped: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Paths of the keys and directories.
@@ -285,12 +299,59 @@ pub struct Ctx {
     /// Watch fan-out: when the last watched setData was sent (ns after t0).
     pub watch_sent_ns: AtomicU64,
     pub workers: usize,
+    pub inflight: usize,
     pub trace: Option<TraceWriter>,
+    /// With faults: every op's times and error, the acknowledged writes, expired sessions.
+    pub op_log: Option<OpLog>,
+    pub ledger: Option<WriteLedger>,
+    pub session_ends: std::sync::Mutex<BTreeMap<usize, u64>>,
 }
 
 impl Ctx {
     fn since_t0(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.t0).as_nanos() as u64
+    }
+
+    /// Logs an op for the fault analysis (when faults are scheduled).
+    fn log_op(&self, op: OpKind, session: usize, start: Instant, end: Instant, error: Option<&'static str>) {
+        if let Some(log) = &self.op_log {
+            let start_us = self.since_t0(start) / 1000;
+            let end_us = (self.since_t0(end) / 1000).max(start_us);
+            log.push(OpEvent { op, session: session as u32, start_us, end_us, error });
+        }
+    }
+}
+
+/// setData; with a ledger (faults scheduled) the value starts with a unique tag and the
+/// outcome is recorded, so that acknowledged writes can be checked after the run.
+async fn set_tracked(
+    ctx: &Ctx,
+    zk: &ZooKeeper,
+    key: usize,
+    size: usize,
+    worker: usize,
+    seq: u64,
+) -> Result<(), Error> {
+    let path = &ctx.tree.keys[key];
+    let Some(ledger) = &ctx.ledger else {
+        return zk.set_data(path, &ctx.value[..size], -1).await.map(|_| ());
+    };
+    let tag = crate::fault::tag(worker, seq);
+    let mut value = ctx.value[..size].to_vec();
+    if value.len() < tag.len() {
+        value = tag.as_bytes().to_vec();
+    } else {
+        value[..tag.len()].copy_from_slice(tag.as_bytes());
+    }
+    match zk.set_data(path, &value, -1).await {
+        Ok(stat) => {
+            ledger.acked(key, stat.mzxid, tag);
+            Ok(())
+        }
+        Err(e) => {
+            ledger.unknown(key, tag);
+            Err(e)
+        }
     }
 }
 
@@ -316,10 +377,10 @@ async fn exec(
             (OpKind::Get, zk.get_data(path).await.map(|_| ()))
         }
         MixOp::Set => {
-            let path = &ctx.tree.keys[ctx.keys.pick(rng)];
+            let key = ctx.keys.pick(rng);
             let size = ctx.sizes.pick(rng);
-            traced = Some((OpKind::Set, path, size));
-            (OpKind::Set, zk.set_data(path, &ctx.value[..size], -1).await.map(|_| ()))
+            traced = Some((OpKind::Set, &ctx.tree.keys[key], size));
+            (OpKind::Set, set_tracked(ctx, zk, key, size, worker, seq).await)
         }
         MixOp::Exists => {
             let path = &ctx.tree.keys[ctx.keys.pick(rng)];
@@ -353,6 +414,7 @@ async fn exec(
             let mid = Instant::now();
             let err = r.as_ref().err().map(error_name);
             ctx.recorder.record(OpKind::Create, mid - start, response(mid), err);
+            ctx.log_op(OpKind::Create, worker / ctx.inflight.max(1), intended.unwrap_or(start), mid, err);
             if let Some(t) = &ctx.trace {
                 t.send(TraceEvent::new(
                     ctx.since_t0(intended.unwrap_or(start)),
@@ -370,6 +432,13 @@ async fn exec(
             // The delete is issued right after the create: its response time is its service time.
             let delete_response = intended.map(|_| end - mid);
             ctx.recorder.record(OpKind::Delete, end - mid, delete_response, r.as_ref().err().map(error_name));
+            ctx.log_op(
+                OpKind::Delete,
+                worker / ctx.inflight.max(1),
+                mid,
+                end,
+                r.as_ref().err().map(error_name),
+            );
             return r.as_ref().err().is_some_and(session_level);
         }
         MixOp::EphemeralChurn => {
@@ -409,6 +478,13 @@ async fn exec(
     };
     let end = Instant::now();
     ctx.recorder.record(kind, end - start, response(end), result.as_ref().err().map(error_name));
+    ctx.log_op(
+        kind,
+        worker / ctx.inflight.max(1),
+        intended.unwrap_or(start),
+        end,
+        result.as_ref().err().map(error_name),
+    );
     if let (Some(t), Some((op, path, size))) = (&ctx.trace, traced) {
         t.send(TraceEvent::new(ctx.since_t0(intended.unwrap_or(start)), op, path, size, end - start));
     }
@@ -471,6 +547,10 @@ async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
             // A dead session fails instantly; without a pause the worker would spin and starve
             // the runtime (ticks, other sessions). A closed or expired session never recovers.
             if !zk.state().is_alive() {
+                if zk.state() == ferrokeeper_client::SessionState::Expired {
+                    let at = ctx.since_t0(Instant::now()) / 1000;
+                    lock(&ctx.session_ends).entry(id / ctx.inflight.max(1)).or_insert(at);
+                }
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -618,7 +698,11 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         rate_bits: AtomicU64::new(0),
         watch_sent_ns: AtomicU64::new(0),
         workers,
+        inflight: w.inflight,
         trace,
+        op_log: (!w.faults.is_empty()).then(OpLog::default),
+        ledger: (!w.faults.is_empty()).then(WriteLedger::default),
+        session_ends: std::sync::Mutex::new(BTreeMap::new()),
     });
     let phases = plan(w, rate_override);
     let mut watchers = JoinSet::new();
@@ -634,6 +718,16 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     // not begin with a backlog from the time spent connecting.
     set_phase(&ctx, phases.first().and_then(|p| p.rate), ctx.since_t0(Instant::now()));
     let started_unix = unix_now();
+    // Worker 0 alone carries out the faults (the others would hit the same nodes again).
+    let schedule = (!w.faults.is_empty() && me.index == 0).then(|| {
+        AbortOnDrop(tokio::spawn(crate::fault::run_schedule(
+            w.faults.clone(),
+            w.fault_commands.clone(),
+            opts.connect.clone(),
+            Instant::now(),
+            ctx.t0,
+        )))
+    });
     let mut tasks = JoinSet::new();
     for (zk, s) in sessions.iter().zip(&my_sessions) {
         for j in 0..w.inflight {
@@ -685,6 +779,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let cpu_after = process_cpu_seconds();
     let ops_measured = recorder.total_ops().saturating_sub(ops_before);
     let wall = measure_start.elapsed().as_secs_f64();
+    let end_us = ctx.since_t0(Instant::now()) / 1000;
     ctx.stop.store(true, Ordering::Relaxed);
     ctx.epoch.fetch_add(1, Ordering::Release);
     let servers = if opts.server_stats {
@@ -705,6 +800,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     if let Some(p) = &opts.samples {
         write_samples(p, &recorder.samples())?;
     }
+    let (faults, durability, fault_log_dropped) = finish_faults(&ctx, &opts.connect, schedule, end_us).await;
     watchers.abort_all();
     for zk in &sessions {
         let _ = tokio::time::timeout(Duration::from_secs(2), zk.close()).await;
@@ -752,7 +848,48 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         }),
         workers: Vec::new(),
         merge_flags: Vec::new(),
+        faults,
+        durability,
+        fault_log_dropped,
     })
+}
+
+/// After a run with faults: waits for the schedule (every action falls inside the run), measures
+/// each action's span in the op log and reads every acknowledged write back on a fresh session.
+async fn finish_faults(
+    ctx: &Ctx,
+    connect: &str,
+    schedule: Option<AbortOnDrop<Vec<crate::fault::FaultEvent>>>,
+    end_us: u64,
+) -> (Vec<FaultReport>, Option<DurabilityCheck>, u64) {
+    let (Some(log), Some(ledger)) = (&ctx.op_log, &ctx.ledger) else {
+        return (Vec::new(), None, 0);
+    };
+    let events = match schedule {
+        Some(mut task) => match tokio::time::timeout(Duration::from_secs(90), &mut task.0).await {
+            Ok(Ok(events)) => events,
+            _ => Vec::new(),
+        },
+        None => Vec::new(),
+    };
+    let (ops, dropped) = log.take();
+    let session_ends: Vec<u64> = lock(&ctx.session_ends).values().copied().collect();
+    let reports = crate::fault::analyze(&events, &ops, end_us, &session_ends);
+    let check = async {
+        let (zk, _events) =
+            ZooKeeper::builder(connect).session_timeout(Duration::from_secs(30)).connect().await.ok()?;
+        let c = crate::fault::verify(&zk, &ctx.tree.keys, ledger, Duration::from_secs(30)).await;
+        let _ = zk.close().await;
+        Some(c)
+    };
+    let durability =
+        tokio::time::timeout(Duration::from_secs(60), check).await.ok().flatten().or_else(|| {
+            Some(DurabilityCheck {
+                unreadable: vec![format!("no session to {connect} within 60 s")],
+                ..DurabilityCheck::default()
+            })
+        });
+    (reports, durability, dropped)
 }
 
 fn set_phase(ctx: &Ctx, rate: Option<f64>, start_ns: u64) {
@@ -836,9 +973,9 @@ pub async fn sweep(opts: &RunOptions, start: f64, max_steps: usize) -> anyhow::R
     Ok(result)
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

@@ -211,6 +211,8 @@ pub async fn replay(
         step_secs: 0.0,
         slo: None,
         watchers: 0,
+        faults: Vec::new(),
+        fault_commands: None,
     });
     w.name = format!("replay of {} at {speed}x", path.display());
     Ok(RunResult {
@@ -233,6 +235,9 @@ pub async fn replay(
         worker: None,
         workers: Vec::new(),
         merge_flags: Vec::new(),
+        faults: Vec::new(),
+        durability: None,
+        fault_log_dropped: 0,
     })
 }
 

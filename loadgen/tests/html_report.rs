@@ -83,6 +83,8 @@ fn sample_result() -> RunResult {
             step_secs: 5.0,
             slo: None,
             watchers: 0,
+            faults: Vec::new(),
+            fault_commands: None,
         },
         target: "127.0.0.1:2181".into(),
         mode: "open".into(),
@@ -111,6 +113,9 @@ fn sample_result() -> RunResult {
         worker: None,
         workers: Vec::new(),
         merge_flags: Vec::new(),
+        faults: Vec::new(),
+        durability: None,
+        fault_log_dropped: 0,
     }
 }
 
