@@ -69,40 +69,5 @@ for f in r.get("faults", []):
   [ "$rc" -eq 0 ] || { echo "fkload failed for $impl (exit $rc)" >&2; exit 1; }
 done
 
-python3 - "$out" $impls <<'EOF'
-import json, statistics, sys
-out, impls = sys.argv[1], sys.argv[2:]
-lines = ["# Leader kills under write-heavy load", "",
-         "3-node loopback ensembles from `scripts/cluster-zk.sh` (tickTime=2000, forceSync=yes), "
-         "fkload `faults:` schedule (`workload.yaml`): the leader, found through `srvr`, is SIGKILLed "
-         "and restarted 4 s later. Window = first failed or stalled write → first success of a write "
-         "sent after it; gap = longest any session waited to write. One machine, 2 cores, shared.", ""]
-summary = []
-for impl in impls:
-    r = json.load(open(f"{out}/{impl}.json"))
-    kills = [f for f in r["faults"] if f["event"]["action"] == "kill"]
-    d = r.get("durability") or {}
-    lines += [f"## {impl}", "",
-              f"{r['totals']['ops']} ops, {r['totals']['throughput']:.0f} ops/s overall, "
-              f"{r['totals']['errors']} errors. Acknowledged writes: {d.get('acked_writes', 0)}, "
-              f"{d.get('keys_checked', 0)} keys read back, lost {len(d.get('lost', []))}, "
-              f"unreadable {len(d.get('unreadable', []))}: **{'none lost' if d.get('ok') else 'CHECK FAILED'}**.", "",
-              "| kill | t (s) | node | window ms | session gap ms | latency peak ms | errors | recovered |",
-              "|---:|---:|---:|---:|---:|---:|---|---|"]
-    for i, f in enumerate(kills, 1):
-        e = f["event"]
-        lines.append(f"| {i} | {e['t']:.1f} | {e.get('node')} | {f['write_unavailable_ms']:.0f} | "
-                     f"{f.get('session_write_gap_max_ms', 0):.0f} | {f['latency_peak_ms']:.0f} | "
-                     f"{f['errors_by_code']} | {f['recovered']}{' ACTION FAILED: ' + e['error'] if e.get('error') else ''} |")
-    w = [f["write_unavailable_ms"] for f in kills]
-    if w:
-        summary.append(f"| {impl} | {len(w)} | {statistics.median(w):.0f} | {min(w):.0f} | {max(w):.0f} | "
-                       f"{statistics.median([f['latency_peak_ms'] for f in kills]):.0f} | "
-                       f"{'yes' if d.get('ok') else 'NO'} |")
-    lines.append("")
-lines[8:8] = ["| implementation | kills | median window ms | min | max | median latency peak ms | every acked write readable |",
-              "|---|---:|---:|---:|---:|---:|---|"] + summary + [""]
-open(f"{out}/summary.md", "w").write("\n".join(lines) + "\n")
-print("\n".join(lines))
-EOF
+python3 "$root/scripts/fault_summary.py" "$out" $impls
 echo "results: $out"

@@ -139,31 +139,66 @@ pub fn hosts(connect: &str) -> Vec<String> {
     hosts.split(',').filter(|h| !h.is_empty()).map(str::to_owned).collect()
 }
 
-/// The `Mode:` each host reports through `srvr` (empty when it does not answer).
+/// The `Mode:` each host reports through `srvr`, asked concurrently with a 2 s limit each
+/// (empty when a host does not answer: dead, stopped or not serving).
 pub async fn modes(hosts: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for h in hosts {
-        let mode = four_letter(h, "srvr")
-            .await
-            .ok()
-            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_owned())))
-            .unwrap_or_default();
-        out.push(mode);
-    }
-    out
+    let asks: Vec<_> = hosts
+        .iter()
+        .map(|h| async move {
+            tokio::time::timeout(Duration::from_secs(2), four_letter(h, "srvr"))
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .and_then(|t| t.lines().find_map(|l| l.strip_prefix("Mode: ").map(|m| m.trim().to_owned())))
+                .unwrap_or_default()
+        })
+        .collect();
+    futures_join(asks).await
 }
 
-/// Finds the target's index among `hosts`, with the mode each host reported.
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join<F: std::future::Future<Output = String>>(futures: Vec<F>) -> Vec<String> {
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<String>> = vec![None; pinned.len()];
+    std::future::poll_fn(|cx| {
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none()
+                && let std::task::Poll::Ready(v) = f.as_mut().poll(cx)
+            {
+                done[i] = Some(v);
+            }
+        }
+        if done.iter().all(Option::is_some) { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    done.into_iter().map(Option::unwrap_or_default).collect()
+}
+
+/// How long an action waits for its target to exist (no leader during an election).
+pub const RESOLVE_WAIT: Duration = Duration::from_secs(30);
+
+/// Finds the target's index among `hosts`, with the mode each host reported. A leader or
+/// follower that does not exist yet (an election is running) is waited for, up to
+/// [`RESOLVE_WAIT`].
 pub async fn resolve(target: Target, hosts: &[String]) -> anyhow::Result<(usize, String)> {
-    let modes = modes(hosts).await;
-    let pick = |role: &str| modes.iter().position(|m| m == role);
-    let index = match target {
-        Target::Leader => pick("leader"),
-        Target::Follower => pick("follower"),
-        Target::Node(i) => (i < hosts.len()).then_some(i),
+    let deadline = Instant::now() + RESOLVE_WAIT;
+    loop {
+        let modes = modes(hosts).await;
+        let pick = |role: &str| modes.iter().position(|m| m == role);
+        let index = match target {
+            Target::Leader => pick("leader"),
+            Target::Follower => pick("follower"),
+            Target::Node(i) => (i < hosts.len()).then_some(i),
+        };
+        match index {
+            Some(i) => return Ok((i, modes[i].clone())),
+            None if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(100)).await,
+            None => anyhow::bail!(
+                "no {target:?} among {hosts:?} within {} s (srvr modes {modes:?})",
+                RESOLVE_WAIT.as_secs()
+            ),
+        }
     }
-    .ok_or_else(|| anyhow::anyhow!("no {target:?} among {hosts:?} (srvr modes {modes:?})"))?;
-    Ok((index, modes[index].clone()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -336,19 +371,28 @@ fn steps(faults: &[Fault]) -> Vec<Step> {
     out
 }
 
-/// Carries out the schedule: `start` is the instant `at = 0` and `t0` the clock zero of the
-/// recorded times. Returns the events in the order they happened.
+/// When the schedule runs: `start` is the instant `at = 0`, `t0` the clock zero of the
+/// recorded times, `end` the end of the run (no action is begun or waited for after it).
+#[derive(Debug, Clone, Copy)]
+pub struct ScheduleClock {
+    pub start: Instant,
+    pub t0: Instant,
+    pub end: Instant,
+}
+
+/// Carries out the schedule, appending each action to `events` as it completes (so the run
+/// can stop the schedule at its end and keep what happened).
 pub async fn run_schedule(
     faults: Vec<Fault>,
     commands: Option<FaultCommands>,
     connect: String,
-    start: Instant,
-    t0: Instant,
-) -> Vec<FaultEvent> {
+    clock: ScheduleClock,
+    events: std::sync::Arc<Mutex<Vec<FaultEvent>>>,
+) {
+    let t0 = clock.t0;
     let mut runner = Runner { hosts: hosts(&connect), commands, hit: BTreeMap::new(), t0 };
-    let mut events = Vec::new();
     for step in steps(&faults) {
-        tokio::time::sleep_until((start + Duration::from_secs_f64(step.at)).into()).await;
+        tokio::time::sleep_until((clock.start + Duration::from_secs_f64(step.at)).into()).await;
         let f = &faults[step.fault];
         let mut ev = FaultEvent {
             t: Instant::now().duration_since(t0).as_secs_f64(),
@@ -363,13 +407,14 @@ pub async fn run_schedule(
             detail: String::new(),
             error: None,
         };
-        let r = runner.act(step.action, f, step.fault, &mut ev).await;
-        if let Err(e) = r {
-            ev.error = Some(format!("{e:#}"));
+        let left = clock.end.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, runner.act(step.action, f, step.fault, &mut ev)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => ev.error = Some(format!("{e:#}")),
+            Err(_) => ev.error = Some("the run ended before the action could be carried out".to_owned()),
         }
-        events.push(ev);
+        lock(&events).push(ev);
     }
-    events
 }
 
 /// What carrying out a schedule needs between its steps.

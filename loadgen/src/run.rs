@@ -501,7 +501,7 @@ fn session_level(e: &Error) -> bool {
 const TIMER_SLACK: Duration = Duration::from_micros(500);
 
 /// One worker: a closed loop, or an open loop on the current phase's schedule.
-async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
+async fn worker(ctx: Arc<Ctx>, mut zk: ZooKeeper, id: usize, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut seq = 0u64;
     let mut epoch = u64::MAX;
@@ -547,15 +547,38 @@ async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
             // A dead session fails instantly; without a pause the worker would spin and starve
             // the runtime (ticks, other sessions). A closed or expired session never recovers.
             if !zk.state().is_alive() {
-                if zk.state() == ferrokeeper_client::SessionState::Expired {
+                let expired = zk.state() == ferrokeeper_client::SessionState::Expired;
+                if expired {
                     let at = ctx.since_t0(Instant::now()) / 1000;
                     lock(&ctx.session_ends).entry(id / ctx.inflight.max(1)).or_insert(at);
                 }
-                break;
+                // Under a fault schedule an application would open a new session and go on;
+                // so does the worker (its own), or the rest of the run would measure nothing.
+                if !(expired && ctx.op_log.is_some()) {
+                    break;
+                }
+                match reconnect(&ctx, id).await {
+                    Some(fresh) => zk = fresh,
+                    None => break,
+                }
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A new session for worker `id` after its session expired, retried until the run stops.
+async fn reconnect(ctx: &Ctx, id: usize) -> Option<ZooKeeper> {
+    let connect = rotated(&ctx.connect, id / ctx.inflight.max(1));
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let attempt = ZooKeeper::builder(&connect).session_timeout(Duration::from_secs(30)).connect();
+        if let Ok(Ok((zk, _events))) = tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            return Some(zk);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 /// A watcher of the fan-out node: re-arms its watch and records set → event latency.
@@ -719,13 +742,21 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     set_phase(&ctx, phases.first().and_then(|p| p.rate), ctx.since_t0(Instant::now()));
     let started_unix = unix_now();
     // Worker 0 alone carries out the faults (the others would hit the same nodes again).
+    let fault_events = Arc::new(std::sync::Mutex::new(Vec::new()));
     let schedule = (!w.faults.is_empty() && me.index == 0).then(|| {
+        let now = Instant::now();
+        let run_secs: f64 = phases.iter().map(|p| p.secs).sum();
+        let clock = crate::fault::ScheduleClock {
+            start: now,
+            t0: ctx.t0,
+            end: now + Duration::from_secs_f64(run_secs),
+        };
         AbortOnDrop(tokio::spawn(crate::fault::run_schedule(
             w.faults.clone(),
             w.fault_commands.clone(),
             opts.connect.clone(),
-            Instant::now(),
-            ctx.t0,
+            clock,
+            fault_events.clone(),
         )))
     });
     let mut tasks = JoinSet::new();
@@ -800,7 +831,8 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     if let Some(p) = &opts.samples {
         write_samples(p, &recorder.samples())?;
     }
-    let (faults, durability, fault_log_dropped) = finish_faults(&ctx, &opts.connect, schedule, end_us).await;
+    let (faults, durability, fault_log_dropped) =
+        finish_faults(&ctx, &opts.connect, schedule, &fault_events, end_us).await;
     watchers.abort_all();
     for zk in &sessions {
         let _ = tokio::time::timeout(Duration::from_secs(2), zk.close()).await;
@@ -859,19 +891,18 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
 async fn finish_faults(
     ctx: &Ctx,
     connect: &str,
-    schedule: Option<AbortOnDrop<Vec<crate::fault::FaultEvent>>>,
+    schedule: Option<AbortOnDrop>,
+    events: &std::sync::Mutex<Vec<crate::fault::FaultEvent>>,
     end_us: u64,
 ) -> (Vec<FaultReport>, Option<DurabilityCheck>, u64) {
     let (Some(log), Some(ledger)) = (&ctx.op_log, &ctx.ledger) else {
         return (Vec::new(), None, 0);
     };
-    let events = match schedule {
-        Some(mut task) => match tokio::time::timeout(Duration::from_secs(90), &mut task.0).await {
-            Ok(Ok(events)) => events,
-            _ => Vec::new(),
-        },
-        None => Vec::new(),
-    };
+    // The schedule stops at the run's end (an action in progress gets a few seconds).
+    if let Some(mut task) = schedule {
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut task.0).await;
+    }
+    let events = lock(events).clone();
     let (ops, dropped) = log.take();
     let session_ends: Vec<u64> = lock(&ctx.session_ends).values().copied().collect();
     let reports = crate::fault::analyze(&events, &ops, end_us, &session_ends);
@@ -883,9 +914,9 @@ async fn finish_faults(
         Some(c)
     };
     let durability =
-        tokio::time::timeout(Duration::from_secs(60), check).await.ok().flatten().or_else(|| {
+        tokio::time::timeout(Duration::from_secs(45), check).await.ok().flatten().or_else(|| {
             Some(DurabilityCheck {
-                unreadable: vec![format!("no session to {connect} within 60 s")],
+                unreadable: vec![format!("no session to {connect}, or no answer, within 45 s")],
                 ..DurabilityCheck::default()
             })
         });
