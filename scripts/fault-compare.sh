@@ -18,6 +18,10 @@ impls=${FK_IMPLS:-ferrokeeper zookeeper}
 period=${FK_KILL_PERIOD:-8}
 out=${FK_OUT:-loadgen/results/faults-$(date -u +%Y%m%d-%H%M)}
 mkdir -p "$out"
+# Ports of their own (not cluster-zk.sh's defaults), so that a cluster someone else runs on
+# this machine is neither hit nor in the way.
+export FK_CLIENT_PORT_BASE=${FK_CLIENT_PORT_BASE:-31810} FK_PEER_PORT_BASE=${FK_PEER_PORT_BASE:-32880}
+export FK_ELECTION_PORT_BASE=${FK_ELECTION_PORT_BASE:-33880}
 
 nice -n 10 cargo build --release -q -p ferrokeeper-server -p ferrokeeper-loadgen
 fkload=$root/target/release/fkload
@@ -58,6 +62,7 @@ for f in r.get("faults", []):
     done
   fi
   scripts/cluster-zk.sh stop 3 || true
+  for i in 1 2 3; do cp "$dir/node$i/server.log" "$out/$impl-node$i.log" 2>/dev/null || true; done
   sleep 1
   for pid in $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))
 for f in r.get("faults", []):

@@ -16,6 +16,10 @@ workload=${FK_WORKLOAD:-loadgen/workloads/write-heavy.yaml}
 secs=${FK_SECS:-20}
 out=${FK_OUT:-loadgen/results/workers-$(date -u +%Y%m%d-%H%M)}
 mkdir -p "$out"
+# Ports of their own (not cluster-zk.sh's defaults), so that a cluster someone else runs on
+# this machine is neither hit nor in the way.
+export FK_CLIENT_PORT_BASE=${FK_CLIENT_PORT_BASE:-31810} FK_PEER_PORT_BASE=${FK_PEER_PORT_BASE:-32880}
+export FK_ELECTION_PORT_BASE=${FK_ELECTION_PORT_BASE:-33880}
 nice -n 10 cargo build --release -q -p ferrokeeper-server -p ferrokeeper-loadgen
 fkload=$root/target/release/fkload
 dir=$(mktemp -d /tmp/fk-workers.XXXXXX)
