@@ -718,6 +718,11 @@ impl WriteLedger {
         m.entry(key).or_insert_with(|| (i64::MIN, String::new(), Vec::new())).2.push(tag);
     }
 
+    /// setData calls acknowledged so far.
+    pub fn acked_count(&self) -> u64 {
+        self.acked.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn take(&self) -> (BTreeMap<usize, KeyWrites>, u64) {
         (std::mem::take(&mut *lock(&self.keys)), self.acked.load(std::sync::atomic::Ordering::Relaxed))
     }

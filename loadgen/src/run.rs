@@ -916,6 +916,7 @@ async fn finish_faults(
     let durability =
         tokio::time::timeout(Duration::from_secs(45), check).await.ok().flatten().or_else(|| {
             Some(DurabilityCheck {
+                acked_writes: ledger.acked_count(),
                 unreadable: vec![format!("no session to {connect}, or no answer, within 45 s")],
                 ..DurabilityCheck::default()
             })

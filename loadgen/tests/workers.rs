@@ -48,7 +48,7 @@ fn samples(p: &Path) -> Vec<(String, u64, u64)> {
 }
 
 fn run_workers(dir: &Path, connect: &str, workload: &Path, n: usize) -> Vec<(PathBuf, PathBuf)> {
-    let start_at = fkload::worker::unix_now() + 4.0;
+    let start_at = fkload::worker::unix_now() + 5.0;
     let mut children = Vec::new();
     let mut files = Vec::new();
     for i in 0..n {
