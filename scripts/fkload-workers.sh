@@ -6,6 +6,7 @@
 #
 #   scripts/fkload-workers.sh                          # write-heavy, closed loop, 20 s runs
 #   FK_WORKLOAD=loadgen/workloads/read-heavy.yaml FK_SECS=30 scripts/fkload-workers.sh
+#   FK_WORKER_THREADS=1 scripts/fkload-workers.sh     # one runtime thread per worker process
 #
 # Output: loadgen/results/workers-<time>/{single,n2,n4}.json, w*.json, summary.md. Only
 # 127.0.0.1; the ensemble (scripts/cluster-zk.sh) is stopped by pid at the end.
@@ -34,7 +35,10 @@ for n in 2 4; do
   at=$(python3 -c 'import time; print(f"@{time.time() + 5:.3f}")')
   pids=()
   for i in $(seq 0 $((n - 1))); do
-    "$fkload" run "${common[@]}" --skip-setup --worker "$i/$n" --start-at "$at" --out "$out/n$n-w$i.json" \
+    # FK_WORKER_THREADS: runtime threads per worker process (tokio's TOKIO_WORKER_THREADS), so N
+    # processes on one machine need not run N times the threads of one.
+    env ${FK_WORKER_THREADS:+TOKIO_WORKER_THREADS=$FK_WORKER_THREADS} \
+      "$fkload" run "${common[@]}" --skip-setup --worker "$i/$n" --start-at "$at" --out "$out/n$n-w$i.json" \
       >"$out/n$n-w$i.txt" 2>&1 &
     pids+=($!)
   done
@@ -43,11 +47,12 @@ for n in 2 4; do
 done
 
 python3 - "$out" "$workload" "$secs" <<'EOF'
-import json, sys
+import json, os, sys
 out, workload, secs = sys.argv[1], sys.argv[2], sys.argv[3]
 single = json.load(open(f"{out}/single.json"))
 rows = ["# fkload worker mode: one process vs N merged workers", "",
-        f"`{workload}`, {secs} s measured, the same sessions in total; a local 3-node ferrokeeper "
+        f"`{workload}`, {secs} s measured, the same sessions in total, runtime threads per worker "
+        f"process: {os.environ.get('FK_WORKER_THREADS') or 'tokio default (one per core)'}; a local 3-node ferrokeeper "
         "ensemble (release build, `scripts/cluster-zk.sh`), all on one 2-core machine.", "",
         "| processes | ops/s | ratio to 1 process | p99 ms (worst op) | fkload CPU µs/op | flags |",
         "|---:|---:|---:|---:|---:|---|"]
