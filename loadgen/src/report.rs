@@ -333,6 +333,13 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, f64, String)]) -> String {
     s
 }
 
+/// A long text cut to its first 60 characters, the whole of it in a tooltip.
+fn short(text: &str) -> String {
+    let first: String = text.chars().take(60).collect();
+    let more = if first.len() < text.len() { "…" } else { "" };
+    format!("<span title=\"{}\">{}{more}</span>", esc(text), esc(&first))
+}
+
 /// The faults injected and what each did; whether acknowledged writes survived.
 fn faults_section(body: &mut String, r: &crate::run::RunResult) {
     body.push_str(
@@ -363,7 +370,7 @@ fn faults_section(body: &mut String, r: &crate::run::RunResult) {
             f.latency_peak_ms,
             esc(&format!("{:?}", f.errors_by_code)),
             f.sessions_expired,
-            esc(e.error.as_deref().unwrap_or(&e.detail))
+            short(e.error.as_deref().unwrap_or(&e.detail))
         );
     }
     body.push_str("</table>");
@@ -447,9 +454,6 @@ pub fn html(r: &RunResult) -> String {
     }
     let marks: Vec<(f64, String)> =
         r.faults.iter().map(|f| (f.event.t, format!("{} {}", f.event.action, f.event.target))).collect();
-    if !r.faults.is_empty() || r.durability.is_some() {
-        faults_section(&mut body, r);
-    }
     // Throughput over time.
     let thr =
         Line { name: "ops/s", color: PALETTE[0], points: r.series.iter().map(|p| (p.t, p.ops)).collect() };
@@ -491,6 +495,10 @@ pub fn html(r: &RunResult) -> String {
         &|x| format!("{x:.0}s"),
         &marks,
     ));
+    // The faults right under the charts that mark them.
+    if !r.faults.is_empty() || r.durability.is_some() {
+        faults_section(&mut body, r);
+    }
     // Percentile spectrum.
     let spec_lines: Vec<Line> = names
         .iter()
