@@ -1,9 +1,10 @@
 //! The fault schedule against a real 3-node ferrokeeper ensemble: under write-only load,
-//! fkload kills the leader (found through `srvr`) and restarts it, then SIGSTOPs a follower
-//! for 1.5 s. Checks that every action ran on the right node, that the leader kill shows a
-//! write unavailability window with a latency peak above the stall threshold, that the
-//! restarted node rejoins, that every acknowledged write is still readable, and that the
-//! HTML report marks the faults on the time series.
+//! fkload kills the leader (found through `srvr`, the local pid through /proc) and restarts it,
+//! then SIGSTOPs a follower for 1.5 s through `fault_commands` templates, then runs a user
+//! `command` and its `undo`. Checks that every action ran on the right node with the templates
+//! filled in, that the leader kill shows a write unavailability window with a latency peak above
+//! the stall threshold, that the restarted node rejoins, that every acknowledged write is still
+//! readable, and that the HTML report marks the faults on the time series.
 #![allow(clippy::unwrap_used)]
 
 mod ensemble;
@@ -14,18 +15,31 @@ use std::time::{Duration, Instant};
 use ensemble::{Ensemble, TempDir, fkload_bin, four_letter};
 use fkload::run::RunResult;
 
-const WORKLOAD: &str = "name: faults-test
-ops: {set: 1}
+/// The workload: `follower` is the 1-based node the stop hits (not the leader, whose pid the
+/// restart changes), `dir` holds the pid files the stop/cont templates read.
+fn workload(follower: usize, dir: &std::path::Path) -> String {
+    let dir = dir.display();
+    format!(
+        "name: faults-test
+ops: {{set: 1}}
 znodes: 200
-tree: {fanout: 50}
-value_size: {dist: fixed, size: 128}
+tree: {{fanout: 50}}
+value_size: {{dist: fixed, size: 128}}
 sessions: 6
 inflight: 2
-duration_secs: 13
+duration_secs: 13.5
 faults:
-  - {at: 3, action: kill, target: leader, restart_at: 7}
-  - {at: 10, action: stop, target: follower, duration: 1.5}
-";
+  - {{at: 3, action: kill, target: leader, restart_at: 7}}
+  - {{at: 10, action: stop, target: 'node:{follower}', duration: 1.5}}
+  - {{at: 12.5, action: command, target: 'node:{follower}', duration: 0.3,
+     run: 'echo run {{host}} {{port}} {{node}} {{index}} >> {dir}/cmd.log',
+     undo: 'echo undo {{node}} >> {dir}/cmd.log'}}
+fault_commands:
+  stop: 'kill -STOP $(cat {dir}/node{{node}}.pid)'
+  cont: 'kill -CONT $(cat {dir}/node{{node}}.pid)'
+"
+    )
+}
 
 /// Kills (SIGKILL, by pid) a process fkload restarted, which no test handle owns.
 struct KillOnDrop(Option<u32>);
@@ -45,7 +59,11 @@ fn leader_kill_and_follower_stop_are_measured() {
     let leader_before = ensemble.leader().expect("a leader");
     let tmp = TempDir::new("fkload-faults");
     let dir = tmp.0.clone();
-    std::fs::write(dir.join("workload.yaml"), WORKLOAD).unwrap();
+    for i in 0..3 {
+        std::fs::write(dir.join(format!("node{}.pid", i + 1)), ensemble.pid(i).to_string()).unwrap();
+    }
+    let follower = (0..3).find(|i| *i != leader_before).unwrap();
+    std::fs::write(dir.join("workload.yaml"), workload(follower + 1, &dir)).unwrap();
     let out = dir.join("result.json");
     let html = dir.join("report.html");
     let log = std::fs::File::create(dir.join("fkload.log")).unwrap();
@@ -78,7 +96,7 @@ fn leader_kill_and_follower_stop_are_measured() {
     assert!(status.success(), "fkload failed:\n{text}\n{}", ensemble.logs());
     let r: RunResult = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let actions: Vec<&str> = r.faults.iter().map(|f| f.event.action.as_str()).collect();
-    assert_eq!(actions, ["kill", "restart", "stop", "cont"], "{:#?}", r.faults);
+    assert_eq!(actions, ["kill", "restart", "stop", "cont", "command", "undo"], "{:#?}", r.faults);
     for f in &r.faults {
         assert!(f.event.error.is_none(), "{} failed: {:?}", f.event.action, f.event.error);
     }
@@ -91,6 +109,15 @@ fn leader_kill_and_follower_stop_are_measured() {
     assert_eq!(kill.event.pid, Some(ensemble.pid(leader_before)));
     assert_eq!(restart.event.node, kill.event.node);
     assert_eq!(stop.event.role.as_deref(), Some("follower"));
+    // The stop and cont went through the templates, the command and undo through theirs.
+    let pidfile = format!("{}/node{}.pid", dir.display(), follower + 1);
+    assert!(stop.event.detail.starts_with(&format!("$ kill -STOP $(cat {pidfile})")), "{}", stop.event.detail);
+    assert!(r.faults[3].event.detail.starts_with(&format!("$ kill -CONT $(cat {pidfile})")));
+    let port = ensemble.nodes[follower].client_port;
+    assert_eq!(
+        std::fs::read_to_string(dir.join("cmd.log")).unwrap(),
+        format!("run 127.0.0.1 {port} {} {follower}\nundo {}\n", follower + 1, follower + 1)
+    );
     // The leader kill stopped writes for a while, and they came back.
     assert!(kill.recovered, "{kill:#?}");
     assert!(
@@ -112,7 +139,7 @@ fn leader_kill_and_follower_stop_are_measured() {
     assert!(mode.contains("Mode: follower") || mode.contains("Mode: leader"), "restarted node: {mode}");
     // The report marks every action on the throughput and p99 charts.
     let page = std::fs::read_to_string(&html).unwrap();
-    assert_eq!(page.matches("class=\"fault-mark\"").count(), 8, "4 actions × 2 time-series charts");
+    assert_eq!(page.matches("class=\"fault-mark\"").count(), 12, "6 actions × 2 time-series charts");
     assert!(page.contains("<h2>Faults</h2>") && page.contains("every acknowledged write is still readable"));
     // The ensemble's own handle no longer owns the killed node.
     ensemble.nodes[leader_before].child.take().map(|mut c| c.wait());
