@@ -111,7 +111,11 @@ fn leader_kill_and_follower_stop_are_measured() {
     assert_eq!(stop.event.role.as_deref(), Some("follower"));
     // The stop and cont went through the templates, the command and undo through theirs.
     let pidfile = format!("{}/node{}.pid", dir.display(), follower + 1);
-    assert!(stop.event.detail.starts_with(&format!("$ kill -STOP $(cat {pidfile})")), "{}", stop.event.detail);
+    assert!(
+        stop.event.detail.starts_with(&format!("$ kill -STOP $(cat {pidfile})")),
+        "{}",
+        stop.event.detail
+    );
     assert!(r.faults[3].event.detail.starts_with(&format!("$ kill -CONT $(cat {pidfile})")));
     let port = ensemble.nodes[follower].client_port;
     assert_eq!(
