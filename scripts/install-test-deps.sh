@@ -6,6 +6,7 @@
 #    `libcurator-{framework,recipes,client}-java`, which bring Guava, SLF4J and the ZooKeeper
 #    client jars) for server/tests/curator.rs
 #  - the openssl CLI (and the JDK's keytool) for scripts/make-test-certs.sh
+#  - Helm for the chart's lint/template and test (scripts/helm-deps.sh)
 #  - rustfmt / clippy components (normally already installed)
 set -euo pipefail
 
@@ -63,6 +64,7 @@ else
 fi
 
 bash "$(dirname "$0")/prometheus-deps.sh"  # prometheus + promtool for dashboards/ (loadgen/tests/dashboards.rs)
+bash "$(dirname "$0")/helm-deps.sh"        # helm (or Helm's SDK) for deploy/helm (scripts/helm-check.sh, loadgen/tests/helm_chart.rs)
 # docker-compose (Debian's, v1): `docker-compose config` validates dashboards/docker-compose.yml
 # against the Compose schema; no Docker engine is needed or started.
 if command -v docker-compose >/dev/null 2>&1; then

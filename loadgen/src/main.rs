@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use fkload::run::{RunOptions, RunResult, run, sweep};
+use fkload::worker::{WorkerSpec, parse_utc, unix_now};
 use fkload::workload::Workload;
-use fkload::{compare, report, trace};
+use fkload::{compare, merge, report, trace};
 
 #[derive(Parser)]
 #[command(name = "fkload", version, about = "Load generator for ZooKeeper-protocol servers")]
@@ -28,6 +29,8 @@ struct Outputs {
     no_progress: bool,
 }
 
+// Parsed once per process; boxing the big variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a workload against a target.
@@ -77,6 +80,44 @@ enum Cmd {
         no_server_stats: bool,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Run worker I's share of the workload (0-based, I < N): its sessions, keys and
+        /// open-loop schedule slots. Merge the N results with `fkload merge`.
+        #[arg(long, value_name = "I/N")]
+        worker: Option<String>,
+        /// Start the first phase at this UTC instant (2026-11-29T10:00:00Z or @UNIX_SECONDS), so
+        /// workers on several machines start together. Connect and set up before it.
+        #[arg(long, value_name = "UTC")]
+        start_at: Option<String>,
+        /// Write every raw sample of the measured phase to this file (`op service_us
+        /// response_us` per line; memory grows with the op count).
+        #[arg(long)]
+        samples: Option<PathBuf>,
+        /// A fault, as a YAML mapping like the workload's `faults:` entries, e.g.
+        /// '{at: 20, action: kill, target: leader, restart_at: 40}'. Repeatable.
+        #[arg(long)]
+        fault: Vec<String>,
+        #[command(flatten)]
+        outputs: Outputs,
+    },
+    /// Merge the results of `fkload run --worker I/N` processes into one (histograms added
+    /// exactly, counts and series summed) and flag workers that fell behind or disagree.
+    Merge {
+        /// Worker result JSONs.
+        #[arg(required = true)]
+        results: Vec<PathBuf>,
+        /// Flag a worker whose send-lag p99 exceeds this (ms) and twice its service p99.
+        #[arg(long, default_value_t = 10.0)]
+        lag_threshold_ms: f64,
+        /// Flag a worker whose clock is this far (ms, beyond the measurement's uncertainty)
+        /// from the workers' median offset against the leader's clock.
+        #[arg(long, default_value_t = 10.0)]
+        clock_threshold_ms: f64,
+        /// Flag a worker that started this much (ms) after --start-at.
+        #[arg(long, default_value_t = 100.0)]
+        start_threshold_ms: f64,
+        /// Exit 1 when any flag is raised.
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -151,8 +192,21 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             skip_setup,
             no_server_stats,
             seed,
+            worker,
+            start_at,
+            samples,
+            fault,
             outputs,
         } => {
+            let worker = match worker {
+                Some(text) => WorkerSpec::parse(&text)?,
+                None => WorkerSpec::SOLE,
+            };
+            anyhow::ensure!(
+                worker.count == 1 || sweep_start.is_none(),
+                "--sweep adapts its rate to the results and cannot be split over workers"
+            );
+            let start_at = start_at.as_deref().map(parse_utc).transpose()?;
             let mut w = Workload::load(&workload)?;
             if let Some(v) = sessions {
                 w.sessions = v;
@@ -173,6 +227,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             if !steps.is_empty() {
                 w.steps = steps;
             }
+            for text in &fault {
+                let f: fkload::fault::Fault =
+                    serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("--fault {text}: {e}"))?;
+                w.faults.push(f);
+            }
+            w.validate()?;
             let opts = RunOptions {
                 connect: target,
                 workload: w,
@@ -183,6 +243,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 skip_setup,
                 seed,
                 server_stats: !no_server_stats,
+                worker,
+                start_at,
+                samples,
             };
             // A hard bound on the whole command, so a misbehaving target (a server that accepts
             // but never answers) cannot hang fkload: the planned time plus two minutes of setup.
@@ -194,7 +257,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     w.step_secs * w.steps.len() as f64
                 };
             let runs = if sweep_start.is_some() { 2 * sweep_runs + 1 } else { 1 };
-            let limit = std::time::Duration::from_secs_f64((planned + 120.0) * runs as f64);
+            let wait = start_at.map_or(0.0, |at| (at - unix_now()).max(0.0));
+            let limit = std::time::Duration::from_secs_f64((planned + 120.0) * runs as f64 + wait);
             let work = async {
                 match sweep_start {
                     Some(start) => sweep(&opts, start, sweep_runs).await,
@@ -206,6 +270,21 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             })??;
             write_outputs(&r, &outputs)?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Merge { results, lag_threshold_ms, clock_threshold_ms, start_threshold_ms, strict, outputs } => {
+            let parts = results.iter().map(read_result).collect::<anyhow::Result<Vec<_>>>()?;
+            let o = merge::MergeOptions {
+                lag_ms: lag_threshold_ms,
+                clock_ms: clock_threshold_ms,
+                start_ms: start_threshold_ms,
+            };
+            let merged = merge::merge(&parts, &o)?;
+            print!("{}", merge::workers_table(&parts));
+            for f in &merged.merge_flags {
+                println!("FLAG: {f}");
+            }
+            write_outputs(&merged, &outputs)?;
+            Ok(if strict && !merged.merge_flags.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Cmd::Compare { a, b, threshold } => {
             let th = compare::parse_threshold(&threshold)?;

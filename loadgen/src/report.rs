@@ -66,11 +66,57 @@ pub fn summary_table(r: &RunResult) -> String {
         r.client_cpu.user_s,
         r.client_cpu.sys_s
     );
+    if !r.workers.is_empty() {
+        let _ = writeln!(s, "merged from {} workers", r.workers.len());
+    }
+    for f in &r.merge_flags {
+        let _ = writeln!(s, "FLAG: {f}");
+    }
     if let Some(l) = &r.send_lag {
         let _ = writeln!(
             s,
             "open-loop send lag (actual - intended send): p50 {:.2} p99 {:.2} p99.9 {:.2} max {:.2} ms",
             l.p50, l.p99, l.p999, l.max
+        );
+    }
+    for f in &r.faults {
+        let e = &f.event;
+        let _ = writeln!(
+            s,
+            "fault at {:>6.1} s: {} {} (node {} {}{}): writes unavailable {:.0} ms{} (longest session gap {:.0} ms), latency peak {:.1} ms, \
+             {} sessions expired, errors {:?}{}",
+            e.t,
+            e.action,
+            e.target,
+            e.node.map(|n| n.to_string()).unwrap_or_else(|| "?".into()),
+            e.addr.as_deref().unwrap_or(""),
+            e.role.as_deref().map(|r| format!(", was {r}")).unwrap_or_default(),
+            f.write_unavailable_ms,
+            if f.recovered { "" } else { " (not recovered before the next action)" },
+            f.session_write_gap_max_ms,
+            f.latency_peak_ms,
+            f.sessions_expired,
+            f.errors_by_code,
+            e.error.as_deref().map(|x| format!("  ACTION FAILED: {x}")).unwrap_or_default()
+        );
+    }
+    if let Some(d) = &r.durability {
+        let _ = writeln!(
+            s,
+            "acknowledged writes: {} setData acknowledged, {} keys read back: {}",
+            d.acked_writes,
+            d.keys_checked,
+            if d.ok {
+                "all still readable".to_owned()
+            } else {
+                format!(
+                    "{} LOST, {} unreadable: {:?} {:?}",
+                    d.lost.len(),
+                    d.unreadable.len(),
+                    d.lost,
+                    d.unreadable
+                )
+            }
         );
     }
     for st in &r.steps {
@@ -153,6 +199,7 @@ fn line_chart(
     y_label: &str,
     log_y: bool,
     x_fmt: &dyn Fn(f64) -> String,
+    marks: &[(f64, String)],
 ) -> String {
     let tf = |y: f64| if log_y { y.max(1e-3).log10() } else { y };
     let pts = lines.iter().flat_map(|l| l.points.iter());
@@ -229,6 +276,23 @@ fn line_chart(
         W - L - R,
         H - T - B
     );
+    // Fault marks: a dashed vertical line and its label at each action's time.
+    for (k, (x, label)) in marks.iter().enumerate() {
+        if *x < x0 || *x > x1 {
+            continue;
+        }
+        let xx = px(*x);
+        let _ = write!(
+            s,
+            "<line class=\"fault-mark\" x1=\"{xx:.1}\" x2=\"{xx:.1}\" y1=\"{T}\" y2=\"{}\" stroke=\"#e00000\" \
+             stroke-width=\"2\" stroke-dasharray=\"6,3\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" \
+             fill=\"#e00000\" font-family=\"sans-serif\">{}</text>",
+            H - B,
+            xx + 3.0,
+            T + 12.0 + (k % 4) as f64 * 12.0,
+            esc(label)
+        );
+    }
     for (i, l) in lines.iter().enumerate() {
         let d: Vec<String> = l.points.iter().map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y))).collect();
         let _ = write!(
@@ -278,6 +342,96 @@ fn bar_chart(id: &str, title: &str, bars: &[(String, f64, String)]) -> String {
     s
 }
 
+/// A long text cut to its first 60 characters, the whole of it in a tooltip.
+fn short(text: &str) -> String {
+    let first: String = text.chars().take(60).collect();
+    let more = if first.len() < text.len() { "…" } else { "" };
+    format!("<span title=\"{}\">{}{more}</span>", esc(text), esc(&first))
+}
+
+/// The faults injected and what each did; whether acknowledged writes survived.
+fn faults_section(body: &mut String, r: &crate::run::RunResult) {
+    body.push_str(
+        "<h2>Faults</h2><table class=\"faults\"><tr><th>t (s)</th><th>action</th><th>node</th><th>was</th>\
+         <th>write unavailability ms</th><th>from → until (s)</th><th>longest session gap ms</th><th>latency peak ms</th><th>errors by code</th>\
+         <th>sessions expired</th><th>detail</th></tr>",
+    );
+    for f in &r.faults {
+        let e = &f.event;
+        let window = match (f.unavailable_from_t, f.unavailable_until_t) {
+            (Some(a), Some(b)) => format!("{a:.3} → {b:.3}"),
+            (Some(a), None) => format!("{a:.3} → not recovered by {:.1}", f.span_end_t),
+            _ => "no failed or stalled write".to_owned(),
+        };
+        let _ = write!(
+            body,
+            "<tr><td>{:.2}</td><td>{} {}</td><td>{} {}</td><td>{}</td><td>{:.0}</td><td>{}</td><td>{:.0}</td><td>{:.1}</td>\
+             <td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td></tr>",
+            e.t,
+            esc(&e.action),
+            esc(&e.target),
+            e.node.map(|n| n.to_string()).unwrap_or_default(),
+            esc(e.addr.as_deref().unwrap_or("")),
+            esc(e.role.as_deref().unwrap_or("")),
+            f.write_unavailable_ms,
+            esc(&window),
+            f.session_write_gap_max_ms,
+            f.latency_peak_ms,
+            esc(&format!("{:?}", f.errors_by_code)),
+            f.sessions_expired,
+            short(e.error.as_deref().unwrap_or(&e.detail))
+        );
+    }
+    body.push_str("</table>");
+    if let Some(d) = &r.durability {
+        let _ = write!(
+            body,
+            "<p>Acknowledged writes: {} setData acknowledged; {} keys read back after the run: <b>{}</b>.</p>",
+            d.acked_writes,
+            d.keys_checked,
+            if d.ok {
+                "every acknowledged write is still readable".to_owned()
+            } else {
+                format!("{} lost, {} unreadable", d.lost.len(), d.unreadable.len())
+            }
+        );
+    }
+}
+
+/// A merged result's workers: who ran what, their clocks and starts, and the merge's flags.
+fn workers_section(body: &mut String, r: &crate::run::RunResult) {
+    let _ = write!(
+        body,
+        "<h2>Workers</h2><p>Merged from {} worker results; histograms added exactly.</p><table><tr><th>worker</th>\
+         <th>host</th><th>sessions</th><th>clock vs leader ms (±)</th><th>started after --start-at ms</th></tr>",
+        r.workers.len()
+    );
+    for w in &r.workers {
+        let _ = write!(
+            body,
+            "<tr><td>{}/{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            w.index,
+            w.count,
+            esc(&w.host),
+            w.sessions.len(),
+            w.clock().map(|c| format!("{:+.1} ({:.1})", c.offset_ms, c.uncertainty_ms)).unwrap_or_default(),
+            w.start_late_ms().map(|l| format!("{l:.1}")).unwrap_or_default()
+        );
+    }
+    body.push_str("</table>");
+    if r.merge_flags.is_empty() {
+        body.push_str(
+            "<p>No flags: every worker kept its schedule, started on time and agreed on the clock.</p>",
+        );
+    } else {
+        body.push_str("<ul class=\"flags\">");
+        for f in &r.merge_flags {
+            let _ = write!(body, "<li><b>FLAG</b> {}</li>", esc(f));
+        }
+        body.push_str("</ul>");
+    }
+}
+
 /// The self-contained HTML report.
 pub fn html(r: &RunResult) -> String {
     let mut body = String::new();
@@ -304,6 +458,11 @@ pub fn html(r: &RunResult) -> String {
             l.p50, l.p99, l.max
         );
     }
+    if !r.workers.is_empty() {
+        workers_section(&mut body, r);
+    }
+    let marks: Vec<(f64, String)> =
+        r.faults.iter().map(|f| (f.event.t, format!("{} {}", f.event.action, f.event.target))).collect();
     // Throughput over time.
     let thr =
         Line { name: "ops/s", color: PALETTE[0], points: r.series.iter().map(|p| (p.t, p.ops)).collect() };
@@ -319,6 +478,7 @@ pub fn html(r: &RunResult) -> String {
         "ops/s",
         false,
         &|x| format!("{x:.0}s"),
+        &marks,
     ));
     // p99 over time per op.
     let names: Vec<&String> = r.ops.keys().collect();
@@ -342,7 +502,12 @@ pub fn html(r: &RunResult) -> String {
         "ms",
         true,
         &|x| format!("{x:.0}s"),
+        &marks,
     ));
+    // The faults right under the charts that mark them.
+    if !r.faults.is_empty() || r.durability.is_some() {
+        faults_section(&mut body, r);
+    }
     // Percentile spectrum.
     let spec_lines: Vec<Line> = names
         .iter()
@@ -367,6 +532,7 @@ pub fn html(r: &RunResult) -> String {
             let p = 100.0 * (1.0 - 10f64.powf(-x));
             format!("{}%", (p * 10000.0).round() / 10000.0)
         },
+        &[],
     ));
     // Summary table.
     body.push_str("<h2>Per op</h2><table><tr><th>op</th><th>count</th><th>ops/s</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p99.99</th><th>max</th><th>service p99</th><th>error codes</th></tr>");

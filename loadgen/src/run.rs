@@ -19,11 +19,13 @@ use tokio::task::JoinSet;
 
 use crate::cpu::{ClientCpu, process_cpu_seconds};
 use crate::dist::{Keys, Mix, Sizes};
+use crate::fault::{DurabilityCheck, FaultReport, OpEvent, OpLog, WriteLedger};
 use crate::hdrlog::HdrLog;
 use crate::metrics::Metrics;
 use crate::mntr::{ServerView, Snapshot};
-use crate::stats::{OpSummary, Recorder, SeriesPoint, series_point};
+use crate::stats::{OpSummary, Recorder, SeriesPoint, lock, series_point};
 use crate::trace::{TraceEvent, TraceWriter};
+use crate::worker::{WorkerInfo, WorkerSpec, clock_offset, sleep_until_unix};
 use crate::workload::{MixOp, OpKind, Workload};
 
 /// The root every fkload node lives under.
@@ -52,6 +54,32 @@ pub struct RunOptions {
     pub seed: u64,
     /// Read `mntr` from the targets before and after.
     pub server_stats: bool,
+    /// Which share of the workload this process runs (`--worker I/N`).
+    pub worker: WorkerSpec,
+    /// Start the first phase when the wall clock reads this (Unix seconds, `--start-at`).
+    pub start_at: Option<f64>,
+    /// Write every raw sample of the measured phase here (`--samples`; text, one per line).
+    pub samples: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options for the whole workload in one process, with the defaults of `fkload run`.
+    pub fn new(connect: &str, workload: Workload) -> RunOptions {
+        RunOptions {
+            connect: connect.to_owned(),
+            workload,
+            hdr_log: None,
+            record: None,
+            progress: false,
+            metrics_port: None,
+            skip_setup: false,
+            seed: 42,
+            server_stats: true,
+            worker: WorkerSpec::SOLE,
+            start_at: None,
+            samples: None,
+        }
+    }
 }
 
 /// Totals of the measured phase.
@@ -113,6 +141,29 @@ pub struct RunResult {
     /// `sync` (one per session, so that every session's server has the tree before it reads).
     #[serde(default)]
     pub setup_requests: BTreeMap<String, u64>,
+    /// The process that produced this result: its share, start time and clock offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<WorkerInfo>,
+    /// A merged result (`fkload merge`): every worker's info, in index order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub workers: Vec<WorkerInfo>,
+    /// A merged result: what looked wrong with the workers (behind schedule, clocks apart, a
+    /// late start, a missing worker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merge_flags: Vec<String>,
+    /// Faults injected during the run and what each did to the load (`faults:` / `--fault`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultReport>,
+    /// With faults: whether every acknowledged setData was still readable after the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durability: Option<DurabilityCheck>,
+    /// With faults: ops not logged for the fault analysis (past its bound).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fault_log_dropped: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Paths of the keys and directories.
@@ -143,12 +194,19 @@ fn error_name(e: &Error) -> &'static str {
     e.code().message()
 }
 
-/// Creates the fixed nodes and the key tree (existing nodes are left as they are); returns the
-/// number of create requests sent.
-pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &Bytes) -> anyhow::Result<u64> {
+/// Creates the fixed nodes and the key tree (existing nodes are left as they are). A worker
+/// creates every directory and its own share of the keys. Returns the number of create requests
+/// sent.
+pub async fn prepare(
+    zk: &ZooKeeper,
+    workload: &Workload,
+    tree: &Tree,
+    value: &Bytes,
+    worker: WorkerSpec,
+) -> anyhow::Result<u64> {
     let acl = Acl::open_unsafe();
     let fixed = [ROOT, "/fkload/cd", "/fkload/eph", "/fkload/lock", WATCHED];
-    let creates = (fixed.len() + tree.dirs.len() + tree.keys.len()) as u64;
+    let mut creates = fixed.len() as u64;
     for p in fixed {
         match zk.create(p, b"", &acl, CreateMode::Persistent, None).await {
             Ok(_) => {}
@@ -157,7 +215,10 @@ pub async fn prepare(zk: &ZooKeeper, workload: &Workload, tree: &Tree, value: &B
         }
     }
     let size = workload.value_size.max().min(value.len());
-    for batch in [&tree.dirs, &tree.keys] {
+    let keys: Vec<String> =
+        tree.keys.iter().enumerate().filter(|(i, _)| worker.owns(*i)).map(|(_, k)| k.clone()).collect();
+    creates += (tree.dirs.len() + keys.len()) as u64;
+    for batch in [&tree.dirs, &keys] {
         for chunk in batch.chunks(512) {
             let mut set = JoinSet::new();
             for path in chunk {
@@ -195,11 +256,39 @@ pub fn rotated(connect: &str, i: usize) -> String {
     format!("{}{chroot}", out.join(","))
 }
 
+/// Waits until every key of the tree exists (the other workers have created their shares),
+/// counting the children of each directory; gives up after `limit`.
+pub async fn wait_for_tree(zk: &ZooKeeper, tree: &Tree, limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut present = 0usize;
+        for dir in &tree.dirs {
+            present += zk.get_children(dir).await.map(|c| c.len()).unwrap_or(0);
+        }
+        if present >= tree.keys.len() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the key tree is incomplete after {:.0} s ({present} of {} keys): is every worker running?",
+            limit.as_secs_f64(),
+            tree.keys.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Opens `n` sessions concurrently, spread over the connect string's hosts.
 pub async fn connect_all(connect: &str, n: usize) -> anyhow::Result<Vec<ZooKeeper>> {
+    connect_sessions(connect, &(0..n).collect::<Vec<_>>()).await
+}
+
+/// Opens the sessions with the given global numbers; session `i` starts on host `i mod hosts`.
+pub async fn connect_sessions(connect: &str, numbers: &[usize]) -> anyhow::Result<Vec<ZooKeeper>> {
+    let n = numbers.len();
     let mut set = JoinSet::new();
-    for i in 0..n {
-        let c = rotated(connect, i);
+    for (i, number) in numbers.iter().enumerate() {
+        let c = rotated(connect, *number);
         set.spawn(async move {
             let r = ZooKeeper::builder(&c).session_timeout(Duration::from_secs(30)).connect().await;
             (i, r)
@@ -232,12 +321,59 @@ pub struct Ctx {
     /// Watch fan-out: when the last watched setData was sent (ns after t0).
     pub watch_sent_ns: AtomicU64,
     pub workers: usize,
+    pub inflight: usize,
     pub trace: Option<TraceWriter>,
+    /// With faults: every op's times and error, the acknowledged writes, expired sessions.
+    pub op_log: Option<OpLog>,
+    pub ledger: Option<WriteLedger>,
+    pub session_ends: std::sync::Mutex<BTreeMap<usize, u64>>,
 }
 
 impl Ctx {
     fn since_t0(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.t0).as_nanos() as u64
+    }
+
+    /// Logs an op for the fault analysis (when faults are scheduled).
+    fn log_op(&self, op: OpKind, session: usize, start: Instant, end: Instant, error: Option<&'static str>) {
+        if let Some(log) = &self.op_log {
+            let start_us = self.since_t0(start) / 1000;
+            let end_us = (self.since_t0(end) / 1000).max(start_us);
+            log.push(OpEvent { op, session: session as u32, start_us, end_us, error });
+        }
+    }
+}
+
+/// setData; with a ledger (faults scheduled) the value starts with a unique tag and the
+/// outcome is recorded, so that acknowledged writes can be checked after the run.
+async fn set_tracked(
+    ctx: &Ctx,
+    zk: &ZooKeeper,
+    key: usize,
+    size: usize,
+    worker: usize,
+    seq: u64,
+) -> Result<(), Error> {
+    let path = &ctx.tree.keys[key];
+    let Some(ledger) = &ctx.ledger else {
+        return zk.set_data(path, &ctx.value[..size], -1).await.map(|_| ());
+    };
+    let tag = crate::fault::tag(worker, seq);
+    let mut value = ctx.value[..size].to_vec();
+    if value.len() < tag.len() {
+        value = tag.as_bytes().to_vec();
+    } else {
+        value[..tag.len()].copy_from_slice(tag.as_bytes());
+    }
+    match zk.set_data(path, &value, -1).await {
+        Ok(stat) => {
+            ledger.acked(key, stat.mzxid, tag);
+            Ok(())
+        }
+        Err(e) => {
+            ledger.unknown(key, tag);
+            Err(e)
+        }
     }
 }
 
@@ -263,10 +399,10 @@ async fn exec(
             (OpKind::Get, zk.get_data(path).await.map(|_| ()))
         }
         MixOp::Set => {
-            let path = &ctx.tree.keys[ctx.keys.pick(rng)];
+            let key = ctx.keys.pick(rng);
             let size = ctx.sizes.pick(rng);
-            traced = Some((OpKind::Set, path, size));
-            (OpKind::Set, zk.set_data(path, &ctx.value[..size], -1).await.map(|_| ()))
+            traced = Some((OpKind::Set, &ctx.tree.keys[key], size));
+            (OpKind::Set, set_tracked(ctx, zk, key, size, worker, seq).await)
         }
         MixOp::GetMissing => {
             let path = &ctx.tree.missing[ctx.keys.pick(rng)];
@@ -311,6 +447,7 @@ async fn exec(
             let mid = Instant::now();
             let err = r.as_ref().err().map(error_name);
             ctx.recorder.record(OpKind::Create, mid - start, response(mid), err);
+            ctx.log_op(OpKind::Create, worker / ctx.inflight.max(1), intended.unwrap_or(start), mid, err);
             if let Some(t) = &ctx.trace {
                 t.send(TraceEvent::new(
                     ctx.since_t0(intended.unwrap_or(start)),
@@ -328,6 +465,13 @@ async fn exec(
             // The delete is issued right after the create: its response time is its service time.
             let delete_response = intended.map(|_| end - mid);
             ctx.recorder.record(OpKind::Delete, end - mid, delete_response, r.as_ref().err().map(error_name));
+            ctx.log_op(
+                OpKind::Delete,
+                worker / ctx.inflight.max(1),
+                mid,
+                end,
+                r.as_ref().err().map(error_name),
+            );
             return r.as_ref().err().is_some_and(session_level);
         }
         MixOp::EphemeralChurn => {
@@ -367,6 +511,13 @@ async fn exec(
     };
     let end = Instant::now();
     ctx.recorder.record(kind, end - start, response(end), result.as_ref().err().map(error_name));
+    ctx.log_op(
+        kind,
+        worker / ctx.inflight.max(1),
+        intended.unwrap_or(start),
+        end,
+        result.as_ref().err().map(error_name),
+    );
     if let (Some(t), Some((op, path, size))) = (&ctx.trace, traced) {
         t.send(TraceEvent::new(ctx.since_t0(intended.unwrap_or(start)), op, path, size, end - start));
     }
@@ -383,7 +534,7 @@ fn session_level(e: &Error) -> bool {
 const TIMER_SLACK: Duration = Duration::from_micros(500);
 
 /// One worker: a closed loop, or an open loop on the current phase's schedule.
-async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
+async fn worker(ctx: Arc<Ctx>, mut zk: ZooKeeper, id: usize, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed ^ (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut seq = 0u64;
     let mut epoch = u64::MAX;
@@ -429,11 +580,38 @@ async fn worker(ctx: Arc<Ctx>, zk: ZooKeeper, id: usize, seed: u64) {
             // A dead session fails instantly; without a pause the worker would spin and starve
             // the runtime (ticks, other sessions). A closed or expired session never recovers.
             if !zk.state().is_alive() {
-                break;
+                let expired = zk.state() == ferrokeeper_client::SessionState::Expired;
+                if expired {
+                    let at = ctx.since_t0(Instant::now()) / 1000;
+                    lock(&ctx.session_ends).entry(id / ctx.inflight.max(1)).or_insert(at);
+                }
+                // Under a fault schedule an application would open a new session and go on;
+                // so does the worker (its own), or the rest of the run would measure nothing.
+                if !(expired && ctx.op_log.is_some()) {
+                    break;
+                }
+                match reconnect(&ctx, id).await {
+                    Some(fresh) => zk = fresh,
+                    None => break,
+                }
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
+}
+
+/// A new session for worker `id` after its session expired, retried until the run stops.
+async fn reconnect(ctx: &Ctx, id: usize) -> Option<ZooKeeper> {
+    let connect = rotated(&ctx.connect, id / ctx.inflight.max(1));
+    while !ctx.stop.load(Ordering::Relaxed) {
+        let attempt = ZooKeeper::builder(&connect).session_timeout(Duration::from_secs(30)).connect();
+        if let Ok(Ok((zk, _events))) = tokio::time::timeout(Duration::from_secs(10), attempt).await {
+            return Some(zk);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    None
 }
 
 /// A watcher of the fan-out node: re-arms its watch and records set → event latency.
@@ -490,10 +668,45 @@ fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
+/// This machine's host name (for the worker info), from the kernel.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_owned()).unwrap_or_default()
+}
+
+/// Writes raw samples as text: `op service_us response_us` (response 0 in closed loop).
+fn write_samples(path: &std::path::Path, samples: &[(OpKind, u64, u64)]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let file =
+        std::fs::File::create(path).map_err(|e| anyhow::anyhow!("creating {}: {e}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    for (op, service, response) in samples {
+        writeln!(out, "{} {service} {response}", op.name())?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
 /// Runs a workload once. `rate_override` forces an open loop at that rate (sweep).
 pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Result<RunResult> {
     let w = &opts.workload;
     w.validate()?;
+    let me = opts.worker;
+    let my_sessions = me.sessions(w.sessions);
+    anyhow::ensure!(
+        !my_sessions.is_empty(),
+        "worker {}/{} has no session: the workload has only {} sessions",
+        me.index,
+        me.count,
+        w.sessions
+    );
+    if me.count > 1 {
+        // A watcher times set → event against its own process's last set; across processes
+        // that pairing is meaningless.
+        anyhow::ensure!(
+            w.ops.get(&MixOp::WatchSet).copied().unwrap_or(0) == 0,
+            "watch_set cannot be split over workers (notify latency needs the setter's clock)"
+        );
+    }
     let metrics = opts.metrics_port.map(|_| Metrics::new(&opts.connect));
     let _metrics_task = match (&metrics, opts.metrics_port) {
         (Some(m), Some(port)) => Some(AbortOnDrop(m.clone().serve(port).await?)),
@@ -502,7 +715,11 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     if let Some(m) = &metrics {
         m.start_at_zero(&w.kinds());
     }
-    let recorder = Arc::new(Recorder::new(metrics));
+    let recorder = Arc::new(if opts.samples.is_some() {
+        Recorder::with_samples(metrics)
+    } else {
+        Recorder::new(metrics)
+    });
     let tree = Tree::new(w);
     let mut value = vec![0u8; w.value_size.max().max(16)];
     SmallRng::seed_from_u64(opts.seed).fill_bytes(&mut value);
@@ -510,11 +727,14 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         *b = b'a' + (*b % 26);
     }
     let value = Bytes::from(value);
-    let sessions = connect_all(&opts.connect, w.sessions).await?;
+    let sessions = connect_sessions(&opts.connect, &my_sessions).await?;
+    let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?.clone();
     let mut setup_requests = BTreeMap::new();
     if !opts.skip_setup {
-        let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?;
-        setup_requests.insert("create".to_owned(), prepare(first, w, &tree, &value).await?);
+        setup_requests.insert("create".to_owned(), prepare(&first, w, &tree, &value, me).await?);
+        if me.count > 1 {
+            wait_for_tree(&first, &tree, Duration::from_secs(120)).await?;
+        }
         // The tree was created through one server; a session on another (a follower behind the
         // leader) could still read NoNode for a key. ZooKeeper's answer: sync first.
         let mut syncs = JoinSet::new();
@@ -527,6 +747,8 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         }
         setup_requests.insert("sync".to_owned(), sessions.len() as u64);
     }
+    let coordinated = me.count > 1 || opts.start_at.is_some();
+    let clock_before = if coordinated { clock_offset(&first, me.index, 8).await } else { None };
     let workers = w.sessions * w.inflight;
     let trace = match &opts.record {
         Some(p) => Some(TraceWriter::create(p, w)?),
@@ -547,7 +769,11 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         rate_bits: AtomicU64::new(0),
         watch_sent_ns: AtomicU64::new(0),
         workers,
+        inflight: w.inflight,
         trace,
+        op_log: (!w.faults.is_empty()).then(OpLog::default),
+        ledger: (!w.faults.is_empty()).then(WriteLedger::default),
+        session_ends: std::sync::Mutex::new(BTreeMap::new()),
     });
     let phases = plan(w, rate_override);
     let mut watchers = JoinSet::new();
@@ -556,17 +782,39 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
             watchers.spawn(watcher(ctx.clone(), zk));
         }
     }
+    if let Some(at) = opts.start_at {
+        sleep_until_unix(at).await;
+    }
     // Publish the first phase just before the workers start, so the open-loop schedule does
     // not begin with a backlog from the time spent connecting.
     set_phase(&ctx, phases.first().and_then(|p| p.rate), ctx.since_t0(Instant::now()));
+    let started_unix = unix_now();
+    // Worker 0 alone carries out the faults (the others would hit the same nodes again).
+    let fault_events = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let schedule = (!w.faults.is_empty() && me.index == 0).then(|| {
+        let now = Instant::now();
+        let run_secs: f64 = phases.iter().map(|p| p.secs).sum();
+        let clock = crate::fault::ScheduleClock {
+            start: now,
+            t0: ctx.t0,
+            end: now + Duration::from_secs_f64(run_secs),
+        };
+        AbortOnDrop(tokio::spawn(crate::fault::run_schedule(
+            w.faults.clone(),
+            w.fault_commands.clone(),
+            opts.connect.clone(),
+            clock,
+            fault_events.clone(),
+        )))
+    });
     let mut tasks = JoinSet::new();
-    for (s, zk) in sessions.iter().enumerate() {
+    for (zk, s) in sessions.iter().zip(&my_sessions) {
         for j in 0..w.inflight {
+            // Global worker numbers: the same schedule slots and key streams as in one process.
             tasks.spawn(worker(ctx.clone(), zk.clone(), s * w.inflight + j, opts.seed));
         }
     }
     let mut ticker = Ticker::new(opts, &ctx)?;
-    let started_unix = unix_now();
     let mut before = Snapshot::default();
     let mut cpu_before = (0.0, 0.0);
     let mut ops_before = 0;
@@ -576,6 +824,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let mut measured_secs = 0.0;
     let mut first_measured = true;
     let mut send_lag = None;
+    let mut send_lag_hdr = None;
     for (i, phase) in phases.iter().enumerate() {
         if i > 0 {
             set_phase(&ctx, phase.rate, ctx.since_t0(Instant::now()));
@@ -599,6 +848,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
             measured_secs = secs;
             let ops = recorder.summarize(secs);
             send_lag = recorder.lag();
+            send_lag_hdr = recorder.lag_histogram();
             if !w.steps.is_empty() || rate_override.is_some() {
                 steps.push(step_result(phase.rate.unwrap_or(0.0), &ops, w));
             }
@@ -608,6 +858,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let cpu_after = process_cpu_seconds();
     let ops_measured = recorder.total_ops().saturating_sub(ops_before);
     let wall = measure_start.elapsed().as_secs_f64();
+    let end_us = ctx.since_t0(Instant::now()) / 1000;
     ctx.stop.store(true, Ordering::Relaxed);
     ctx.epoch.fetch_add(1, Ordering::Release);
     let servers = if opts.server_stats {
@@ -620,6 +871,16 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
         tasks.abort_all();
     }
+    let clock_after = if coordinated {
+        tokio::time::timeout(Duration::from_secs(10), clock_offset(&first, me.index, 8)).await.ok().flatten()
+    } else {
+        None
+    };
+    if let Some(p) = &opts.samples {
+        write_samples(p, &recorder.samples())?;
+    }
+    let (faults, durability, fault_log_dropped) =
+        finish_faults(&ctx, &opts.connect, schedule, &fault_events, end_us).await;
     watchers.abort_all();
     for zk in &sessions {
         let _ = tokio::time::timeout(Duration::from_secs(2), zk.close()).await;
@@ -656,7 +917,61 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         send_lag,
         completed: recorder.run_counts(),
         setup_requests,
+        worker: Some(WorkerInfo {
+            index: me.index,
+            count: me.count,
+            host: host_name(),
+            sessions: my_sessions,
+            start_at_unix: opts.start_at,
+            started_unix,
+            clock_before,
+            clock_after,
+            send_lag_hdr,
+        }),
+        workers: Vec::new(),
+        merge_flags: Vec::new(),
+        faults,
+        durability,
+        fault_log_dropped,
     })
+}
+
+/// After a run with faults: waits for the schedule (every action falls inside the run), measures
+/// each action's span in the op log and reads every acknowledged write back on a fresh session.
+async fn finish_faults(
+    ctx: &Ctx,
+    connect: &str,
+    schedule: Option<AbortOnDrop>,
+    events: &std::sync::Mutex<Vec<crate::fault::FaultEvent>>,
+    end_us: u64,
+) -> (Vec<FaultReport>, Option<DurabilityCheck>, u64) {
+    let (Some(log), Some(ledger)) = (&ctx.op_log, &ctx.ledger) else {
+        return (Vec::new(), None, 0);
+    };
+    // The schedule stops at the run's end (an action in progress gets a few seconds).
+    if let Some(mut task) = schedule {
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut task.0).await;
+    }
+    let events = lock(events).clone();
+    let (ops, dropped) = log.take();
+    let session_ends: Vec<u64> = lock(&ctx.session_ends).values().copied().collect();
+    let reports = crate::fault::analyze(&events, &ops, end_us, &session_ends);
+    let check = async {
+        let (zk, _events) =
+            ZooKeeper::builder(connect).session_timeout(Duration::from_secs(30)).connect().await.ok()?;
+        let c = crate::fault::verify(&zk, &ctx.tree.keys, ledger, Duration::from_secs(30)).await;
+        let _ = zk.close().await;
+        Some(c)
+    };
+    let durability =
+        tokio::time::timeout(Duration::from_secs(45), check).await.ok().flatten().or_else(|| {
+            Some(DurabilityCheck {
+                acked_writes: ledger.acked_count(),
+                unreadable: vec![format!("no session to {connect}, or no answer, within 45 s")],
+                ..DurabilityCheck::default()
+            })
+        });
+    (reports, durability, dropped)
 }
 
 fn set_phase(ctx: &Ctx, rate: Option<f64>, start_ns: u64) {
@@ -672,7 +987,8 @@ pub fn totals(ops: &BTreeMap<String, OpSummary>, secs: f64) -> Totals {
     Totals { ops: count, errors, throughput: count as f64 / secs.max(1e-9) }
 }
 
-fn step_result(rate: f64, ops: &BTreeMap<String, OpSummary>, w: &Workload) -> StepResult {
+/// One step's result from its op summaries: achieved rate, worst p99, the SLO verdict.
+pub fn step_result(rate: f64, ops: &BTreeMap<String, OpSummary>, w: &Workload) -> StepResult {
     let p99 = ops.values().map(|s| s.response.as_ref().unwrap_or(&s.service).p99).fold(0.0, f64::max);
     let achieved: f64 = ops.iter().filter(|(k, _)| k.as_str() != "notify").map(|(_, s)| s.throughput).sum();
     let slo_value = w.slo.as_ref().map(|slo| {
@@ -739,9 +1055,9 @@ pub async fn sweep(opts: &RunOptions, start: f64, max_steps: usize) -> anyhow::R
     Ok(result)
 }
 
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+struct AbortOnDrop<T = ()>(tokio::task::JoinHandle<T>);
 
-impl Drop for AbortOnDrop {
+impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }

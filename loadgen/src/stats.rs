@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use base64::Engine;
 use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Metrics;
@@ -19,6 +21,31 @@ pub const MAX_LATENCY_US: u64 = 60_000_000;
 pub fn new_histogram() -> Histogram<u64> {
     // The bounds are constants that satisfy the constructor's preconditions.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).expect("constant histogram bounds are valid")
+}
+
+/// A histogram as text: HdrHistogram's V2 + deflate encoding in base64 (the same form as the
+/// interval log's), so results carry their histograms and `fkload merge` can add them exactly.
+pub fn encode_histogram(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    // Serializing into a Vec cannot fail for a histogram this process built.
+    if V2DeflateSerializer::new().serialize(h, &mut buf).is_err() {
+        return String::new();
+    }
+    base64::engine::general_purpose::STANDARD.encode(&buf)
+}
+
+/// Reads a histogram written by [`encode_histogram`].
+pub fn decode_histogram(text: &str) -> anyhow::Result<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| anyhow::anyhow!("histogram: bad base64: {e}"))?;
+    let h: Histogram<u64> = Deserializer::new()
+        .deserialize(&mut std::io::Cursor::new(bytes))
+        .map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
+    // Re-bound it like a fresh one, so adding histograms of any origin never fails on range.
+    let mut out = new_histogram();
+    out.add(&h).map_err(|e| anyhow::anyhow!("histogram: {e:?}"))?;
+    Ok(out)
 }
 
 fn micros(d: Duration) -> u64 {
@@ -81,6 +108,10 @@ pub struct Recorder {
     lag: Mutex<Histogram<u64>>,
     total_ops: AtomicU64,
     metrics: Option<Metrics>,
+    /// Every measured sample `(op, service µs, response µs or 0)`, when asked for (`--samples`).
+    samples: Option<Mutex<Vec<(OpKind, u64, u64)>>>,
+    /// The samples behind the last [`Recorder::summarize`], taken under the same locks.
+    samples_summarized: Mutex<Vec<(OpKind, u64, u64)>>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking worker must not hide the numbers).
@@ -96,7 +127,21 @@ impl Recorder {
             lag: Mutex::new(new_histogram()),
             total_ops: AtomicU64::new(0),
             metrics,
+            samples: None,
+            samples_summarized: Mutex::new(Vec::new()),
         }
+    }
+
+    /// A recorder that also keeps every raw sample of the measured phase (memory grows with
+    /// the op count: for tests and short diagnostic runs).
+    pub fn with_samples(metrics: Option<Metrics>) -> Recorder {
+        Recorder { samples: Some(Mutex::new(Vec::new())), ..Recorder::new(metrics) }
+    }
+
+    /// The raw samples behind the last [`Recorder::summarize`] (empty unless built
+    /// [`Recorder::with_samples`]): exactly the ops its summaries count.
+    pub fn samples(&self) -> Vec<(OpKind, u64, u64)> {
+        lock(&self.samples_summarized).clone()
     }
 
     /// Records one completed op.
@@ -111,6 +156,9 @@ impl Recorder {
             if let Some(r) = response_us {
                 s.response.saturating_record(r);
                 s.response_interval.saturating_record(r);
+            }
+            if let Some(samples) = &self.samples {
+                lock(samples).push((op, service_us, response_us.unwrap_or(0)));
             }
             match error {
                 None => {
@@ -147,6 +195,12 @@ impl Recorder {
         if h.is_empty() { None } else { Some(Percentiles::of(&h)) }
     }
 
+    /// The send-lag histogram of the measured phase, encoded (open loop only).
+    pub fn lag_histogram(&self) -> Option<String> {
+        let h = lock(&self.lag);
+        if h.is_empty() { None } else { Some(encode_histogram(&h)) }
+    }
+
     /// Ops recorded so far (including warm-up).
     pub fn total_ops(&self) -> u64 {
         self.total_ops.load(Ordering::Relaxed)
@@ -155,6 +209,9 @@ impl Recorder {
     /// Forgets everything measured so far (end of warm-up, or a new step).
     pub fn reset_totals(&self) {
         lock(&self.lag).reset();
+        if let Some(samples) = &self.samples {
+            lock(samples).clear();
+        }
         for m in &self.ops {
             let mut s = lock(m);
             s.service.reset();
@@ -201,25 +258,20 @@ impl Recorder {
     /// Summaries of the measured phase, per op with traffic.
     pub fn summarize(&self, seconds: f64) -> BTreeMap<String, OpSummary> {
         let mut out = BTreeMap::new();
+        // Every op's lock at once (a recorder holds one at a time, so no cycle), so that the
+        // raw samples kept match the summaries exactly.
+        let guards: Vec<_> = self.ops.iter().map(lock).collect();
+        if let Some(samples) = &self.samples {
+            *lock(&self.samples_summarized) = lock(samples).clone();
+        }
         for op in OpKind::ALL {
-            let s = lock(&self.ops[op.index()]);
+            let s = &guards[op.index()];
             if s.service.is_empty() {
                 continue;
             }
-            let errors: u64 = s.errors.values().sum();
-            let count = s.ok + errors;
-            out.insert(
-                op.name().to_owned(),
-                OpSummary {
-                    count,
-                    errors,
-                    throughput: count as f64 / seconds.max(1e-9),
-                    service: Percentiles::of(&s.service),
-                    response: if s.response.is_empty() { None } else { Some(Percentiles::of(&s.response)) },
-                    error_codes: s.errors.clone(),
-                    spectrum: spectrum(if s.response.is_empty() { &s.service } else { &s.response }),
-                },
-            );
+            let response = if s.response.is_empty() { None } else { Some(&s.response) };
+            let summary = OpSummary::of(s.ok, &s.errors, &s.service, response, seconds);
+            out.insert(op.name().to_owned(), summary);
         }
         out
     }
@@ -298,6 +350,45 @@ pub struct OpSummary {
     /// `(percentile, ms)` of the response time (service time in closed loop).
     #[serde(default)]
     pub spectrum: Vec<(f64, f64)>,
+    /// The histograms themselves (µs, encoded), so that results of several workers can be
+    /// added exactly by `fkload merge`. Absent in results of older fkload versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdr: Option<OpHistograms>,
+}
+
+/// The encoded histograms behind an [`OpSummary`] (see [`encode_histogram`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpHistograms {
+    pub service: String,
+    #[serde(default)]
+    pub response: Option<String>,
+}
+
+impl OpSummary {
+    /// The summary of `ok` successes, `errors` by code and the histograms, over `seconds`.
+    pub fn of(
+        ok: u64,
+        errors: &BTreeMap<String, u64>,
+        service: &Histogram<u64>,
+        response: Option<&Histogram<u64>>,
+        seconds: f64,
+    ) -> OpSummary {
+        let error_count: u64 = errors.values().sum();
+        let count = ok + error_count;
+        OpSummary {
+            count,
+            errors: error_count,
+            throughput: count as f64 / seconds.max(1e-9),
+            service: Percentiles::of(service),
+            response: response.map(Percentiles::of),
+            error_codes: errors.clone(),
+            spectrum: spectrum(response.unwrap_or(service)),
+            hdr: Some(OpHistograms {
+                service: encode_histogram(service),
+                response: response.map(encode_histogram),
+            }),
+        }
+    }
 }
 
 /// One second of the run.
@@ -315,6 +406,16 @@ pub struct SeriesPoint {
     pub p99_ms: f64,
     /// Per op: `[ops/s, p50 ms, p99 ms, max ms]`.
     pub per_op: BTreeMap<String, [f64; 4]>,
+    /// Per op: the interval's histogram behind those percentiles (response time in open
+    /// loop), encoded, so that `fkload merge` can combine the workers' seconds exactly.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub hdr: BTreeMap<String, String>,
+    /// Per op: errors in the interval (count, not a rate), so merged series stay exact.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_op: BTreeMap<String, u64>,
+    /// Length of the interval, seconds.
+    #[serde(default)]
+    pub secs: f64,
 }
 
 /// Builds a series point from one interval's histograms.
@@ -331,6 +432,9 @@ pub fn series_point(
         errors: 0.0,
         p99_ms: 0.0,
         per_op: BTreeMap::new(),
+        hdr: BTreeMap::new(),
+        errors_by_op: BTreeMap::new(),
+        secs: seconds,
     };
     let seconds = seconds.max(1e-6);
     for (op, service, response, errors) in interval {
@@ -341,6 +445,45 @@ pub fn series_point(
         let p99 = ms(h.value_at_quantile(0.99));
         point.p99_ms = point.p99_ms.max(p99);
         point.per_op.insert(op.name().to_owned(), [rate, ms(h.value_at_quantile(0.5)), p99, ms(h.max())]);
+        point.hdr.insert(op.name().to_owned(), encode_histogram(h));
+        if *errors > 0 {
+            point.errors_by_op.insert(op.name().to_owned(), *errors);
+        }
+    }
+    point
+}
+
+/// A series point rebuilt from interval histograms and counts (used by `fkload merge`): the
+/// rate of op `k` is its histogram's count over `seconds`.
+pub fn series_point_from(
+    t: f64,
+    seconds: f64,
+    phase: &str,
+    ops: &BTreeMap<String, (Histogram<u64>, u64)>,
+) -> SeriesPoint {
+    let seconds = seconds.max(1e-6);
+    let mut point = SeriesPoint {
+        t,
+        phase: phase.to_owned(),
+        ops: 0.0,
+        errors: 0.0,
+        p99_ms: 0.0,
+        per_op: BTreeMap::new(),
+        hdr: BTreeMap::new(),
+        errors_by_op: BTreeMap::new(),
+        secs: seconds,
+    };
+    for (name, (h, errors)) in ops {
+        let rate = h.len() as f64 / seconds;
+        point.ops += rate;
+        point.errors += *errors as f64 / seconds;
+        let p99 = ms(h.value_at_quantile(0.99));
+        point.p99_ms = point.p99_ms.max(p99);
+        point.per_op.insert(name.clone(), [rate, ms(h.value_at_quantile(0.5)), p99, ms(h.max())]);
+        point.hdr.insert(name.clone(), encode_histogram(h));
+        if *errors > 0 {
+            point.errors_by_op.insert(name.clone(), *errors);
+        }
     }
     point
 }

@@ -145,7 +145,7 @@ pub async fn replay(
     let max_size = events.iter().map(|e| e.size).max().unwrap_or(0).max(16);
     let value = Bytes::from(vec![b'r'; max_size]);
     if setup && let (Some(w), Some(zk)) = (&workload, zks.first()) {
-        prepare(zk, w, &Tree::new(w), &value).await?;
+        prepare(zk, w, &Tree::new(w), &value, crate::worker::WorkerSpec::SOLE).await?;
     }
     let recorder = Arc::new(Recorder::new(None));
     let mut buckets: Vec<Vec<TraceEvent>> = (0..workers).map(|_| Vec::new()).collect();
@@ -211,6 +211,8 @@ pub async fn replay(
         step_secs: 0.0,
         slo: None,
         watchers: 0,
+        faults: Vec::new(),
+        fault_commands: None,
     });
     w.name = format!("replay of {} at {speed}x", path.display());
     Ok(RunResult {
@@ -232,6 +234,12 @@ pub async fn replay(
         send_lag: None,
         completed: recorder.run_counts(),
         setup_requests: BTreeMap::new(),
+        worker: None,
+        workers: Vec::new(),
+        merge_flags: Vec::new(),
+        faults: Vec::new(),
+        durability: None,
+        fault_log_dropped: 0,
     })
 }
 

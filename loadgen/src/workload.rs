@@ -240,6 +240,13 @@ pub struct Workload {
     /// Watch fan-out: sessions that keep a data watch on the watched node.
     #[serde(default)]
     pub watchers: usize,
+    /// Faults injected during the run (see `fault.rs`): kill / restart, stop, a command.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<crate::fault::Fault>,
+    /// Command templates for the fault actions on remote nodes (ssh, kubectl); without them the
+    /// actions hit the local process listening on the node's client port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_commands: Option<crate::fault::FaultCommands>,
 }
 
 fn default_znodes() -> usize {
@@ -298,6 +305,21 @@ impl Workload {
         }
         if self.ops.get(&MixOp::WatchSet).copied().unwrap_or(0) > 0 {
             anyhow::ensure!(self.watchers > 0, "watch_set needs watchers > 0");
+        }
+        let planned = self.warmup_secs
+            + if self.steps.is_empty() || self.rate.is_some() {
+                self.duration_secs
+            } else {
+                self.step_secs * self.steps.len() as f64
+            };
+        for f in &self.faults {
+            f.validate()?;
+            let last = f.restart_at.unwrap_or(f.at).max(f.at + f.duration.unwrap_or(0.0));
+            anyhow::ensure!(
+                last < planned,
+                "fault at {}: its last action ({last} s) must fall inside the run ({planned} s)",
+                f.at
+            );
         }
         Ok(())
     }

@@ -26,6 +26,9 @@ async fn go(addr: String, w: Workload) -> RunResult {
         skip_setup: true,
         seed: 1,
         server_stats: false,
+        worker: fkload::worker::WorkerSpec::SOLE,
+        start_at: None,
+        samples: None,
     };
     tokio::time::timeout(Duration::from_secs(30), run(&opts, None)).await.unwrap().unwrap()
 }

@@ -58,6 +58,9 @@ fn sample_result() -> RunResult {
                 ("get".to_owned(), [19_000.0, 0.5, 1.2 + t as f64 * 0.05, 3.0]),
                 ("set".to_owned(), [1_000.0, 2.0, 4.0 + t as f64 * 0.1, 9.0]),
             ]),
+            hdr: BTreeMap::new(),
+            errors_by_op: BTreeMap::new(),
+            secs: 1.0,
         })
         .collect();
     // The server side as fkload sees it: two mntr readings of a ferrokeeper node (the keys
@@ -100,6 +103,8 @@ fn sample_result() -> RunResult {
             step_secs: 5.0,
             slo: None,
             watchers: 0,
+            faults: Vec::new(),
+            fault_commands: None,
         },
         target: "127.0.0.1:2181".into(),
         mode: "open".into(),
@@ -116,6 +121,12 @@ fn sample_result() -> RunResult {
         send_lag: None,
         completed: BTreeMap::new(),
         setup_requests: BTreeMap::new(),
+        worker: None,
+        workers: Vec::new(),
+        merge_flags: Vec::new(),
+        faults: Vec::new(),
+        durability: None,
+        fault_log_dropped: 0,
     }
 }
 

@@ -56,6 +56,8 @@ fn workload() -> Workload {
         step_secs: 1.0,
         slo: None,
         watchers: 0,
+        faults: Vec::new(),
+        fault_commands: None,
     }
 }
 
@@ -147,6 +149,9 @@ fn instruments_agree_on_a_loaded_three_node_run() {
         skip_setup: false,
         seed: 7,
         server_stats: true,
+        worker: fkload::worker::WorkerSpec::SOLE,
+        start_at: None,
+        samples: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let run = runtime.spawn(async move { fkload::run::run(&opts, None).await });

@@ -21,6 +21,9 @@ fn opts(addr: &str, w: fkload::workload::Workload) -> RunOptions {
         skip_setup: true,
         seed: 3,
         server_stats: false,
+        worker: fkload::worker::WorkerSpec::SOLE,
+        start_at: None,
+        samples: None,
     }
 }
 

@@ -144,5 +144,7 @@ pub fn workload(sessions: usize, inflight: usize, secs: f64, rate: Option<f64>) 
         step_secs: 1.0,
         slo: None,
         watchers: 0,
+        faults: Vec::new(),
+        fault_commands: None,
     }
 }
