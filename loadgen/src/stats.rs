@@ -209,11 +209,13 @@ impl Recorder {
     /// Forgets everything measured so far (end of warm-up, or a new step).
     pub fn reset_totals(&self) {
         lock(&self.lag).reset();
+        // Every op's lock first (the order `record` and `summarize` take them in), then the
+        // samples: an op recorded meanwhile is either in both or in neither.
+        let mut guards: Vec<_> = self.ops.iter().map(lock).collect();
         if let Some(samples) = &self.samples {
             lock(samples).clear();
         }
-        for m in &self.ops {
-            let mut s = lock(m);
+        for s in guards.iter_mut() {
             s.service.reset();
             s.response.reset();
             s.ok = 0;
