@@ -157,14 +157,7 @@ fn write_loop(
 }
 
 fn connect(port: u16, budget: Duration) -> TestClient {
-    let deadline = Instant::now() + budget;
-    loop {
-        match TestClient::connect(port) {
-            Ok(client) => return client,
-            Err(error) => assert!(Instant::now() < deadline, "cannot connect to {port}: {error}"),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    TestClient::connect_within(port, budget)
 }
 
 fn exists(client: &mut TestClient, path: &str) -> bool {
@@ -307,49 +300,32 @@ fn leader_sigkill_at_default_timing() {
     println!("converged: {}", cluster.wait_converged(Duration::from_secs(30)).trim());
 }
 
-/// SIGSTOP of the leader: silence, found by the syncLimit timeout (not before: a paused
-/// leader is not declared dead early), then the usual election; the old leader rejoins.
-#[test]
-fn leader_sigstop_waits_out_sync_limit() {
-    let (mut cluster, _) = default_timing_ensemble(ServerKind::Ferrokeeper, false);
-    let outcome = leader_fault(&mut cluster, Fault::Stop, 0);
+/// A silent leader (no FIN, no RST) is found by the syncLimit timeout, not before (a paused
+/// leader is not declared dead early) and not much after; the writer's connection survives;
+/// the old leader rejoins with every acknowledged write.
+fn silent_leader_waits_out_sync_limit(fault: Fault) {
+    let (mut cluster, _) = default_timing_ensemble(ServerKind::Ferrokeeper, fault == Fault::Partition);
+    let outcome = leader_fault(&mut cluster, fault, 0);
     assert_eq!(outcome.losses, 0, "the writer on a surviving follower lost its connection");
     let timeout = Duration::from_millis(SYNC_LIMIT * TICK_MS);
-    assert!(
-        outcome.resumed >= timeout - Duration::from_millis(TICK_MS),
-        "resumed after {:?}",
-        outcome.resumed
-    );
-    assert!(
-        outcome.resumed < timeout * 2 - Duration::from_millis(TICK_MS),
-        "resumed after {:?}\n{}",
-        outcome.resumed,
-        cluster.logs()
-    );
+    let tick = Duration::from_millis(TICK_MS);
+    assert!(outcome.resumed >= timeout - tick, "resumed after {:?}", outcome.resumed);
+    assert!(outcome.resumed < timeout * 2 - tick, "resumed after {:?}\n{}", outcome.resumed, cluster.logs());
     println!("converged: {}", cluster.wait_converged(Duration::from_secs(30)).trim());
+}
+
+/// SIGSTOP of the leader: silence, then the usual election.
+#[test]
+fn leader_sigstop_waits_out_sync_limit() {
+    silent_leader_waits_out_sync_limit(Fault::Stop);
 }
 
 /// The leader cut off from both followers without FIN or RST (a partition): the followers
 /// time out, elect, and serve; the old leader, without a quorum, steps down; after the heal
-/// it follows and has every acknowledged write.
+/// it follows.
 #[test]
 fn leader_partition_waits_out_sync_limit() {
-    let (mut cluster, _) = default_timing_ensemble(ServerKind::Ferrokeeper, true);
-    let outcome = leader_fault(&mut cluster, Fault::Partition, 0);
-    assert_eq!(outcome.losses, 0, "the writer on a surviving follower lost its connection");
-    let timeout = Duration::from_millis(SYNC_LIMIT * TICK_MS);
-    assert!(
-        outcome.resumed >= timeout - Duration::from_millis(TICK_MS),
-        "resumed after {:?}",
-        outcome.resumed
-    );
-    assert!(
-        outcome.resumed < timeout * 2 - Duration::from_millis(TICK_MS),
-        "resumed after {:?}\n{}",
-        outcome.resumed,
-        cluster.logs()
-    );
-    println!("converged: {}", cluster.wait_converged(Duration::from_secs(30)).trim());
+    silent_leader_waits_out_sync_limit(Fault::Partition);
 }
 
 /// SIGKILL of a follower: the leader stops counting it at once (mntr's synced followers), and

@@ -49,14 +49,7 @@ fn get(client: &mut TestClient, path: &str) -> Option<Vec<u8>> {
 }
 
 fn connect(port: u16, budget: Duration) -> TestClient {
-    let deadline = Instant::now() + budget;
-    loop {
-        match TestClient::connect(port) {
-            Ok(client) => return client,
-            Err(error) => assert!(Instant::now() < deadline, "cannot connect to {port}: {error}"),
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    TestClient::connect_within(port, budget)
 }
 
 /// Writes unique keys through whichever node answers, recording each acknowledged one.

@@ -393,6 +393,19 @@ impl TestClient {
         Self::connect_with(port, &ConnectOptions::default())
     }
 
+    /// Connects (new session), retrying for up to `budget` while the server does not serve yet
+    /// (starting, or without a leader).
+    pub fn connect_within(port: u16, budget: Duration) -> TestClient {
+        let deadline = Instant::now() + budget;
+        loop {
+            match TestClient::connect(port) {
+                Ok(client) => return client,
+                Err(error) => assert!(Instant::now() < deadline, "cannot connect to {port}: {error}"),
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Opens a TCP connection with the read timeout set, without any handshake.
     pub fn raw_stream(port: u16) -> io::Result<TcpStream> {
         let s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(5))?;
