@@ -14,8 +14,10 @@
 
 mod connection;
 mod core;
+mod failover;
 mod fourlw;
 mod http;
+mod leader_queue;
 mod replica;
 pub mod tls;
 

@@ -12,16 +12,12 @@
 //!
 //! Per connection, requests complete in order: in ensemble mode every request that must wait
 //! (behind the connection's writes or a `sync`) sits in the connection's `held` queue.
-//! A server that is not following or leading serves no client and refuses new connections.
-//! When a follower loses its leader its client connections stay open: requests that arrive
-//! are parked in arrival order; once it serves again (synced with the new leader), writes it
-//! had forwarded that the sync did not bring are forwarded again in their original order (or
-//! proposed, if it now leads), then the parked requests run. Writes whose proposals the new
-//! leader truncated close their connection (ConnectionLoss). A connection kept longer than
-//! `2 * tickTime` (or half its session timeout) without a leader is closed, so clients of a
-//! server that stays without a leader (a minority partition) move to another server.
-//! A leader forgets a follower's forwarded writes still waiting for a zxid when that
-//! follower's link ends (it will forward them again), so no write runs twice.
+//! A server that is not following or leading serves no client and refuses new connections;
+//! a follower that loses its leader keeps its client connections (`failover.rs`: parking,
+//! forwarding again after the next sync). Writes whose proposals the new leader truncated
+//! close their connection (ConnectionLoss). A full leader queues writes for a zxid
+//! (`leader_queue.rs`); it forgets a follower's waiting forwards when that follower's link
+//! ends (the follower forwards them again), so no write runs twice.
 //!
 //! Sessions are global: createSession / closeSession are txns; followers report the sessions
 //! their clients touched to the leader (`Touch`, every core tick), and the leader's
@@ -34,18 +30,20 @@ use bytes::Bytes;
 use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::response::Response as R;
 use ferrokeeper_proto::txn::{ErrorTxn, TxnRecord};
-use ferrokeeper_proto::{Code, ConnectResponse, Id, Jute, SyncResponse, op};
+use ferrokeeper_proto::{Code, ConnectResponse, Jute, SyncResponse, op};
 use tokio::sync::mpsc;
 
 use super::core::{Core, Origin, Pending};
+use super::failover::{Awaiting, Parked};
+use super::leader_queue::WaitingWrite;
 use crate::quorum::transport::{Incoming, PeerSender};
-use crate::quorum::wire::{PeerMessage, TraceParent};
+use crate::quorum::wire::PeerMessage;
 use crate::tree::{Caller, ConnId, SessionId, TreeConfig, Txn, TxnHeader};
 use crate::txlog::LogWriter;
 use crate::zab::{Input, Output, Peer, Role, Sid, Zxid};
 
 /// A forwarded write whose body could not be decoded at the follower.
-const FORWARD_MALFORMED: i32 = i32::MIN;
+pub(super) const FORWARD_MALFORMED: i32 = i32::MIN;
 
 /// A request waiting, in its connection's order.
 pub enum Held {
@@ -60,66 +58,29 @@ pub enum Held {
 /// The ensemble half of the core.
 pub struct Replica {
     pub peer: Peer,
-    sender: PeerSender,
+    pub(super) sender: PeerSender,
     pub incoming: Option<mpsc::Receiver<Incoming>>,
     pub role: Role,
     pub leader: Option<Sid>,
     /// The leader's own proposals between `Propose` and their `Persist` output.
-    proposing: HashMap<Zxid, (TxnRecord, Origin)>,
+    pub(super) proposing: HashMap<Zxid, (TxnRecord, Origin)>,
     /// Writes this follower forwarded, by (session, cxid), until their txn is logged.
-    awaiting: HashMap<(SessionId, i32), Awaiting>,
+    pub(super) awaiting: HashMap<(SessionId, i32), Awaiting>,
     /// Order of forwarding (a re-forward after a leader change keeps each session's order).
-    forward_seq: u64,
+    pub(super) forward_seq: u64,
     /// Connections with a sync at the front of their held queue.
-    sync_waiters: HashSet<ConnId>,
+    pub(super) sync_waiters: HashSet<ConnId>,
     /// Sessions active since the last `Touch` (follower).
-    touched: HashSet<SessionId>,
-    tree_config: TreeConfig,
-    data_dir: std::path::PathBuf,
+    pub(super) touched: HashSet<SessionId>,
+    pub(super) tree_config: TreeConfig,
+    pub(super) data_dir: std::path::PathBuf,
     /// The election under way (LOOKING): its span and start.
-    election: Option<(tracing::Span, Instant)>,
+    pub(super) election: Option<(tracing::Span, Instant)>,
     /// Requests of kept connections that arrived while LOOKING, in arrival order.
-    parked: VecDeque<Parked>,
+    pub(super) parked: VecDeque<Parked>,
     /// Leader: writes waiting for a zxid (the outstanding-proposal bound was reached), in
     /// arrival order. Proposed as commits free room; never dropped.
-    waiting_zxid: VecDeque<WaitingWrite>,
-}
-
-/// A follower's client write as the leader received it.
-pub struct ForwardedWrite {
-    /// The follower that forwarded it.
-    from: Sid,
-    session: SessionId,
-    cxid: i32,
-    op: i32,
-    auth: Vec<Id>,
-    body: Bytes,
-    trace: Option<TraceParent>,
-    received: Instant,
-}
-
-/// A write at the leader that waits for room under the outstanding-proposal bound.
-pub enum WaitingWrite {
-    Forwarded(ForwardedWrite),
-    Local { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
-}
-
-/// A write this follower forwarded and has not yet seen as a proposal: enough to forward it
-/// again (or propose it, as the new leader) if the leader changes before it is logged.
-pub struct Awaiting {
-    origin: Origin,
-    op: i32,
-    body: Bytes,
-    seq: u64,
-}
-
-/// A client request that arrived while the server had no leader.
-pub struct Parked {
-    conn: ConnId,
-    xid: i32,
-    op: i32,
-    request: Result<Request, ()>,
-    received: Instant,
+    pub(super) waiting_zxid: VecDeque<WaitingWrite>,
 }
 
 impl Replica {
@@ -149,12 +110,12 @@ impl Replica {
         }
     }
 
-    fn send(&self, to: Sid, message: &PeerMessage) {
+    pub(super) fn send(&self, to: Sid, message: &PeerMessage) {
         self.sender.send(to, message.encode());
     }
 }
 
-fn origin_conn(origin: &Origin) -> Option<ConnId> {
+pub(super) fn origin_conn(origin: &Origin) -> Option<ConnId> {
     match origin {
         Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
             Some(*conn)
@@ -374,181 +335,7 @@ impl Core {
         self.tree = tree;
     }
 
-    /// Serving again after an election (synced with the new leader): writes forwarded to the
-    /// old leader that the sync did not bring are not in the new history and never will be
-    /// (a leader forgets forwards when it steps down): they go to the new leader again, in
-    /// their original order (or are proposed here, if this server leads now); syncs are asked
-    /// again. Then the requests parked meanwhile run.
-    fn resume_after_election(&mut self) {
-        let Some(r) = self.ensemble.as_mut() else { return };
-        let mut lost: Vec<((SessionId, i32), Awaiting)> = r.awaiting.drain().collect();
-        lost.sort_by_key(|(_, a)| a.seq);
-        let leading = r.role == Role::Leading;
-        for ((session, cxid), awaiting) in lost {
-            let Some(conn) = origin_conn(&awaiting.origin) else { continue };
-            if !self.connections.contains_key(&conn) {
-                continue;
-            }
-            tracing::debug!(
-                conn,
-                session = format_args!("0x{session:x}"),
-                cxid,
-                leading,
-                "write forwarded again"
-            );
-            if leading {
-                self.propose_again(conn, session, cxid, awaiting);
-            } else {
-                self.forward_again(conn, session, cxid, awaiting);
-            }
-        }
-        let syncs: Vec<(ConnId, SessionId, i32)> = self
-            .connections
-            .iter()
-            .flat_map(|(conn, state)| {
-                state.held.iter().filter_map(move |h| match h {
-                    Held::Sync { xid, target: None, .. } => Some((*conn, state.caller.session_id, *xid)),
-                    _ => None,
-                })
-            })
-            .collect();
-        for (conn, session, xid) in syncs {
-            match self.ensemble.as_ref() {
-                Some(r) if leading => {
-                    let last = r.peer.last_zxid();
-                    if let Some(state) = self.connections.get_mut(&conn) {
-                        for held in state.held.iter_mut() {
-                            if let Held::Sync { xid: x, target, .. } = held
-                                && *x == xid
-                                && target.is_none()
-                            {
-                                *target = Some(last);
-                            }
-                        }
-                    }
-                    self.drain_held(conn);
-                }
-                Some(r) => {
-                    if let Some(leader) = r.leader {
-                        r.send(leader, &PeerMessage::SyncRequest { session, cxid: xid });
-                    }
-                }
-                None => {}
-            }
-        }
-        self.unpark();
-    }
-
-    /// Follower: a write the old leader never logged goes to the new one (its place in the
-    /// connection's order is still held).
-    fn forward_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
-        let caller = self.caller(conn);
-        let trace = awaiting.origin.trace_parent();
-        let sent = self.ensemble.as_mut().is_some_and(|r| {
-            let Some(leader) = r.leader else { return false };
-            let message = PeerMessage::Forward {
-                session,
-                cxid,
-                op: awaiting.op,
-                auth: caller.auth,
-                body: awaiting.body.clone(),
-                trace,
-            };
-            let sent = r.sender.send(leader, message.encode());
-            if sent {
-                r.awaiting.insert((session, cxid), awaiting);
-            }
-            sent
-        });
-        if !sent {
-            self.close_connection(conn);
-        }
-    }
-
-    /// New leader: a write it had forwarded to the old leader, never logged, is proposed here.
-    fn propose_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
-        let Some(zxid) = self.prep_zxid() else {
-            self.close_connection(conn);
-            return;
-        };
-        let caller = self.caller(conn);
-        let Awaiting { origin, op: op_code, body, .. } = awaiting;
-        let txn = if op_code == op::CREATE_SESSION {
-            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            let now = self.mono_ms();
-            self.tracker.add(session, timeout, now);
-            self.tree.prep_create_session(session, timeout, zxid)
-        } else {
-            match Request::decode(op_code, &body) {
-                Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
-                Ok(request) => self.tree.prep(&caller, &request, zxid, super::core::wall_ms()),
-                Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
-            }
-        };
-        let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else { return };
-        self.propose(&caller, cxid, txn, origin);
-        // Its place in the connection's order is already held: drop the new placeholder.
-        if let Some(state) = self.connections.get_mut(&conn)
-            && state.held.len() > before
-            && matches!(state.held.back(), Some(Held::Write { done: false }))
-        {
-            state.held.pop_back();
-            state.queued = state.queued.saturating_sub(1);
-        }
-    }
-
-    /// A request while LOOKING: parked until the server serves again (bounded by
-    /// `globalOutstandingLimit`; beyond it the connection is closed).
-    fn park(&mut self, conn: ConnId, xid: i32, op: i32, request: Result<Request, ()>, received: Instant) {
-        let limit = (self.config.global_outstanding_limit as usize).max(1);
-        let Some(r) = self.ensemble.as_mut() else { return };
-        if r.parked.len() >= limit {
-            self.close_connection(conn);
-            return;
-        }
-        r.parked.push_back(Parked { conn, xid, op, request, received });
-    }
-
-    /// Serving again: the parked requests run in arrival order.
-    fn unpark(&mut self) {
-        let Some(r) = self.ensemble.as_mut() else { return };
-        let parked = std::mem::take(&mut r.parked);
-        for Parked { conn, xid, op, request, received } in parked {
-            if self.connections.contains_key(&conn) {
-                self.ensemble_request(conn, xid, op, request, received);
-            }
-        }
-    }
-
-    /// Core tick while LOOKING: connections kept longer than their grace are closed, so their
-    /// clients try another server.
-    pub(super) fn expire_parked(&mut self) {
-        let Some(r) = self.ensemble.as_ref() else { return };
-        if r.role != Role::Looking {
-            return;
-        }
-        let Some((_, since)) = r.election.as_ref() else { return };
-        let looking_ms = since.elapsed().as_millis() as i64;
-        let tick = i64::from(self.config.tick_time_ms);
-        let expired: Vec<ConnId> = self
-            .connections
-            .iter()
-            .filter(|(_, state)| looking_ms > (2 * tick).min(i64::from(state.timeout_ms) / 2))
-            .map(|(conn, _)| *conn)
-            .collect();
-        if !expired.is_empty() {
-            tracing::info!(
-                count = expired.len(),
-                looking_ms,
-                "no leader yet; closing kept client connections"
-            );
-        }
-        for conn in expired {
-            self.close_connection(conn);
-        }
-    }
-
-    fn close_all_connections(&mut self) {
+    pub(super) fn close_all_connections(&mut self) {
         let conns: Vec<ConnId> = self.connections.keys().copied().collect();
         for conn in conns {
             self.close_connection(conn);
@@ -691,124 +478,6 @@ impl Core {
         }
     }
 
-    /// The leader preps a follower's write with the caller's session and auth and proposes it.
-    #[allow(clippy::too_many_arguments)]
-    fn on_forward(
-        &mut self,
-        from: Sid,
-        session: SessionId,
-        cxid: i32,
-        op_code: i32,
-        auth: Vec<Id>,
-        body: Bytes,
-        trace: Option<TraceParent>,
-    ) {
-        let write =
-            ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
-        let waiting = self.ensemble.as_ref().is_some_and(|r| !r.waiting_zxid.is_empty());
-        if waiting || self.prep_zxid().is_none() {
-            // Full: wait in order for room (the followers bound what they forward).
-            if let Some(r) = self.ensemble.as_mut() {
-                r.waiting_zxid.push_back(WaitingWrite::Forwarded(write));
-            }
-            return;
-        }
-        self.propose_forwarded(write);
-    }
-
-    /// Preps and proposes a forwarded write (a zxid is available).
-    fn propose_forwarded(&mut self, write: ForwardedWrite) {
-        let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received, .. } = write;
-        let Some(zxid) = self.prep_zxid() else { return };
-        let caller = Caller { session_id: session, conn: 0, auth };
-        let txn = if op_code == op::CREATE_SESSION {
-            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            let now = self.mono_ms();
-            self.tracker.add(session, timeout, now);
-            self.tree.prep_create_session(session, timeout, zxid)
-        } else if op_code == FORWARD_MALFORMED {
-            Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() })
-        } else {
-            match Request::decode(op_code, &body) {
-                Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
-                Ok(request) if request.is_write() => {
-                    if matches!(request, Request::CloseSession) {
-                        self.tracker.remove(session);
-                    }
-                    self.tree.prep(&caller, &request, zxid, super::core::wall_ms())
-                }
-                Ok(_) => return,
-                Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
-            }
-        };
-        // The follower traces this write: the leader's part joins its trace.
-        let origin = match (trace, self.tracer.as_ref()) {
-            (Some(parent), Some(tracer)) => Origin::Forwarded {
-                received,
-                trace: Some(Box::new(tracer.start_forwarded(op_code, received, session, cxid, parent))),
-            },
-            _ => Origin::Internal,
-        };
-        self.propose(&caller, cxid, txn, origin);
-    }
-
-    /// Leader: a client write of this server, proposed now or, when the outstanding-proposal
-    /// bound is reached, queued behind the writes already waiting.
-    pub(super) fn leader_write(
-        &mut self,
-        conn: ConnId,
-        xid: i32,
-        op: i32,
-        request: Request,
-        received: Instant,
-    ) {
-        let Some(r) = self.ensemble.as_mut() else { return };
-        if r.waiting_zxid.is_empty() && r.peer.next_zxid().is_some() {
-            self.propose_request(conn, xid, op, request, received);
-            return;
-        }
-        self.hold_write(conn);
-        if let Some(r) = self.ensemble.as_mut() {
-            r.waiting_zxid.push_back(WaitingWrite::Local { conn, xid, op, request, received });
-        }
-    }
-
-    /// Leader, after commits freed room: proposes the waiting writes, in order, while room lasts.
-    pub(super) fn propose_waiting(&mut self) {
-        loop {
-            let Some(r) = self.ensemble.as_mut() else { return };
-            if r.role != Role::Leading || r.peer.next_zxid().is_none() {
-                return;
-            }
-            let Some(write) = r.waiting_zxid.pop_front() else { return };
-            match write {
-                WaitingWrite::Forwarded(write) => self.propose_forwarded(write),
-                WaitingWrite::Local { conn, xid, op, request, received } => {
-                    let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else {
-                        continue;
-                    };
-                    self.propose_request(conn, xid, op, request, received);
-                    // Its place in the connection's order was held when it was queued: drop
-                    // the second placeholder the proposal just added at the back.
-                    if let Some(state) = self.connections.get_mut(&conn)
-                        && state.held.len() > before
-                        && matches!(state.held.back(), Some(Held::Write { done: false }))
-                    {
-                        state.held.pop_back();
-                        state.queued = state.queued.saturating_sub(1);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Requests this server holds that are not yet in the commit queue: forwarded writes
-    /// waiting for their txn (follower), writes waiting for a zxid (leader), parked requests.
-    /// Counted with the commit queue against `globalOutstandingLimit`.
-    pub(super) fn replica_outstanding(&self) -> usize {
-        self.ensemble.as_ref().map_or(0, |r| r.awaiting.len() + r.waiting_zxid.len() + r.parked.len())
-    }
-
     /// Leader: stamps a prepped txn with the peer's next zxid and proposes it (duty 4).
     pub(super) fn zab_propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
         let Some(zxid) = self.prep_zxid() else {
@@ -835,7 +504,7 @@ impl Core {
         self.zab_step(Input::Propose { zxid, payload });
     }
 
-    fn hold_write(&mut self, conn: ConnId) {
+    pub(super) fn hold_write(&mut self, conn: ConnId) {
         if let Some(state) = self.connections.get_mut(&conn) {
             state.queued += 1;
             state.held.push_back(Held::Write { done: false });
@@ -843,7 +512,7 @@ impl Core {
     }
 
     /// A follower sends a client's write to the leader and waits for its txn.
-    fn forward(&mut self, conn: ConnId, cxid: i32, op_code: i32, body: Bytes, origin: Origin) {
+    pub(super) fn forward(&mut self, conn: ConnId, cxid: i32, op_code: i32, body: Bytes, origin: Origin) {
         let Some(leader) = self.ensemble.as_ref().and_then(|r| r.leader) else {
             self.close_connection(conn);
             return;
@@ -1010,7 +679,7 @@ impl Core {
     }
 
     /// Completes the connection's held requests from the front while they can complete.
-    fn drain_held(&mut self, conn: ConnId) {
+    pub(super) fn drain_held(&mut self, conn: ConnId) {
         loop {
             let applied = self.tree.last_processed_zxid();
             let Some(state) = self.connections.get_mut(&conn) else { return };

@@ -1,0 +1,157 @@
+//! The leader's queue of writes waiting for a zxid: when the outstanding-proposal bound is
+//! reached, forwarded writes (and the leader's own clients' writes) wait here in arrival order
+//! and are proposed as commits free room, never dropped. The followers bound what they
+//! forward (`globalOutstandingLimit`), so this queue is bounded too. A follower's waiting
+//! forwards are forgotten when its link ends (it forwards them again after its next sync).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use ferrokeeper_proto::request::Request;
+use ferrokeeper_proto::txn::ErrorTxn;
+use ferrokeeper_proto::{Code, Id, op};
+
+use super::core::{Core, Origin};
+use super::replica::{FORWARD_MALFORMED, Held};
+use crate::quorum::wire::TraceParent;
+use crate::tree::{Caller, ConnId, SessionId, Txn};
+use crate::zab::{Role, Sid};
+
+/// A follower's client write as the leader received it.
+pub struct ForwardedWrite {
+    /// The follower that forwarded it.
+    pub(super) from: Sid,
+    pub(super) session: SessionId,
+    pub(super) cxid: i32,
+    pub(super) op: i32,
+    pub(super) auth: Vec<Id>,
+    pub(super) body: Bytes,
+    pub(super) trace: Option<TraceParent>,
+    pub(super) received: Instant,
+}
+
+/// A write at the leader that waits for room under the outstanding-proposal bound.
+pub enum WaitingWrite {
+    Forwarded(ForwardedWrite),
+    Local { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
+}
+
+impl Core {
+    /// The leader preps a follower's write with the caller's session and auth and proposes it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_forward(
+        &mut self,
+        from: Sid,
+        session: SessionId,
+        cxid: i32,
+        op_code: i32,
+        auth: Vec<Id>,
+        body: Bytes,
+        trace: Option<TraceParent>,
+    ) {
+        let write =
+            ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
+        let waiting = self.ensemble.as_ref().is_some_and(|r| !r.waiting_zxid.is_empty());
+        if waiting || self.prep_zxid().is_none() {
+            // Full: wait in order for room (the followers bound what they forward).
+            if let Some(r) = self.ensemble.as_mut() {
+                r.waiting_zxid.push_back(WaitingWrite::Forwarded(write));
+            }
+            return;
+        }
+        self.propose_forwarded(write);
+    }
+
+    /// Preps and proposes a forwarded write (a zxid is available).
+    pub(super) fn propose_forwarded(&mut self, write: ForwardedWrite) {
+        let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received, .. } = write;
+        let Some(zxid) = self.prep_zxid() else { return };
+        let caller = Caller { session_id: session, conn: 0, auth };
+        let txn = if op_code == op::CREATE_SESSION {
+            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let now = self.mono_ms();
+            self.tracker.add(session, timeout, now);
+            self.tree.prep_create_session(session, timeout, zxid)
+        } else if op_code == FORWARD_MALFORMED {
+            Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() })
+        } else {
+            match Request::decode(op_code, &body) {
+                Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+                Ok(request) if request.is_write() => {
+                    if matches!(request, Request::CloseSession) {
+                        self.tracker.remove(session);
+                    }
+                    self.tree.prep(&caller, &request, zxid, super::core::wall_ms())
+                }
+                Ok(_) => return,
+                Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
+            }
+        };
+        // The follower traces this write: the leader's part joins its trace.
+        let origin = match (trace, self.tracer.as_ref()) {
+            (Some(parent), Some(tracer)) => Origin::Forwarded {
+                received,
+                trace: Some(Box::new(tracer.start_forwarded(op_code, received, session, cxid, parent))),
+            },
+            _ => Origin::Internal,
+        };
+        self.propose(&caller, cxid, txn, origin);
+    }
+
+    /// Leader: a client write of this server, proposed now or, when the outstanding-proposal
+    /// bound is reached, queued behind the writes already waiting.
+    pub(super) fn leader_write(
+        &mut self,
+        conn: ConnId,
+        xid: i32,
+        op: i32,
+        request: Request,
+        received: Instant,
+    ) {
+        let Some(r) = self.ensemble.as_mut() else { return };
+        if r.waiting_zxid.is_empty() && r.peer.next_zxid().is_some() {
+            self.propose_request(conn, xid, op, request, received);
+            return;
+        }
+        self.hold_write(conn);
+        if let Some(r) = self.ensemble.as_mut() {
+            r.waiting_zxid.push_back(WaitingWrite::Local { conn, xid, op, request, received });
+        }
+    }
+
+    /// Leader, after commits freed room: proposes the waiting writes, in order, while room lasts.
+    pub(super) fn propose_waiting(&mut self) {
+        loop {
+            let Some(r) = self.ensemble.as_mut() else { return };
+            if r.role != Role::Leading || r.peer.next_zxid().is_none() {
+                return;
+            }
+            let Some(write) = r.waiting_zxid.pop_front() else { return };
+            match write {
+                WaitingWrite::Forwarded(write) => self.propose_forwarded(write),
+                WaitingWrite::Local { conn, xid, op, request, received } => {
+                    let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else {
+                        continue;
+                    };
+                    self.propose_request(conn, xid, op, request, received);
+                    // Its place in the connection's order was held when it was queued: drop
+                    // the second placeholder the proposal just added at the back.
+                    if let Some(state) = self.connections.get_mut(&conn)
+                        && state.held.len() > before
+                        && matches!(state.held.back(), Some(Held::Write { done: false }))
+                    {
+                        state.held.pop_back();
+                        state.queued = state.queued.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Requests this server holds that are not yet in the commit queue: forwarded writes
+    /// waiting for their txn (follower), writes waiting for a zxid (leader), parked requests.
+    /// Counted with the commit queue against `globalOutstandingLimit`.
+    pub(super) fn replica_outstanding(&self) -> usize {
+        self.ensemble.as_ref().map_or(0, |r| r.awaiting.len() + r.waiting_zxid.len() + r.parked.len())
+    }
+}
