@@ -4,24 +4,22 @@
 //! process killed by pid and reaped on drop.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-pub fn fkload_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_fkload"))
+// The basics are shared with the other live tests' ensemble (support/cluster.rs).
+#[path = "../support/cluster.rs"]
+mod cluster;
+pub use cluster::{four_letter, free_port, tail};
+
+/// The ferrokeeper binary built next to fkload.
+pub fn server_bin() -> PathBuf {
+    cluster::server_binary()
 }
 
-pub fn server_bin() -> PathBuf {
-    let server = fkload_bin().with_file_name("ferrokeeper");
-    assert!(
-        server.exists(),
-        "{} not found: `cargo test --workspace` builds it; otherwise run `cargo build -p ferrokeeper-server` first",
-        server.display()
-    );
-    server
+pub fn fkload_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_fkload"))
 }
 
 pub fn repo_root() -> PathBuf {
@@ -45,25 +43,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-pub fn four_letter(port: u16, word: &str) -> std::io::Result<String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
-    s.write_all(word.as_bytes())?;
-    let mut out = String::new();
-    s.read_to_string(&mut out)?;
-    Ok(out)
-}
-
-pub fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// One node: its config and, while it runs, its process.
