@@ -1,6 +1,7 @@
 //! `ferrokeeper`: run a server from a zoo.cfg (`ferrokeeper --config zoo.cfg`, or
 //! `ferrokeeper zoo.cfg` as a drop-in for QuorumPeerMain), and the offline tools:
-//! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`.
+//! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`,
+//! `ferrokeeper import-zookeeper`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,18 @@ enum Tool {
     /// Print a snapshot (zkSnapShotToolkit).
     #[command(subcommand)]
     Snapshot(DumpCommand),
+    /// Make a ferrokeeper dataDir from an Apache ZooKeeper 3.5-3.9 dataDir (read only).
+    ImportZookeeper {
+        /// ZooKeeper's dataDir (holding version-2/ and the epoch files).
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// ZooKeeper's dataLogDir, when its logs are not in dataDir.
+        #[arg(long = "data-log-dir", value_name = "DIR")]
+        data_log_dir: Option<PathBuf>,
+        /// The ferrokeeper dataDir to write (must hold no ferrokeeper data yet).
+        #[arg(long = "to", value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -68,6 +81,10 @@ fn run_tool() -> ExitCode {
         }
         Tool::Log(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::log(&path),
         Tool::Snapshot(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::snapshot(&path),
+        Tool::ImportZookeeper { data_dir, data_log_dir, to } => {
+            let paths = ferrokeeper_server::zkformat::import::Paths { data_dir, data_log_dir, to };
+            ferrokeeper_server::zkformat::import::import(&paths).map(|report| print_import(&report))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,8 +95,24 @@ fn run_tool() -> ExitCode {
     }
 }
 
+fn print_import(report: &ferrokeeper_server::zkformat::import::Report) {
+    println!("snapshot {} (zxid {:#x})", report.snapshot.display(), report.snapshot_zxid);
+    for (path, txns, end) in &report.logs {
+        println!("log {}: {txns} txns, end {end:?}", path.display());
+    }
+    println!(
+        "replayed {} txns ({} failed, ignored as ZooKeeper does); last zxid {:#x}",
+        report.txns_replayed, report.txns_failed, report.zxid
+    );
+    println!(
+        "{} nodes, {} sessions, currentEpoch {}, acceptedEpoch {}",
+        report.nodes, report.sessions, report.current_epoch, report.accepted_epoch
+    );
+    println!("wrote {}", report.written.display());
+}
+
 fn main() -> ExitCode {
-    if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot")) {
+    if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot" | "import-zookeeper")) {
         return run_tool();
     }
     let args = Args::parse();
