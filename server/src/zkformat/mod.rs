@@ -15,6 +15,8 @@ pub mod import;
 pub mod log;
 pub mod replay;
 pub mod snap;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -128,7 +130,7 @@ pub fn zxid_from_name(name: &str, prefix: &str) -> Option<i64> {
 }
 
 #[cfg(test)]
-mod tests {
+mod basics {
     use super::*;
 
     #[test]
