@@ -1,7 +1,7 @@
 //! `ferrokeeper`: run a server from a zoo.cfg (`ferrokeeper --config zoo.cfg`, or
 //! `ferrokeeper zoo.cfg` as a drop-in for QuorumPeerMain), and the offline tools:
 //! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`,
-//! `ferrokeeper import-zookeeper`.
+//! `ferrokeeper import-zookeeper`, `ferrokeeper export-zookeeper`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +53,18 @@ enum Tool {
         #[arg(long = "to", value_name = "DIR")]
         to: PathBuf,
     },
+    /// Write a ferrokeeper dataDir's state as an Apache ZooKeeper snapshot (read only).
+    ExportZookeeper {
+        /// ferrokeeper's dataDir (holding fk-snap/ and the epoch files).
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// ferrokeeper's dataLogDir, when its log is not in dataDir.
+        #[arg(long = "data-log-dir", value_name = "DIR")]
+        data_log_dir: Option<PathBuf>,
+        /// The ZooKeeper dataDir to write (must hold no ZooKeeper data yet).
+        #[arg(long = "to", value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -85,6 +97,16 @@ fn run_tool() -> ExitCode {
             let paths = ferrokeeper_server::zkformat::import::Paths { data_dir, data_log_dir, to };
             ferrokeeper_server::zkformat::import::import(&paths).map(|report| print_import(&report))
         }
+        Tool::ExportZookeeper { data_dir, data_log_dir, to } => {
+            let paths = ferrokeeper_server::zkformat::export::Paths { data_dir, data_log_dir, to };
+            ferrokeeper_server::zkformat::export::export(&paths).map(|report| {
+                println!(
+                    "replayed {} txns; {} nodes, {} sessions at zxid {:#x}",
+                    report.txns_replayed, report.nodes, report.sessions, report.zxid
+                );
+                println!("wrote {}", report.written.display());
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -112,7 +134,10 @@ fn print_import(report: &ferrokeeper_server::zkformat::import::Report) {
 }
 
 fn main() -> ExitCode {
-    if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot" | "import-zookeeper")) {
+    if matches!(
+        std::env::args().nth(1).as_deref(),
+        Some("purge" | "log" | "snapshot" | "import-zookeeper" | "export-zookeeper")
+    ) {
         return run_tool();
     }
     let args = Args::parse();

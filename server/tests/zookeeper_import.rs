@@ -5,7 +5,8 @@
 //! every node's data, ACL and full Stat must be what ZooKeeper served before the stop; the
 //! session still open at the stop keeps its ephemerals and can resume; a sequential create
 //! continues the parent's counter. A log with a flipped byte is refused, naming the file and
-//! offset, with nothing written. The ZooKeeper files are never changed by the import.
+//! offset, with nothing written. The ZooKeeper files are never changed by the import. And back:
+//! `ferrokeeper export-zookeeper` of a ferrokeeper dataDir, Apache ZooKeeper started on it.
 
 #![allow(clippy::unwrap_used)]
 
@@ -250,6 +251,12 @@ fn import(zk_data: &Path, to: &Path) -> (bool, String, String) {
     support::run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("import ran")
 }
 
+fn export(fk_data: &Path, to: &Path) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+    cmd.arg("export-zookeeper").arg("--data-dir").arg(fk_data).arg("--to").arg(to);
+    support::run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("export ran")
+}
+
 fn signal(server: &ServerProcess, name: &str) {
     let pid = server.pid().expect("running").to_string();
     let status = Command::new("kill").args([name, &pid]).status().expect("kill");
@@ -324,41 +331,7 @@ fn run(kill: bool) {
     replay_from_older_snapshots(&zk_data, &only_file(&to.join("fk-snap")));
 
     let ferrokeeper = start(ServerKind::Ferrokeeper, Some(&to));
-    let after = dump(ferrokeeper.port);
-    for (path, line) in &before {
-        assert_eq!(after.get(path), Some(line), "{path} differs after the import");
-    }
-    assert_eq!(
-        after.len(),
-        before.len(),
-        "nodes only ferrokeeper has: {:?}",
-        after.keys().filter(|p| !before.contains_key(*p)).collect::<Vec<_>>()
-    );
-
-    // The session open at the stop is still alive: it resumes and keeps its ephemerals.
-    let options = ConnectOptions {
-        session_id: live.session_id,
-        passwd: live.passwd.clone(),
-        timeout_ms: SESSION_TIMEOUT_MS,
-        last_zxid_seen: live.last_zxid,
-        ..ConnectOptions::default()
-    };
-    let mut resumed = TestClient::connect_with(ferrokeeper.port, &options).expect("reconnect");
-    assert_eq!(resumed.session_id, live.session_id, "the session did not survive the import");
-    assert!(resumed.negotiated_timeout > 0);
-    // Sequential creates continue the parent's counter: its stored cversion, which a client
-    // sees as 2 * cversion - numChildren (DataNode.copyStat).
-    let queue = &before["/app/queue"];
-    let field = |name: &str| -> i32 {
-        queue.split(&format!(" {name}=")).nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
-    };
-    let stored = (field("cversion") + field("numChildren")) / 2;
-    assert!(stored >= 6, "{queue}");
-    let next = create(&mut resumed, "/app/queue/item-", "after", open(), 2);
-    assert_eq!(next, format!("/app/queue/item-{stored:010}"));
-    resumed.close_session().expect("close");
-    let gone = dump(ferrokeeper.port);
-    assert!(!gone.contains_key("/app/presence"), "closing the resumed session deletes its ephemerals");
+    check_served(&before, ferrokeeper.port, &live);
     drop(live);
 }
 
@@ -419,6 +392,40 @@ fn replay_from_older_snapshots(zk_data: &Path, expected: &[u8]) {
     assert_eq!(only_file(&to.join("fk-snap")), expected, "replaying past a damaged snapshot differs");
 }
 
+/// The server on `port` serves exactly the `before` dump; the session `live` (open when the
+/// previous server stopped) resumes with its ephemerals; sequential numbering continues.
+fn check_served(before: &BTreeMap<String, String>, port: u16, live: &TestClient) {
+    let after = dump(port);
+    for (path, line) in before {
+        assert_eq!(after.get(path), Some(line), "{path} differs");
+    }
+    let extra: Vec<_> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(extra.is_empty(), "nodes only the new server has: {extra:?}");
+    let options = ConnectOptions {
+        session_id: live.session_id,
+        passwd: live.passwd.clone(),
+        timeout_ms: SESSION_TIMEOUT_MS,
+        last_zxid_seen: live.last_zxid,
+        ..ConnectOptions::default()
+    };
+    let mut resumed = TestClient::connect_with(port, &options).expect("reconnect");
+    assert_eq!(resumed.session_id, live.session_id, "the session did not survive");
+    assert!(resumed.negotiated_timeout > 0);
+    // Sequential creates continue the parent's counter: its stored cversion, which a client
+    // sees as 2 * cversion - numChildren (DataNode.copyStat).
+    let queue = &before["/app/queue"];
+    let field = |name: &str| -> i32 {
+        queue.split(&format!(" {name}=")).nth(1).unwrap().split(' ').next().unwrap().parse().unwrap()
+    };
+    let stored = (field("cversion") + field("numChildren")) / 2;
+    assert!(stored >= 6, "{queue}");
+    let next = create(&mut resumed, "/app/queue/item-", "after", open(), 2);
+    assert_eq!(next, format!("/app/queue/item-{stored:010}"));
+    resumed.close_session().expect("close");
+    let gone = dump(port);
+    assert!(!gone.contains_key("/app/presence"), "closing the resumed session deletes its ephemerals");
+}
+
 #[test]
 fn import_after_sigterm_serves_the_same_tree() {
     run(false);
@@ -453,4 +460,29 @@ fn a_damaged_log_is_refused_naming_file_and_offset_with_nothing_written() {
     let name = path.display().to_string();
     assert!(stderr.contains(&format!("{name}: at offset 16: checksum mismatch")), "{stderr}");
     assert!(!to.exists(), "something was written: {:?}", files(&to).keys().collect::<Vec<_>>());
+}
+
+#[test]
+fn export_back_to_zookeeper_serves_the_same_tree() {
+    if !support::oracle_available() {
+        return;
+    }
+    let mut ferrokeeper = start(ServerKind::Ferrokeeper, None);
+    let live = write_tree(ferrokeeper.port);
+    let before = dump(ferrokeeper.port);
+    assert!(before.len() >= 25, "the tree has {} nodes", before.len());
+    signal(&ferrokeeper, "-TERM");
+    assert!(ferrokeeper.wait_exit(Duration::from_secs(20)).is_some(), "ferrokeeper did not stop");
+    let fk_data = ferrokeeper.dir().join("data");
+    let originals = files(&fk_data);
+    let target = TempDir::new("export");
+    let to = target.path().join("zk");
+    let (success, stdout, stderr) = export(&fk_data, &to);
+    assert!(success, "export failed:\n{stdout}\n{stderr}");
+    assert_eq!(files(&fk_data), originals, "the export changed ferrokeeper's files");
+    let (again, _, stderr) = export(&fk_data, &to);
+    assert!(!again && stderr.contains("already holds ZooKeeper data"), "{stderr}");
+    let zookeeper = start(ServerKind::ZooKeeper, Some(&to));
+    check_served(&before, zookeeper.port, &live);
+    drop(live);
 }

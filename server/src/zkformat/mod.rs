@@ -11,6 +11,7 @@
 //! Nothing here panics on corrupt input: every read is bounds-checked and a bad file is
 //! reported with its path and the byte offset where it stopped making sense.
 
+pub mod export;
 pub mod import;
 pub mod log;
 pub mod replay;
