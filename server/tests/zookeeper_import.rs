@@ -390,6 +390,19 @@ fn replay_from_older_snapshots(zk_data: &Path, expected: &[u8]) {
     let warning = format!("warning: {}: at offset", newest.display());
     assert!(stderr.contains(&warning), "no warning about the damaged snapshot: {stderr}");
     assert_eq!(only_file(&to.join("fk-snap")), expected, "replaying past a damaged snapshot differs");
+
+    // Into ZooKeeper's own dataDir (ferrokeeper's files live in fk-snap/, beside version-2/):
+    // ZooKeeper's files stay as they were.
+    let same = scratch.path().join("same");
+    copy_of(&same);
+    let before = files(&same);
+    let (success, stdout, stderr) = import(&same, &same);
+    assert!(success, "import into the same dataDir failed:\n{stdout}\n{stderr}");
+    let after = files(&same);
+    for (path, bytes) in &before {
+        assert_eq!(after.get(path), Some(bytes), "{} changed", path.display());
+    }
+    assert_eq!(only_file(&same.join("fk-snap")), expected, "importing in place differs");
 }
 
 /// The server on `port` serves exactly the `before` dump; the session `live` (open when the

@@ -14,7 +14,7 @@
 //!
 //! A node's ACL is an id in the cache; -1 is `world:anyone` ALL (`OPEN_ACL_UNSAFE`).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bytes::BufMut;
 use ferrokeeper_proto::jute::{Jute, Reader};
@@ -163,22 +163,24 @@ pub fn encode(state: &ZkState) -> Vec<u8> {
         out.put_i32(*timeout);
     }
     let nodes = state.reachable();
-    let mut cache: Vec<&Vec<Acl>> = Vec::new();
+    // The ACL cache: each distinct ACL list once, keyed by its encoding (ids from 1).
+    let mut ids: HashMap<Vec<u8>, i64> = HashMap::new();
+    let mut cache: Vec<Vec<u8>> = Vec::new();
     let mut acl_ids = Vec::with_capacity(nodes.len());
     for (_, node) in &nodes {
-        let id = match cache.iter().position(|known| **known == node.acl) {
-            Some(index) => index,
-            None => {
-                cache.push(&node.acl);
-                cache.len() - 1
-            }
-        };
-        acl_ids.push(id as i64 + 1);
+        let mut encoded = Vec::new();
+        node.acl.write(&mut encoded);
+        let next = cache.len() as i64 + 1;
+        let id = *ids.entry(encoded.clone()).or_insert_with(|| {
+            cache.push(encoded);
+            next
+        });
+        acl_ids.push(id);
     }
     out.put_i32(cache.len() as i32);
-    for (index, acl) in cache.iter().enumerate() {
+    for (index, encoded) in cache.iter().enumerate() {
         out.put_i64(index as i64 + 1);
-        acl.write(&mut out);
+        out.extend_from_slice(encoded);
     }
     for ((path, node), acl_id) in nodes.iter().zip(acl_ids) {
         let path = if *path == "/" { "" } else { path };
