@@ -335,6 +335,21 @@ fn run(kill: bool) {
     drop(live);
 }
 
+/// A ferrokeeper snapshot as lines (sessions, then each node), for readable differences.
+fn snapshot_lines(bytes: &[u8]) -> Vec<String> {
+    let config = ferrokeeper_server::tree::TreeConfig { extended_types_enabled: true, ..Default::default() };
+    let tree = ferrokeeper_server::txlog::snapshot::decode(bytes, config).expect("a ferrokeeper snapshot");
+    let mut lines = vec![format!("zxid {:#x} sessions {:?}", tree.last_processed_zxid(), tree.sessions())];
+    tree.for_each_node(|path, data, acl, stat| lines.push(format!("{path} {data:?} {acl:?} {stat:?}")));
+    lines
+}
+
+/// Both ferrokeeper snapshots hold the same state, byte for byte.
+fn assert_same_snapshot(actual: &[u8], expected: &[u8], what: &str) {
+    assert_eq!(snapshot_lines(actual), snapshot_lines(expected), "{what}");
+    assert!(actual == expected, "{what}: same nodes but different bytes");
+}
+
 /// The one file in `dir`, read.
 fn only_file(dir: &Path) -> Vec<u8> {
     let all = files(dir);
@@ -375,7 +390,7 @@ fn replay_from_older_snapshots(zk_data: &Path, expected: &[u8]) {
     let (success, stdout, stderr) = import(&oldest_only, &to);
     assert!(success, "import from the oldest snapshot failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("(zxid 0x0)"), "{stdout}");
-    assert_eq!(only_file(&to.join("fk-snap")), expected, "replaying from the oldest snapshot differs");
+    assert_same_snapshot(&only_file(&to.join("fk-snap")), expected, "replaying from the oldest snapshot");
 
     let damaged = scratch.path().join("damaged");
     copy_of(&damaged);
@@ -389,7 +404,7 @@ fn replay_from_older_snapshots(zk_data: &Path, expected: &[u8]) {
     assert!(success, "import with a damaged newest snapshot failed:\n{stdout}\n{stderr}");
     let warning = format!("warning: {}: at offset", newest.display());
     assert!(stderr.contains(&warning), "no warning about the damaged snapshot: {stderr}");
-    assert_eq!(only_file(&to.join("fk-snap")), expected, "replaying past a damaged snapshot differs");
+    assert_same_snapshot(&only_file(&to.join("fk-snap")), expected, "replaying past a damaged snapshot");
 
     // Into ZooKeeper's own dataDir (ferrokeeper's files live in fk-snap/, beside version-2/):
     // ZooKeeper's files stay as they were.
@@ -402,7 +417,7 @@ fn replay_from_older_snapshots(zk_data: &Path, expected: &[u8]) {
     for (path, bytes) in &before {
         assert_eq!(after.get(path), Some(bytes), "{} changed", path.display());
     }
-    assert_eq!(only_file(&same.join("fk-snap")), expected, "importing in place differs");
+    assert_same_snapshot(&only_file(&same.join("fk-snap")), expected, "importing in place");
 }
 
 /// The server on `port` serves exactly the `before` dump; the session `live` (open when the
