@@ -176,6 +176,23 @@ fn main() -> ExitCode {
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key ignored");
     }
+    // A dataDir of Apache ZooKeeper's and none of ferrokeeper's yet: import it first.
+    match ferrokeeper_server::zkformat::import::import_on_start(&config) {
+        Ok(None) => {}
+        Ok(Some(report)) => tracing::info!(
+            snapshot = %report.snapshot.display(),
+            txns_replayed = report.txns_replayed,
+            nodes = report.nodes,
+            sessions = report.sessions,
+            zxid = format_args!("0x{:x}", report.zxid),
+            written = %report.written.display(),
+            "imported Apache ZooKeeper's dataDir (its files are left as they were)"
+        ),
+        Err(error) => {
+            eprintln!("ferrokeeper: cannot import Apache ZooKeeper's data: {error}");
+            return ExitCode::from(2);
+        }
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -514,3 +514,32 @@ fn export_back_to_zookeeper_serves_the_same_tree() {
     check_served(&before, zookeeper.port, &live);
     drop(live);
 }
+
+#[test]
+fn ferrokeeper_starts_on_zookeepers_data_dir_and_imports_once() {
+    if !support::oracle_available() {
+        return;
+    }
+    let mut zookeeper = start(ServerKind::ZooKeeper, None);
+    let live = write_tree(zookeeper.port);
+    let before = dump(zookeeper.port);
+    signal(&zookeeper, "-TERM");
+    assert!(zookeeper.wait_exit(Duration::from_secs(20)).is_some(), "ZooKeeper did not stop");
+    let zk_data = zookeeper.dir().join("data");
+    let originals = files(&zk_data);
+    // The same zoo.cfg keys and dataDir ZooKeeper ran with (on another port).
+    let mut ferrokeeper = start(ServerKind::Ferrokeeper, Some(&zk_data));
+    check_served(&before, ferrokeeper.port, &live);
+    let after_import = files(&zk_data);
+    for (path, bytes) in &originals {
+        assert_eq!(after_import.get(path), Some(bytes), "{} changed", path.display());
+    }
+    // What ferrokeeper changed since survives a restart: the import is not repeated.
+    let changed = dump(ferrokeeper.port);
+    assert_ne!(changed, before);
+    signal(&ferrokeeper, "-TERM");
+    assert!(ferrokeeper.wait_exit(Duration::from_secs(20)).is_some(), "ferrokeeper did not stop");
+    let restarted = start(ServerKind::Ferrokeeper, Some(&zk_data));
+    assert_eq!(dump(restarted.port), changed);
+    drop(live);
+}

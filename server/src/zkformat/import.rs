@@ -256,3 +256,29 @@ fn refuse_existing(to: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Start-up on a ZooKeeper dataDir: when zoo.cfg's dataDir (or dataLogDir) holds ZooKeeper
+/// snapshots or logs and ferrokeeper has no snapshot or log of its own there yet, imports
+/// them into dataDir (beside ZooKeeper's `version-2/`, which is only read). Afterwards
+/// ferrokeeper's own files exist and this does nothing. `None`: nothing to import.
+pub fn import_on_start(config: &crate::config::Config) -> Result<Option<Report>, String> {
+    let holds_zookeeper_files = |dir: &Path| {
+        let dir = dir.join(VERSION_DIR);
+        dir.is_dir()
+            && (list(&dir, "snapshot").is_ok_and(|found| !found.is_empty())
+                || list(&dir, "log").is_ok_and(|found| !found.is_empty()))
+    };
+    if !holds_zookeeper_files(&config.data_dir) && !holds_zookeeper_files(&config.data_log_dir) {
+        return Ok(None);
+    }
+    let own_snapshots = snapshot::list(&config.snap_dir)
+        .map_err(|e| format!("cannot list {}: {e}", config.snap_dir.display()))?;
+    let own_segments = crate::txlog::reader::segments(&config.log.dir)
+        .map_err(|e| format!("cannot list {}: {e}", config.log.dir.display()))?;
+    if !own_snapshots.is_empty() || !own_segments.is_empty() {
+        return Ok(None);
+    }
+    let data_log_dir = (config.data_log_dir != config.data_dir).then(|| config.data_log_dir.clone());
+    let paths = Paths { data_dir: config.data_dir.clone(), data_log_dir, to: config.data_dir.clone() };
+    import(&paths).map(Some)
+}
