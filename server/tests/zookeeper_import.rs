@@ -6,7 +6,8 @@
 //! session still open at the stop keeps its ephemerals and can resume; a sequential create
 //! continues the parent's counter. A log with a flipped byte is refused, naming the file and
 //! offset, with nothing written. The ZooKeeper files are never changed by the import. And back:
-//! `ferrokeeper export-zookeeper` of a ferrokeeper dataDir, Apache ZooKeeper started on it.
+//! `ferrokeeper export-zookeeper` of a ferrokeeper dataDir, Apache ZooKeeper started on it. And a
+//! stopped 3-node ZooKeeper ensemble restarted as ferrokeeper on the same zoo.cfg files.
 
 #![allow(clippy::unwrap_used)]
 
@@ -542,4 +543,51 @@ fn ferrokeeper_starts_on_zookeepers_data_dir_and_imports_once() {
     let restarted = start(ServerKind::Ferrokeeper, Some(&zk_data));
     assert_eq!(dump(restarted.port), changed);
     drop(live);
+}
+
+/// A 3-node ZooKeeper ensemble, stopped with no write in flight, restarted as ferrokeeper on the
+/// same zoo.cfg files and dataDirs: each member imports its own data (with its epoch files), the
+/// ensemble elects and converges, and every member serves what ZooKeeper served.
+#[test]
+fn a_stopped_zookeeper_ensemble_restarts_as_ferrokeeper() {
+    if !support::oracle_available() {
+        return;
+    }
+    let superdigest = support::digest("super", support::SUPER_PASSWORD);
+    let extras = [
+        ("snapCount", "10"),
+        ("autopurge.purgeInterval", "0"),
+        ("extendedTypesEnabled", "true"),
+        ("DigestAuthenticationProvider.superDigest", superdigest.as_str()),
+    ];
+    let mut cluster = support::Ensemble::build(ServerKind::ZooKeeper, &extras, false);
+    for i in 0..support::ENSEMBLE_SIZE {
+        cluster.start(i);
+    }
+    let leader = cluster.wait_stable(Duration::from_secs(40));
+    let port = cluster.port(leader);
+    let live = write_tree(port);
+    let mut before = dump(port);
+    // Each ZooKeeper member writes its dynamic configuration into /zookeeper/config when it
+    // starts (not a txn, its own clock); ferrokeeper's ensemble does not publish it there.
+    assert!(before.remove("/zookeeper/config").is_some_and(|line| line.contains("server.1=")));
+    for i in 0..support::ENSEMBLE_SIZE {
+        cluster.kill(i);
+    }
+    cluster.set_kind(ServerKind::Ferrokeeper);
+    for i in 0..support::ENSEMBLE_SIZE {
+        cluster.start(i);
+    }
+    cluster.wait_stable(Duration::from_secs(30));
+    cluster.wait_converged(Duration::from_secs(30));
+    for i in 0..support::ENSEMBLE_SIZE {
+        let after = dump(cluster.port(i));
+        for (path, line) in &before {
+            assert_eq!(after.get(path), Some(line), "node {}: {path} differs", i + 1);
+        }
+        assert_eq!(after.len(), before.len() + 1, "node {}: only /zookeeper/config is extra", i + 1);
+    }
+    let mut with_config = before.clone();
+    with_config.insert("/zookeeper/config".into(), dump(cluster.port(leader))["/zookeeper/config"].clone());
+    check_served(&with_config, cluster.port(leader), &live);
 }

@@ -24,6 +24,25 @@ use super::log::End;
 use super::replay::Replay;
 use super::{FormatError, ZkState, zxid_from_name};
 
+/// Not replicated state in ZooKeeper: each server rewrites it from its own configuration when
+/// it starts in an ensemble (its mtime is that server's clock), so members' snapshots differ
+/// there. The import gives it the content ferrokeeper's own fresh tree has, as every member's.
+const CONFIG_NODE: &str = "/zookeeper/config";
+
+type NodeRecord =
+    (String, Option<bytes::Bytes>, Vec<ferrokeeper_proto::Acl>, ferrokeeper_proto::StatPersisted);
+
+/// `path` as a new ferrokeeper tree holds it.
+fn fresh_node(config: &TreeConfig, path: &str) -> Option<NodeRecord> {
+    let mut found = None;
+    DataTree::new(config.clone()).for_each_node(|at, data, acl, stat| {
+        if at == path {
+            found = Some((at.to_owned(), data.clone(), acl.to_vec(), stat.clone()));
+        }
+    });
+    found
+}
+
 /// ZooKeeper's subdirectory of dataDir / dataLogDir (`FileTxnSnapLog.version`).
 pub const VERSION_DIR: &str = "version-2";
 /// ZooKeeper considers at most this many snapshots (`FileSnap.deserialize`).
@@ -65,14 +84,18 @@ pub fn import(paths: &Paths) -> Result<Report, String> {
     let (current, accepted) = read_epochs(&paths.data_dir, state.zxid)?;
     report.current_epoch = current;
     report.accepted_epoch = accepted;
+    let config = TreeConfig { extended_types_enabled: true, ..TreeConfig::default() };
+    let server_local = fresh_node(&config, CONFIG_NODE);
     let nodes: Vec<_> = state
         .reachable()
         .into_iter()
-        .map(|(path, node)| (path.to_owned(), node.data.clone(), node.acl.clone(), node.stat.clone()))
+        .map(|(path, node)| match (&server_local, path == CONFIG_NODE) {
+            (Some(fresh), true) => fresh.clone(),
+            _ => (path.to_owned(), node.data.clone(), node.acl.clone(), node.stat.clone()),
+        })
         .collect();
     report.nodes = nodes.len();
     report.sessions = state.sessions.len();
-    let config = TreeConfig { extended_types_enabled: true, ..TreeConfig::default() };
     let tree = DataTree::restore(config, state.zxid, state.sessions.clone(), nodes)
         .map_err(|e| format!("the restored tree does not load: {e}"))?;
     let bytes = snapshot::encode(&tree);
