@@ -85,27 +85,36 @@ pub fn import(paths: &Paths) -> Result<Report, String> {
     report.current_epoch = current;
     report.accepted_epoch = accepted;
     let config = TreeConfig { extended_types_enabled: true, ..TreeConfig::default() };
-    let server_local = fresh_node(&config, CONFIG_NODE);
-    let nodes: Vec<_> = state
-        .reachable()
-        .into_iter()
-        .map(|(path, node)| match (&server_local, path == CONFIG_NODE) {
-            (Some(fresh), true) => fresh.clone(),
-            _ => (path.to_owned(), node.data.clone(), node.acl.clone(), node.stat.clone()),
-        })
-        .collect();
-    report.nodes = nodes.len();
     report.sessions = state.sessions.len();
-    let tree = DataTree::restore(config, state.zxid, state.sessions.clone(), nodes)
-        .map_err(|e| format!("the restored tree does not load: {e}"))?;
-    let bytes = snapshot::encode(&tree);
+    let zxid = state.zxid;
+    let (bytes, nodes) = encode_ferrokeeper(&state, &config);
+    report.nodes = nodes;
+    drop(state);
+    // The file must load as ferrokeeper's start-up will load it (paths, parents, root).
+    snapshot::decode(&bytes, config).map_err(|e| format!("the restored tree does not load: {e}"))?;
     refuse_existing(&paths.to)?;
     let snap_dir = paths.to.join("fk-snap");
-    report.written = snapshot::write(&snap_dir, state.zxid, &bytes)
+    report.written = snapshot::write(&snap_dir, zxid, &bytes)
         .map_err(|e| format!("cannot write {}: {e}", snap_dir.display()))?;
     epochs::save(&paths.to, current, accepted)
         .map_err(|e| format!("cannot write the epoch files in {}: {e}", paths.to.display()))?;
     Ok(report)
+}
+
+/// A ferrokeeper snapshot of `state`'s reachable nodes in path order (as ferrokeeper writes
+/// them), with [`CONFIG_NODE`] as a fresh ferrokeeper tree has it; and the node count.
+fn encode_ferrokeeper(state: &ZkState, config: &TreeConfig) -> (Vec<u8>, usize) {
+    let reachable: std::collections::HashSet<&str> =
+        state.reachable().into_iter().map(|(path, _)| path).collect();
+    let server_local = fresh_node(config, CONFIG_NODE);
+    let mut encoder = snapshot::Encoder::start(state.zxid, &state.sessions, 0);
+    for (path, node) in state.nodes.iter().filter(|(path, _)| reachable.contains(path.as_str())) {
+        match &server_local {
+            Some((_, data, acl, stat)) if path == CONFIG_NODE => encoder.node(path, data, acl, stat),
+            _ => encoder.node(path, &node.data, &node.acl, &node.stat),
+        }
+    }
+    (encoder.finish(), reachable.len())
 }
 
 /// The state ZooKeeper would start with, and what was read to get it.
