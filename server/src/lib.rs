@@ -13,3 +13,4 @@ pub mod telemetry;
 pub mod tree;
 pub mod txlog;
 pub mod zab;
+pub mod zkformat;

@@ -1,6 +1,7 @@
 //! `ferrokeeper`: run a server from a zoo.cfg (`ferrokeeper --config zoo.cfg`, or
 //! `ferrokeeper zoo.cfg` as a drop-in for QuorumPeerMain), and the offline tools:
-//! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`.
+//! `ferrokeeper purge`, `ferrokeeper log dump`, `ferrokeeper snapshot dump`,
+//! `ferrokeeper import-zookeeper`, `ferrokeeper export-zookeeper`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,6 +41,30 @@ enum Tool {
     /// Print a snapshot (zkSnapShotToolkit).
     #[command(subcommand)]
     Snapshot(DumpCommand),
+    /// Make a ferrokeeper dataDir from an Apache ZooKeeper 3.5-3.9 dataDir (read only).
+    ImportZookeeper {
+        /// ZooKeeper's dataDir (holding version-2/ and the epoch files).
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// ZooKeeper's dataLogDir, when its logs are not in dataDir.
+        #[arg(long = "data-log-dir", value_name = "DIR")]
+        data_log_dir: Option<PathBuf>,
+        /// The ferrokeeper dataDir to write (must hold no ferrokeeper data yet).
+        #[arg(long = "to", value_name = "DIR")]
+        to: PathBuf,
+    },
+    /// Write a ferrokeeper dataDir's state as an Apache ZooKeeper snapshot (read only).
+    ExportZookeeper {
+        /// ferrokeeper's dataDir (holding fk-snap/ and the epoch files).
+        #[arg(long = "data-dir", value_name = "DIR")]
+        data_dir: PathBuf,
+        /// ferrokeeper's dataLogDir, when its log is not in dataDir.
+        #[arg(long = "data-log-dir", value_name = "DIR")]
+        data_log_dir: Option<PathBuf>,
+        /// The ZooKeeper dataDir to write (must hold no ZooKeeper data yet).
+        #[arg(long = "to", value_name = "DIR")]
+        to: PathBuf,
+    },
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -68,6 +93,20 @@ fn run_tool() -> ExitCode {
         }
         Tool::Log(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::log(&path),
         Tool::Snapshot(DumpCommand::Dump { path }) => ferrokeeper_server::txlog::dump::snapshot(&path),
+        Tool::ImportZookeeper { data_dir, data_log_dir, to } => {
+            let paths = ferrokeeper_server::zkformat::import::Paths { data_dir, data_log_dir, to };
+            ferrokeeper_server::zkformat::import::import(&paths).map(|report| print_import(&report))
+        }
+        Tool::ExportZookeeper { data_dir, data_log_dir, to } => {
+            let paths = ferrokeeper_server::zkformat::export::Paths { data_dir, data_log_dir, to };
+            ferrokeeper_server::zkformat::export::export(&paths).map(|report| {
+                println!(
+                    "replayed {} txns; {} nodes, {} sessions at zxid {:#x}",
+                    report.txns_replayed, report.nodes, report.sessions, report.zxid
+                );
+                println!("wrote {}", report.written.display());
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -78,8 +117,27 @@ fn run_tool() -> ExitCode {
     }
 }
 
+fn print_import(report: &ferrokeeper_server::zkformat::import::Report) {
+    println!("snapshot {} (zxid {:#x})", report.snapshot.display(), report.snapshot_zxid);
+    for (path, txns, end) in &report.logs {
+        println!("log {}: {txns} txns, end {end:?}", path.display());
+    }
+    println!(
+        "replayed {} txns ({} failed, ignored as ZooKeeper does); last zxid {:#x}",
+        report.txns_replayed, report.txns_failed, report.zxid
+    );
+    println!(
+        "{} nodes, {} sessions, currentEpoch {}, acceptedEpoch {}",
+        report.nodes, report.sessions, report.current_epoch, report.accepted_epoch
+    );
+    println!("wrote {}", report.written.display());
+}
+
 fn main() -> ExitCode {
-    if matches!(std::env::args().nth(1).as_deref(), Some("purge" | "log" | "snapshot")) {
+    if matches!(
+        std::env::args().nth(1).as_deref(),
+        Some("purge" | "log" | "snapshot" | "import-zookeeper" | "export-zookeeper")
+    ) {
         return run_tool();
     }
     let args = Args::parse();
@@ -117,6 +175,23 @@ fn main() -> ExitCode {
     };
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key ignored");
+    }
+    // A dataDir of Apache ZooKeeper's and none of ferrokeeper's yet: import it first.
+    match ferrokeeper_server::zkformat::import::import_on_start(&config) {
+        Ok(None) => {}
+        Ok(Some(report)) => tracing::info!(
+            snapshot = %report.snapshot.display(),
+            txns_replayed = report.txns_replayed,
+            nodes = report.nodes,
+            sessions = report.sessions,
+            zxid = format_args!("0x{:x}", report.zxid),
+            written = %report.written.display(),
+            "imported Apache ZooKeeper's dataDir (its files are left as they were)"
+        ),
+        Err(error) => {
+            eprintln!("ferrokeeper: cannot import Apache ZooKeeper's data: {error}");
+            return ExitCode::from(2);
+        }
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

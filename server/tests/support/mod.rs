@@ -784,6 +784,11 @@ impl Ensemble {
         node.child = Some(child);
     }
 
+    /// Runs the nodes as `kind` from their next start, on the same dataDirs and zoo.cfg files.
+    pub fn set_kind(&mut self, kind: ServerKind) {
+        self.kind = kind;
+    }
+
     /// Which implementation the nodes run.
     pub fn kind(&self) -> ServerKind {
         self.kind
