@@ -10,6 +10,8 @@
 #   server.p12                the server's key store as PKCS12 (password PASSWORD)
 #   client.crt, client.key    a client certificate (CN=client,OU=test,O=ferrokeeper) signed by
 #                             the CA; client.pem holds both, client.p12 is the PKCS12 form
+#   client2.crt, client2.key  a second client (CN=client2,OU=test,O=ferrokeeper): another x509 id
+#   admin.crt, admin.key      a client whose subject needs RFC 2253 escaping and an emailAddress
 #   expired.crt, expired.key  a client certificate of the same CA that expired in 2020
 #   rogue-ca.pem, untrusted.crt, untrusted.key
 #                             a second CA and a client certificate it signed (not trusted)
@@ -80,6 +82,12 @@ extendedKeyUsage=clientAuth,serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1"
 sign server "/CN=localhost" ca.pem ca.key "$server_ext"
 sign client "/O=ferrokeeper/OU=test/CN=client" ca.pem ca.key "$client_ext"
+# A second client (another x509 id) and an administrator whose subject exercises the RFC 2253
+# rendering of the x509 id: escaped characters, a multi-valued-looking OU, an emailAddress
+# (rendered by OID as #hex), padding spaces.
+sign client2 "/O=ferrokeeper/OU=test/CN=client2" ca.pem ca.key "$client_ext"
+sign admin "/DC=org/DC=example/O=Acme, Inc./OU=ops\\+dev/CN= admin;#1 /emailAddress=admin@example.org" \
+    ca.pem ca.key "$client_ext"
 sign expired "/O=ferrokeeper/OU=test/CN=expired" ca.pem ca.key "$client_ext" 20200101000000Z 20200102000000Z
 sign untrusted "/CN=untrusted" rogue-ca.pem rogue-ca.key "$client_ext"
 

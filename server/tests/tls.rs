@@ -2,7 +2,8 @@
 //! ferrokeeper with PEM and with PKCS12 stores; a Rust rustls client and kazoo (`use_ssl`)
 //! work over TLS beside the plain port; a plaintext client, an untrusted and an expired client
 //! certificate are refused with a log line naming the cause, only their own connection closed,
-//! and counted in `/metrics`.
+//! and counted in `/metrics`. The x509 auth provider: a client certificate's subject DN (as
+//! Java's `X500Principal.getName()` renders it) is the connection's `x509` id.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use ferrokeeper_proto::Code;
 use ferrokeeper_proto::jute::Jute;
 use ferrokeeper_proto::records::*;
 use rustls::pki_types::pem::PemObject;
@@ -33,6 +35,10 @@ fn make_certs(dir: &Path) {
 }
 
 fn start(certs: &Path, pkcs12: bool) -> (ServerProcess, u16, u16) {
+    start_with(certs, pkcs12, &[])
+}
+
+fn start_with(certs: &Path, pkcs12: bool, more: &[(&str, &str)]) -> (ServerProcess, u16, u16) {
     let secure = support::free_port();
     let metrics = support::free_port();
     let c = |f: &str| certs.join(f).display().to_string();
@@ -49,6 +55,7 @@ fn start(certs: &Path, pkcs12: bool) -> (ServerProcess, u16, u16) {
         ("metricsProvider.httpHost", "127.0.0.1"),
         ("metricsProvider.httpPort", metrics_s.as_str()),
     ];
+    let extra: Vec<(&str, &str)> = extra.iter().chain(more).copied().collect();
     (ServerProcess::start(ServerKind::Ferrokeeper, &extra), secure, metrics)
 }
 
@@ -186,6 +193,7 @@ fn tls_clients_and_refusals_pem_stores() {
         let mut cmd = Command::new("python3");
         cmd.arg(script).arg(format!("127.0.0.1:{secure}"));
         cmd.args(["--ca", &c("ca.pem"), "--cert", &c("client.crt"), "--key", &c("client.key")]);
+        cmd.args(["--x509-id", CLIENT_DN]);
         let (ok, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(60)).unwrap();
         assert!(
             ok && stdout.contains("kazoo creator acl: OK"),
@@ -233,6 +241,96 @@ fn jks_key_store_is_refused_at_startup() {
     assert!(!ok, "started with a JKS key store");
     let out = format!("{stdout}{stderr}");
     assert!(out.contains(&store.display().to_string()) && out.contains("keytool"), "{out}");
+}
+
+/// One request over the TLS session: its reply's error code and body.
+fn call(tls: &mut Tls, xid: i32, op: i32, body: impl FnOnce(&mut Vec<u8>)) -> (i32, Vec<u8>) {
+    let mut request = RequestHeader { xid, op }.encode_to_vec();
+    body(&mut request);
+    write_frame(tls, &request).unwrap();
+    let reply = read_frame(tls).unwrap();
+    let header = ReplyHeader::decode(&reply).unwrap();
+    assert_eq!(header.xid, xid);
+    (header.err, reply[16..].to_vec())
+}
+
+fn get_data(tls: &mut Tls, path: &str) -> i32 {
+    call(tls, 10, ferrokeeper_proto::op::GET_DATA, |b| {
+        GetDataRequest { path: path.into(), watch: false }.write(b)
+    })
+    .0
+}
+
+fn create(tls: &mut Tls, path: &str, acl: Vec<Acl>) -> i32 {
+    let request = CreateRequest { path: path.into(), data: None, acl, flags: 0 };
+    call(tls, 11, ferrokeeper_proto::op::CREATE, |b| request.write(b)).0
+}
+
+fn who_am_i(tls: &mut Tls) -> Vec<(String, String)> {
+    let (err, body) = call(tls, 12, ferrokeeper_proto::op::WHO_AM_I, |_| {});
+    assert_eq!(err, 0);
+    WhoAmIResponse::decode(&body).unwrap().client_info.into_iter().map(|c| (c.auth_scheme, c.user)).collect()
+}
+
+/// The x509 ids of `scripts/make-test-certs.sh`'s clients, as Apache ZooKeeper names them:
+/// the output of Java's `X509Certificate.getSubjectX500Principal().getName()` for each.
+const CLIENT_DN: &str = "CN=client,OU=test,O=ferrokeeper";
+const ADMIN_DN: &str = "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267,\
+                        CN=\\ admin\\;\\#1\\ ,OU=ops\\+dev,O=Acme\\, Inc.,DC=example,DC=org";
+
+#[test]
+fn x509_ids_from_client_certificates() {
+    let dir = TempDir::new("tls-x509");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let (server, secure, _metrics) =
+        start_with(certs, false, &[("zookeeper.X509AuthenticationProvider.superUser", ADMIN_DN)]);
+
+    // The certificate's id is there from the first request, beside ip.
+    let mut client = tls_connect(secure, certs, Some(("client.crt", "client.key"))).unwrap();
+    let ids = who_am_i(&mut client);
+    assert!(ids.contains(&("x509".to_owned(), CLIENT_DN.to_owned())), "{ids:?}");
+    assert!(ids.contains(&("ip".to_owned(), "127.0.0.1".to_owned())), "{ids:?}");
+
+    // An x509 ACL naming the DN: its owner reads, another certificate is refused.
+    let acl = vec![Acl::new(ferrokeeper_proto::op::perms::ALL, "x509", CLIENT_DN)];
+    assert_eq!(create(&mut client, "/x509", acl.clone()), 0);
+    assert_eq!(get_data(&mut client, "/x509"), 0);
+    let mut other = tls_connect(secure, certs, Some(("client2.crt", "client2.key"))).unwrap();
+    assert_eq!(get_data(&mut other, "/x509"), Code::NoAuth as i32);
+    let mut plain = TestClient::connect(server.port).unwrap();
+    let plain_read =
+        ferrokeeper_proto::request::Request::GetData(GetDataRequest { path: "/x509".into(), watch: false });
+    assert_eq!(plain.call(&plain_read).unwrap().0.err, Code::NoAuth as i32);
+
+    // getACL shows the id as set (to its owner: getACL needs READ or ADMIN).
+    let (err, body) = call(&mut client, 13, ferrokeeper_proto::op::GET_ACL, |b| {
+        GetAclRequest { path: "/x509".into() }.write(b)
+    });
+    assert_eq!(err, 0);
+    assert_eq!(GetAclResponse::decode(&body).unwrap().acl, acl);
+
+    // The creator-all ACL expands to the creator's x509 id (x509 ids are authenticated).
+    assert_eq!(create(&mut other, "/mine", Acl::creator_all()), 0);
+    let (_, body) = call(&mut other, 14, ferrokeeper_proto::op::GET_ACL, |b| {
+        GetAclRequest { path: "/mine".into() }.write(b)
+    });
+    let expanded = GetAclResponse::decode(&body).unwrap().acl;
+    assert_eq!(
+        expanded,
+        vec![Acl::new(ferrokeeper_proto::op::perms::ALL, "x509", "CN=client2,OU=test,O=ferrokeeper")]
+    );
+    assert_eq!(get_data(&mut client, "/mine"), Code::NoAuth as i32);
+    // A malformed DN is not a valid x509 id.
+    assert_eq!(create(&mut client, "/bad", vec![Acl::new(31, "x509", "CN=a=b")]), Code::InvalidAcl as i32);
+
+    // The super user's certificate (a DN that needs RFC 2253 escaping) passes every ACL.
+    let mut admin = tls_connect(secure, certs, Some(("admin.crt", "admin.key"))).unwrap();
+    let ids = who_am_i(&mut admin);
+    assert!(ids.contains(&("super".to_owned(), ADMIN_DN.to_owned())), "{ids:?}\n{}", server.log_tail());
+    assert!(ids.contains(&("x509".to_owned(), ADMIN_DN.to_owned())), "{ids:?}");
+    assert_eq!(get_data(&mut admin, "/x509"), 0);
+    assert_eq!(get_data(&mut admin, "/mine"), 0);
 }
 
 fn python_has_kazoo() -> bool {

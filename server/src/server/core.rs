@@ -43,6 +43,8 @@ pub enum Event {
         outbound: mpsc::Sender<Outbound>,
         /// Shared with the connection task: queued bytes and the abort signal.
         control: Arc<ConnControl>,
+        /// Ids the connection gained before its ConnectRequest: `x509` from its certificate.
+        auth: Vec<Id>,
     },
     Request {
         conn: ConnId,
@@ -369,8 +371,8 @@ impl Core {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connect { conn, peer, request, outbound, control } => {
-                self.on_connect(conn, peer, request, outbound, control)
+            Event::Connect { conn, peer, request, outbound, control, auth } => {
+                self.on_connect(conn, peer, request, outbound, control, auth)
             }
             Event::Request { conn, xid, op, request, received } => {
                 self.on_request(conn, xid, op, request, received)
@@ -395,6 +397,7 @@ impl Core {
         request: ConnectRequest,
         outbound: mpsc::Sender<Outbound>,
         control: Arc<ConnControl>,
+        tls_auth: Vec<Id>,
     ) {
         if !self.serving() {
             tracing::debug!(conn, "refusing a client: this server has no leader");
@@ -466,7 +469,7 @@ impl Core {
         let state = ConnState {
             control,
             peer,
-            caller: Caller { session_id, conn, auth: vec![Id::new("ip", &ip)] },
+            caller: Caller { session_id, conn, auth: tree::acl::connection_ids(&ip, tls_auth) },
             timeout_ms,
             outbound,
             pending: BytesMut::with_capacity(4096),

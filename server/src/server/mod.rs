@@ -392,8 +392,9 @@ async fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(
                     async move {
-                        if let Some(stream) = tls.handshake(stream, peer).await {
-                            let task = connection::Connection::new(conn_id, stream, peer, config, events);
+                        if let Some((stream, auth)) = tls.handshake(stream, peer).await {
+                            let task = connection::Connection::new(conn_id, stream, peer, config, events)
+                                .with_auth(auth);
                             task.run(shutdown).await;
                         }
                         counts.remove(peer.ip());
