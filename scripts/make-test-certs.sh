@@ -10,7 +10,8 @@
 #   server.p12                the server's key store as PKCS12 (password PASSWORD)
 #   client.crt, client.key    a client certificate (CN=client,OU=test,O=ferrokeeper) signed by
 #                             the CA; client.pem holds both, client.p12 is the PKCS12 form
-#   client2.crt, client2.key  a second client (CN=client2,OU=test,O=ferrokeeper): another x509 id
+#   client2.crt, client2.key  a second client (CN=client2,OU=test,O=ferrokeeper): another x509 id,
+#                             for host client2.invalid only (not 127.0.0.1)
 #   admin.crt, admin.key      a client whose subject needs RFC 2253 escaping and an emailAddress
 #   expired.crt, expired.key  a client certificate of the same CA that expired in 2020
 #   rogue-ca.pem, untrusted.crt, untrusted.key
@@ -85,7 +86,12 @@ sign client "/O=ferrokeeper/OU=test/CN=client" ca.pem ca.key "$client_ext"
 # A second client (another x509 id) and an administrator whose subject exercises the RFC 2253
 # rendering of the x509 id: escaped characters, a multi-valued-looking OU, an emailAddress
 # (rendered by OID as #hex), padding spaces.
-sign client2 "/O=ferrokeeper/OU=test/CN=client2" ca.pem ca.key "$client_ext"
+# client2 names another host only: the server does not check a client's hostname (as ZooKeeper).
+client2_ext="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth
+subjectAltName=DNS:client2.invalid"
+sign client2 "/O=ferrokeeper/OU=test/CN=client2" ca.pem ca.key "$client2_ext"
 sign admin "/DC=org/DC=example/O=Acme, Inc./OU=ops\\+dev/CN= admin;#1 /emailAddress=admin@example.org" \
     ca.pem ca.key "$client_ext"
 sign expired "/O=ferrokeeper/OU=test/CN=expired" ca.pem ca.key "$client_ext" 20200101000000Z 20200102000000Z

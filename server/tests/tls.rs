@@ -283,8 +283,16 @@ fn x509_ids_from_client_certificates() {
     let dir = TempDir::new("tls-x509");
     make_certs(dir.path());
     let certs = dir.path();
-    let (server, secure, _metrics) =
-        start_with(certs, false, &[("zookeeper.X509AuthenticationProvider.superUser", ADMIN_DN)]);
+    let (server, secure, _metrics) = start_with(
+        certs,
+        false,
+        &[
+            ("zookeeper.X509AuthenticationProvider.superUser", ADMIN_DN),
+            // As ZooKeeper's client port, the server checks no client's hostname: client2's
+            // certificate names client2.invalid, not 127.0.0.1, and is accepted.
+            ("ssl.hostnameVerification", "true"),
+        ],
+    );
 
     // The certificate's id is there from the first request, beside ip.
     let mut client = tls_connect(secure, certs, Some(("client.crt", "client.key"))).unwrap();
