@@ -8,6 +8,8 @@
 #                             followed by its unencrypted PKCS#8 key: ZooKeeper's PEM key store
 #   server.crt, server.key    the same, apart (for clients that want them split)
 #   server.p12                the server's key store as PKCS12 (password PASSWORD)
+#   otherhost.pem             a server certificate + key for otherhost.invalid only (hostname
+#                             verification tests: it does not name localhost or 127.0.0.1)
 #   client.crt, client.key    a client certificate (CN=client,OU=test,O=ferrokeeper) signed by
 #                             the CA; client.pem holds both, client.p12 is the PKCS12 form
 #   client2.crt, client2.key  a second client (CN=client2,OU=test,O=ferrokeeper): another x509 id,
@@ -82,6 +84,12 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth,serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1"
 sign server "/CN=localhost" ca.pem ca.key "$server_ext"
+# A server certificate for another host only: clients checking hostnames refuse it on 127.0.0.1.
+otherhost_ext="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:otherhost.invalid"
+sign otherhost "/CN=otherhost.invalid" ca.pem ca.key "$otherhost_ext"
 sign client "/O=ferrokeeper/OU=test/CN=client" ca.pem ca.key "$client_ext"
 # A second client (another x509 id) and an administrator whose subject exercises the RFC 2253
 # rendering of the x509 id: escaped characters, a multi-valued-looking OU, an emailAddress
@@ -98,6 +106,7 @@ sign expired "/O=ferrokeeper/OU=test/CN=expired" ca.pem ca.key "$client_ext" 202
 sign untrusted "/CN=untrusted" rogue-ca.pem rogue-ca.key "$client_ext"
 
 cat server.crt server.key > server.pem
+cat otherhost.crt otherhost.key > otherhost.pem
 cat client.crt client.key > client.pem
 cp ca.pem truststore.pem
 openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.pem -name server \

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::session::{self, Call, Config, Reply, Shared, lock};
+use crate::tls::{Connector, TlsOptions};
 use crate::types::{Chroot, ConnectString, SessionState};
 use crate::watch::{Events, Watch, WatchKind, WatchReg};
 
@@ -57,6 +58,7 @@ pub struct Builder {
     queue: usize,
     read_only: bool,
     shuffle_hosts: bool,
+    tls: Option<TlsOptions>,
 }
 
 impl Builder {
@@ -93,9 +95,17 @@ impl Builder {
         self
     }
 
+    /// Connects with TLS (to servers' `secureClientPort`s), or in plain text with `None` (the
+    /// default). The stores are read by [`Builder::connect`].
+    pub fn tls(mut self, tls: Option<TlsOptions>) -> Self {
+        self.tls = tls;
+        self
+    }
+
     /// Opens the session and waits until a server accepted it.
     pub async fn connect(self) -> Result<(ZooKeeper, Events)> {
         let cs = ConnectString::parse(&self.connect_string)?;
+        let tls = self.tls.as_ref().map(Connector::new).transpose()?.map(Arc::new);
         if cs.resolve().is_empty() {
             return Err(Error::ConnectString(format!("no resolvable host in {:?}", self.connect_string)));
         }
@@ -111,6 +121,7 @@ impl Builder {
             events: events_tx,
             state: state_tx,
             connected_host: Mutex::new(None),
+            last_failure: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(self.queue);
         let mut hosts = cs.hosts.clone();
@@ -118,7 +129,7 @@ impl Builder {
             use rand::seq::SliceRandom;
             hosts.shuffle(&mut rand::rng());
         }
-        let config = Config { hosts, session_timeout: self.session_timeout, read_only: self.read_only };
+        let config = Config { hosts, session_timeout: self.session_timeout, read_only: self.read_only, tls };
         tokio::spawn(session::run(shared.clone(), config, rx));
         let limit = self.connect_timeout.unwrap_or(self.session_timeout.max(Duration::from_secs(5)));
         let waited = tokio::time::timeout(limit, state_rx.wait_for(|s| *s != SessionState::Connecting)).await;
@@ -128,7 +139,10 @@ impl Builder {
             Ok(Ok(state)) if *state == SessionState::Expired => {
                 Err(Error::keeper(Code::SessionExpired, None))
             }
-            _ => Err(Error::ConnectFailed(self.connect_string)),
+            _ => Err(Error::ConnectFailed(match lock(&zk.shared.last_failure).clone() {
+                Some(failure) => format!("{} ({failure})", self.connect_string),
+                None => self.connect_string,
+            })),
         }
     }
 }
@@ -163,6 +177,7 @@ impl ZooKeeper {
             queue: 4096,
             read_only: false,
             shuffle_hosts: true,
+            tls: None,
         }
     }
 
