@@ -341,6 +341,69 @@ fn x509_ids_from_client_certificates() {
     assert_eq!(get_data(&mut admin, "/mine"), 0);
 }
 
+/// Prints each certificate's `getSubjectX500Principal().getName()`, one line per file.
+const JAVA_DN: &str = r#"
+import java.io.FileInputStream;
+import java.security.cert.CertificateFactory;
+import java.security.cert.X509Certificate;
+public class Dn {
+    public static void main(String[] args) throws Exception {
+        CertificateFactory factory = CertificateFactory.getInstance("X.509");
+        for (String file : args) {
+            X509Certificate c = (X509Certificate) factory.generateCertificate(new FileInputStream(file));
+            System.out.println(c.getSubjectX500Principal().getName());
+        }
+    }
+}
+"#;
+
+/// The x509 id ferrokeeper derives from a certificate is the one Java (hence ZooKeeper's
+/// X509AuthenticationProvider) derives: every test certificate, plus one with a multi-valued
+/// RDN, non-ASCII UTF-8, characters to escape, leading spaces and attributes Java names by OID.
+#[test]
+fn subject_dn_is_what_java_prints() {
+    let dir = TempDir::new("tls-dn");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let odd = certs.join("odd.crt");
+    let mut openssl = Command::new("openssl");
+    openssl.args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]);
+    openssl.arg("-keyout").arg(certs.join("odd.key")).arg("-out").arg(&odd);
+    openssl.args(["-days", "2", "-utf8", "-multivalue-rdn", "-subj"]);
+    openssl.arg("/DC=com/UID=u1+CN=Zo\u{eb} \"q\" <x>;#/serialNumber=42/L=  sp/title=T/street=S/ST=s/C=DE");
+    let (ok, _, stderr) = support::run_with_timeout(&mut openssl, Duration::from_secs(30)).unwrap();
+    assert!(ok, "openssl req failed: {stderr}");
+    let files: Vec<std::path::PathBuf> = ["client.crt", "admin.crt", "server.crt", "ca.pem", "odd.crt"]
+        .iter()
+        .map(|f| certs.join(f))
+        .collect();
+    let ours: Vec<String> = files
+        .iter()
+        .map(|f| {
+            let der = CertificateDer::from_pem_file(f).unwrap();
+            ferrokeeper_server::server::tls::subject_dn(&der).unwrap()
+        })
+        .collect();
+    assert_eq!(ours[0], CLIENT_DN);
+    assert_eq!(ours[1], ADMIN_DN);
+    let java_ok = Command::new("java").arg("-version").output().is_ok_and(|o| o.status.success());
+    if !java_ok {
+        assert_eq!(
+            std::env::var("FK_SKIP_ORACLE").as_deref(),
+            Ok("1"),
+            "java is needed (or FK_SKIP_ORACLE=1)"
+        );
+        return;
+    }
+    std::fs::write(certs.join("Dn.java"), JAVA_DN).unwrap();
+    let mut java = Command::new("java");
+    java.arg(certs.join("Dn.java")).args(&files);
+    let (ok, stdout, stderr) = support::run_with_timeout(&mut java, Duration::from_secs(120)).unwrap();
+    assert!(ok, "java failed: {stderr}");
+    let theirs: Vec<&str> = stdout.lines().collect();
+    assert_eq!(ours, theirs);
+}
+
 fn python_has_kazoo() -> bool {
     let ok = Command::new("python3").args(["-c", "import kazoo.client"]).status().is_ok_and(|s| s.success());
     if !ok {
