@@ -646,10 +646,7 @@ impl Core {
                     .iter()
                     .map(|id| ferrokeeper_proto::ClientInfo {
                         auth_scheme: id.scheme.clone(),
-                        user: match id.scheme.as_str() {
-                            "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
-                            _ => id.id.clone(),
-                        },
+                        user: tree::acl::user_name(id),
                     })
                     .collect();
                 let zxid = self.tree.last_processed_zxid();

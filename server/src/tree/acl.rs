@@ -144,27 +144,91 @@ fn is_valid_assertion(assertion: &str) -> bool {
     } else {
         DN_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(keyword))
     };
-    if !keyword_ok {
-        return false;
-    }
-    let value = value.trim();
+    keyword_ok && is_valid_dn_value(value.trim_start_matches(' '))
+}
+
+/// An attribute value as Java's AVA parser takes it: `#` and the hex of one whole DER value;
+/// a quoted string followed by nothing but spaces; or a string in which `"`, `<` and `>` appear
+/// only escaped and `\` escapes a special character (`,=+<>#;"\` or space) or a hex pair.
+/// `=` and a `#` after the first character need no escape; the empty value is valid.
+fn is_valid_dn_value(value: &str) -> bool {
     if let Some(hex) = value.strip_prefix('#') {
-        return hex.len() >= 2 && hex.len() % 2 == 0 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        return is_der_hex(hex.trim_end_matches(' '));
     }
-    if let Some(inner) = value.strip_prefix('"') {
-        // Quoted: the closing quote ends the value (split_unquoted checked it is there).
-        return inner.ends_with('"') && !inner.is_empty();
-    }
-    // Unquoted: a `"` or `=` must be escaped; every `\` escapes one character or a hex pair.
     let mut chars = value.chars();
+    if value.starts_with('"') {
+        chars.next();
+        loop {
+            match chars.next() {
+                None => return false,
+                Some('\\') => {
+                    if chars.next().is_none() {
+                        return false;
+                    }
+                }
+                Some('"') => return chars.all(|c| c == ' '),
+                Some(_) => {}
+            }
+        }
+    }
     while let Some(c) = chars.next() {
         match c {
-            '"' | '=' => return false,
-            '\\' if chars.next().is_none() => return false,
+            '"' | '<' | '>' => return false,
+            '\\' => match chars.next() {
+                Some(',' | '=' | '+' | '<' | '>' | '#' | ';' | '"' | '\\' | ' ') => {}
+                Some(high) if high.is_ascii_hexdigit() => {
+                    if !chars.next().is_some_and(|low| low.is_ascii_hexdigit()) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            },
             _ => {}
         }
     }
     true
+}
+
+/// Whether `hex` spells exactly one DER value (tag, length, that many content bytes).
+fn is_der_hex(hex: &str) -> bool {
+    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let bytes: Vec<u8> =
+        (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
+    let mut at = 1usize;
+    if bytes[0] & 0x1f == 0x1f {
+        // A high tag number continues while the top bit is set.
+        while bytes.get(at).is_some_and(|b| b & 0x80 != 0) {
+            at += 1;
+        }
+        at += 1;
+    }
+    let Some(&first) = bytes.get(at) else { return false };
+    at += 1;
+    let length = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || at + count > bytes.len() {
+            return false;
+        }
+        let length = bytes[at..at + count].iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
+        at += count;
+        length
+    };
+    bytes.len() - at == length
+}
+
+/// The user a `whoAmI` reply names for an id, as ZooKeeper's `AuthUtil.getUser`: the
+/// provider's `getUserName` (digest: the part before the colon; ip and x509: the id) and, for
+/// a scheme without a provider (`super`), nothing.
+pub fn user_name(id: &Id) -> String {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+        "ip" | "x509" => id.id.clone(),
+        _ => String::new(),
+    }
 }
 
 /// Java's `String.split(regex)` for a literal one-char separator: trailing empty strings are
@@ -515,15 +579,55 @@ mod tests {
         assert!(!is_valid_id("world", "someone"));
         assert!(!is_valid_id("super", ""));
         assert!(!is_valid_id("x509", "cn"));
-        assert!(!is_valid_id("x509", "cn=a=b"));
+        assert!(is_valid_id("x509", "cn=a=b"));
         assert!(!is_valid_id("x509", "CN=a,"));
         assert!(!is_valid_id("x509", "FOO=a"));
         assert!(!is_valid_id("x509", "CN=\"open"));
         assert!(is_valid_id("x509", ""));
         assert!(is_valid_id("x509", "CN=client,OU=Test,O=ferrokeeper"));
         assert!(is_valid_id("x509", "cn=a+uid=b; o=\"Acme, Inc\""));
-        assert!(is_valid_id("x509", "1.2.840.113549.1.9.1=#160d6140622e6578616d706c65"));
+        assert!(is_valid_id("x509", "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267"));
         assert!(is_valid_id("x509", "OID.2.5.4.3=x,CN=a\\,b"));
+        // Java's X500Principal, case by case (valid, then invalid).
+        for dn in [
+            "CN=",
+            "CN=#0c0154",
+            "CN=a + O=b",
+            "CN=\"a\" ",
+            "CN=a\\41",
+            "EMAIL=a@b",
+            "T=x",
+            " CN = a ",
+            "CN=a#b",
+            "1.2=a",
+            "cn=a; o=b",
+        ] {
+            assert!(is_valid_dn(dn), "{dn}");
+        }
+        for dn in [
+            "CN=a\"b",
+            ",CN=a",
+            "CN=a,,O=b",
+            "CN",
+            "=a",
+            "CN=a\\",
+            "CN=#",
+            "CN=#zz",
+            "CN=#0c01",
+            "2=x",
+            "2.5.4.3.=x",
+            "CN=a+",
+            "CN=\"a\"b",
+            "CN=a\\zz",
+            "CN=a\\4",
+            "CN=a<b",
+            "CN=a>b",
+            "CN=a;",
+            "x.y=a",
+            "OID.x=a",
+        ] {
+            assert!(!is_valid_dn(dn), "{dn}");
+        }
     }
 
     #[test]
