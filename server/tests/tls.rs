@@ -410,6 +410,12 @@ fn x509_transcript(kind: ServerKind, certs: &Path) -> Vec<String> {
     let read =
         ferrokeeper_proto::request::Request::GetData(GetDataRequest { path: "/x509".into(), watch: false });
     out.push(format!("get plain: {}", plain.call(&read).unwrap().0.err));
+    // addauth x509: the certificate again over TLS; a failure without one (then a close).
+    let packet = AuthPacket { auth_type: 0, scheme: "x509".into(), auth: Some(Bytes::from_static(b"any")) };
+    let (err, _) = call(&mut client, -4, ferrokeeper_proto::op::AUTH, |b| packet.write(b));
+    out.push(format!("addauth x509 over TLS: {err}"));
+    out.push(format!("whoami after addauth: {:?}", who_am_i(&mut client)));
+    out.push(format!("addauth x509 plain: {}", plain.auth("x509", b"any").unwrap()));
     out
 }
 

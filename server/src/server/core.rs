@@ -597,8 +597,12 @@ impl Core {
             Request::Auth(packet) => {
                 let ip = conn.peer.ip().to_string();
                 let auth = packet.auth.as_deref();
-                match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
-                {
+                let authenticated = if packet.scheme == "x509" {
+                    tree::acl::x509_addauth(&conn.caller.auth)
+                } else {
+                    tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
+                };
+                match authenticated {
                     Ok(ids) => {
                         for id in ids {
                             if !conn.caller.auth.contains(&id) {

@@ -59,6 +59,14 @@ pub fn x509_ids(subject_dn: &str, super_user: Option<&str>) -> Vec<Id> {
     ids
 }
 
+/// `addauth x509 …`: ZooKeeper's provider authenticates the connection's certificate again,
+/// ignoring the packet, so a connection that has its certificate's ids gets them again (a
+/// no-op) and one without a certificate fails (AuthFailed; ZooKeeper's provider throws there).
+pub fn x509_addauth(current: &[Id]) -> Result<Vec<Id>, Code> {
+    let ids: Vec<Id> = current.iter().filter(|id| id.scheme == "x509").cloned().collect();
+    if ids.is_empty() { Err(Code::AuthFailed) } else { Ok(ids) }
+}
+
 /// A new connection's ids: `ip:<address>` (every ZooKeeper ServerCnxn starts with it) and the
 /// ids its TLS handshake gave it, in ZooKeeper's auth-info set order.
 pub fn connection_ids(client_ip: &str, tls_ids: Vec<Id>) -> Vec<Id> {
@@ -649,6 +657,8 @@ mod tests {
         assert_eq!(admin, vec![Id::new("super", "CN=admin"), Id::new("x509", "CN=admin")]);
         assert_eq!(check(false, &acl, perms::ADMIN, &admin), Ok(()));
         assert_eq!(x509_ids(dn, Some("CN=admin")), vec![Id::new("x509", dn)]);
+        assert_eq!(x509_addauth(&ids), Ok(vec![Id::new("x509", dn)]));
+        assert_eq!(x509_addauth(&[Id::new("ip", "127.0.0.1")]), Err(Code::AuthFailed));
     }
 
     #[test]
