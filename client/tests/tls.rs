@@ -44,24 +44,22 @@ fn make_certs(dir: &Path) {
     assert!(out.status.success(), "make-test-certs.sh failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-/// A ferrokeeper whose clients use its secure port (the plain one is there, unused: ferrokeeper
-/// still needs a clientPort), killed by pid when dropped.
+/// A TLS-only ferrokeeper (`secureClientPort`, no `clientPort`), killed by pid when dropped.
 struct SecureServer {
     child: Child,
     secure: u16,
-    plain: u16,
     dir: PathBuf,
 }
 
 impl SecureServer {
     fn start(bin: &Path, certs: &Path, key_store: &str) -> SecureServer {
         let dir = support::temp_dir("tls-server");
-        let (plain, secure) = (support::free_port(), support::free_port());
+        let secure = support::free_port();
         let cfg = dir.join("zoo.cfg");
         std::fs::write(
             &cfg,
             format!(
-                "tickTime=2000\ndataDir={data}\nclientPort={plain}\nclientPortAddress=127.0.0.1\n\
+                "tickTime=2000\ndataDir={data}\nsecureClientPortAddress=127.0.0.1\n\
                  secureClientPort={secure}\nssl.keyStore.location={key}\nssl.trustStore.location={trust}\n\
                  ssl.clientAuth=need\n",
                 data = dir.join("data").display(),
@@ -78,7 +76,7 @@ impl SecureServer {
             .stderr(log)
             .spawn()
             .unwrap();
-        let server = SecureServer { child, secure, plain, dir };
+        let server = SecureServer { child, secure, dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", secure)).is_err() {
             assert!(Instant::now() < deadline, "ferrokeeper did not listen on {secure}:\n{}", server.log());
@@ -98,6 +96,23 @@ impl Drop for SecureServer {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A port that answers whatever it is sent with a four-letter-word style text and closes, as
+/// a plain ZooKeeper port answers a TLS ClientHello it cannot parse.
+fn plain_text_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 512];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let _ = std::io::Write::write_all(&mut stream, b"imok\n");
+        }
+    });
+    addr
 }
 
 fn options(certs: &Path, key_store: Option<&str>) -> TlsOptions {
@@ -153,13 +168,12 @@ async fn rust_client_over_tls() {
     zk.close().await.unwrap();
 
     // Refused: no client certificate (clientAuth=need), a plain client on the secure port, a
-    // TLS client on the plain port, a wrong PKCS12 password (before any connection).
+    // TLS client on a port that answers in plain text, a wrong PKCS12 password (before any
+    // connection).
     assert!(connect(&secure, Some(options(&certs, None))).await.is_err());
     assert!(connect(&secure, None).await.is_err());
-    let err = connect(&format!("127.0.0.1:{}", server.plain), Some(options(&certs, Some("client.pem"))))
-        .await
-        .unwrap_err()
-        .to_string();
+    let plain = plain_text_server();
+    let err = connect(&plain, Some(options(&certs, Some("client.pem")))).await.unwrap_err().to_string();
     assert!(err.contains("TLS handshake"), "{err}");
     let mut bad = options(&certs, Some("client.p12"));
     bad.key_store = bad.key_store.map(|s| s.password("wrong"));

@@ -37,7 +37,9 @@ pub struct Config {
     pub tick_time_ms: u32,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
-    pub client_port: u16,
+    /// `clientPort`; `None` when only `secureClientPort` is set (a TLS-only server, which
+    /// ZooKeeper allows too).
+    pub client_port: Option<u16>,
     pub client_port_address: IpAddr,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
@@ -204,9 +206,10 @@ impl Config {
         let data_log_dir = value_of("dataLogDir").map(PathBuf::from).unwrap_or_else(|| data_dir.clone());
         let quorum = parse_quorum(&pairs, &data_dir, path)?;
         let own_client = quorum.as_ref().and_then(|q| q.me().and_then(|m| m.client_addr));
-        let client_port: u16 = match (value_of("clientPort"), own_client) {
-            (Some(v), _) => parse_value("clientPort", v)?,
-            (None, Some(addr)) => addr.port(),
+        let client_port: Option<u16> = match (value_of("clientPort"), own_client) {
+            (Some(v), _) => Some(parse_value("clientPort", v)?),
+            (None, Some(addr)) => Some(addr.port()),
+            (None, None) if value_of("secureClientPort").is_some() => None,
             (None, None) => return Err(ConfigError::Missing { key: "clientPort", path: path.to_owned() }),
         };
         let client_port_address: IpAddr = match (value_of("clientPortAddress"), own_client) {
@@ -776,6 +779,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.tick_time_ms, 2000);
+        assert_eq!(config.client_port, Some(2181));
         assert_eq!(config.min_session_timeout_ms, 4000);
         assert_eq!(config.max_session_timeout_ms, 40000);
         assert_eq!(config.data_log_dir, PathBuf::from("/tmp/zk"));
@@ -820,6 +824,13 @@ mod tests {
         assert!(err.contains("ssl.keyStore.location=/k/a.key") && err.contains("ssl.keyStore.type"), "{err}");
         let err = parse("dataDir=/x\nclientPort=1\nsecureClientPort=2\nssl.clientAuth=maybe\n").unwrap_err();
         assert!(err.to_string().contains("ssl.clientAuth=maybe"), "{err}");
+    }
+
+    #[test]
+    fn a_secure_port_alone_is_a_tls_only_server() {
+        let config = parse("dataDir=/x\nsecureClientPort=2281\nssl.clientAuth=none\n").unwrap();
+        assert_eq!(config.client_port, None);
+        assert_eq!(config.client_tls.unwrap().port, 2281);
     }
 
     #[test]
@@ -873,7 +884,7 @@ mod tests {
         assert_eq!(quorum.servers.len(), 3);
         assert_eq!(quorum.participants().count(), 2);
         assert_eq!(quorum.servers[2].peer_type, PeerType::Observer);
-        assert_eq!(config.client_port, 2182);
+        assert_eq!(config.client_port, Some(2182));
         assert_eq!(quorum.init_limit, 10);
         let err = parse(&text.replace("initLimit=10\n", "")).unwrap_err().to_string();
         assert!(err.contains("initLimit"), "{err}");

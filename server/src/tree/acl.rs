@@ -199,7 +199,7 @@ fn is_valid_dn_value(value: &str) -> bool {
 
 /// Whether `hex` spells exactly one DER value (tag, length, that many content bytes).
 fn is_der_hex(hex: &str) -> bool {
-    if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return false;
     }
     let bytes: Vec<u8> =
