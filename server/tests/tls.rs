@@ -215,6 +215,79 @@ fn tls_with_pkcs12_stores() {
     assert!(tls_connect(secure, certs, Some(("untrusted.crt", "untrusted.key"))).is_err());
 }
 
+/// `secureClientPort` without `clientPort`: a TLS-only server, as ZooKeeper allows. Its
+/// four-letter words are served over TLS too, and `conf` names the ports as ZooKeeper does.
+#[test]
+fn tls_only_server() {
+    let dir = TempDir::new("tls-only");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let data = dir.path().join("data");
+    let secure = support::free_port();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "dataDir={}\nsecureClientPort={secure}\nsecureClientPortAddress=127.0.0.1\n\
+             ssl.keyStore.location={}\nssl.trustStore.location={}\n4lw.commands.whitelist=*\n",
+            data.display(),
+            certs.join("server.pem").display(),
+            certs.join("truststore.pem").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+        .arg(&cfg)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let outcome = std::panic::catch_unwind(|| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut tls = loop {
+            match tls_connect(secure, certs, Some(("client.crt", "client.key"))) {
+                Ok(tls) => break tls,
+                Err(e) if std::time::Instant::now() > deadline => panic!("no TLS session: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        };
+        create_and_read(&mut tls, "/tls-only");
+        // conf over TLS (a fresh connection: a four-letter word is a connection's first bytes).
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(CertificateDer::from_pem_file(certs.join("ca.pem")).unwrap()).unwrap();
+        let chain = vec![CertificateDer::from_pem_file(certs.join("client.crt")).unwrap()];
+        let key = PrivateKeyDer::from_pem_file(certs.join("client.key")).unwrap();
+        let config =
+            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_client_auth_cert(chain, key)
+                .unwrap();
+        let connection =
+            rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+                .unwrap();
+        let tcp = TcpStream::connect(("127.0.0.1", secure)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut word = rustls::StreamOwned::new(connection, tcp);
+        word.write_all(b"conf").unwrap();
+        word.flush().unwrap();
+        let mut text = String::new();
+        let _ = word.read_to_string(&mut text);
+        assert!(text.contains("clientPort=-1\n"), "{text}");
+        assert!(text.contains(&format!("secureClientPort={secure}\n")), "{text}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(panic) = outcome {
+        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+        eprintln!("server log:\n{log}");
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// A JKS key store stops the start with a message naming the file and keytool.
 #[test]
 fn jks_key_store_is_refused_at_startup() {
