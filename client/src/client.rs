@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::session::{self, Call, Config, Reply, Shared, lock};
-use crate::tls::{Connector, TlsOptions};
+use crate::tls::{Connector, LoadedTls, TlsOptions};
 use crate::types::{Chroot, ConnectString, SessionState};
 use crate::watch::{Events, Watch, WatchKind, WatchReg};
 
@@ -59,6 +59,7 @@ pub struct Builder {
     read_only: bool,
     shuffle_hosts: bool,
     tls: Option<TlsOptions>,
+    tls_loaded: Option<LoadedTls>,
 }
 
 impl Builder {
@@ -102,10 +103,20 @@ impl Builder {
         self
     }
 
+    /// Connects with TLS whose stores were loaded once ([`LoadedTls::load`]) for many
+    /// sessions; overrides [`Builder::tls`].
+    pub fn tls_loaded(mut self, tls: LoadedTls) -> Self {
+        self.tls_loaded = Some(tls);
+        self
+    }
+
     /// Opens the session and waits until a server accepted it.
     pub async fn connect(self) -> Result<(ZooKeeper, Events)> {
         let cs = ConnectString::parse(&self.connect_string)?;
-        let tls = self.tls.as_ref().map(Connector::new).transpose()?.map(Arc::new);
+        let tls = match &self.tls_loaded {
+            Some(loaded) => Some(loaded.0.clone()),
+            None => self.tls.as_ref().map(Connector::new).transpose()?.map(Arc::new),
+        };
         if cs.resolve().is_empty() {
             return Err(Error::ConnectString(format!("no resolvable host in {:?}", self.connect_string)));
         }
@@ -178,6 +189,7 @@ impl ZooKeeper {
             read_only: false,
             shuffle_hosts: true,
             tls: None,
+            tls_loaded: None,
         }
     }
 

@@ -48,6 +48,6 @@ pub use ferrokeeper_proto as proto;
 pub use ferrokeeper_proto::multi::OpResult;
 pub use ferrokeeper_proto::op::CreateMode;
 pub use ferrokeeper_proto::{Acl, ClientInfo, Code, Id, Stat};
-pub use tls::{Store, TlsOptions};
+pub use tls::{LoadedTls, Store, TlsOptions};
 pub use types::{ConnectString, EventType, KeeperState, SessionState, WatchedEvent};
 pub use watch::{Events, Watch};

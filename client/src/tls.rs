@@ -123,7 +123,19 @@ impl TlsOptions {
     }
 }
 
-/// What a session dials with: the loaded stores, built once per [`crate::Builder::connect`].
+/// [`TlsOptions`] with their stores loaded, to share among many sessions (a load generator's):
+/// [`crate::Builder::tls_loaded`]. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LoadedTls(pub(crate) Arc<Connector>);
+
+impl LoadedTls {
+    /// Reads the stores; each error names the property or file at fault.
+    pub fn load(options: &TlsOptions) -> Result<LoadedTls> {
+        Ok(LoadedTls(Arc::new(Connector::new(options)?)))
+    }
+}
+
+/// What a session dials with: the loaded stores.
 #[derive(Debug)]
 pub(crate) struct Connector {
     provider: Arc<CryptoProvider>,

@@ -163,9 +163,17 @@ async fn rust_client_over_tls() {
         ("zookeeper.ssl.trustStore.password", "testpass"),
     ])
     .unwrap();
-    let zk = connect(&format!("localhost:{}", server.secure), p12).await.unwrap();
+    let zk = connect(&format!("localhost:{}", server.secure), p12.clone()).await.unwrap();
     assert_eq!(&zk.get_data("/tls-client").await.unwrap().0[..], b"over tls");
     zk.close().await.unwrap();
+
+    // Stores loaded once, shared by several sessions (as a load generator would).
+    let loaded = ferrokeeper_client::LoadedTls::load(&p12.unwrap()).unwrap();
+    for _ in 0..3 {
+        let (zk, _events) = ZooKeeper::builder(&secure).tls_loaded(loaded.clone()).connect().await.unwrap();
+        assert_eq!(&zk.get_data("/tls-client").await.unwrap().0[..], b"over tls");
+        zk.close().await.unwrap();
+    }
 
     // Refused: no client certificate (clientAuth=need), a plain client on the secure port, a
     // TLS client on a port that answers in plain text, a wrong PKCS12 password (before any
