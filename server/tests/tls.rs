@@ -215,6 +215,64 @@ fn tls_with_pkcs12_stores() {
     assert!(tls_connect(secure, certs, Some(("untrusted.crt", "untrusted.key"))).is_err());
 }
 
+/// A TLS-only ferrokeeper (`secureClientPort`, no `clientPort`; all four-letter words), killed
+/// by pid when dropped (its log printed if the test is failing).
+struct TlsOnly {
+    child: std::process::Child,
+    port: u16,
+    log: std::path::PathBuf,
+}
+
+impl TlsOnly {
+    fn start(dir: &Path, certs: &Path) -> TlsOnly {
+        let port = support::free_port();
+        let cfg = dir.join("tls-only.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "dataDir={}\nsecureClientPort={port}\nsecureClientPortAddress=127.0.0.1\n\
+                 ssl.keyStore.location={}\nssl.trustStore.location={}\n4lw.commands.whitelist=*\n",
+                dir.join("tls-only-data").display(),
+                certs.join("server.pem").display(),
+                certs.join("truststore.pem").display()
+            ),
+        )
+        .unwrap();
+        let log = dir.join("tls-only.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
+            .arg(&cfg)
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        TlsOnly { child, port, log }
+    }
+
+    /// A TLS session, once the server listens.
+    fn session(&self, certs: &Path) -> Tls {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match tls_connect(self.port, certs, Some(("client.crt", "client.key"))) {
+                Ok(tls) => return tls,
+                Err(e) if std::time::Instant::now() > deadline => panic!("no TLS session: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+}
+
+impl Drop for TlsOnly {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("server log:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+        }
+    }
+}
+
 /// `secureClientPort` without `clientPort`: a TLS-only server, as ZooKeeper allows. Its
 /// four-letter words are served over TLS too, and `conf` names the ports as ZooKeeper does.
 #[test]
@@ -222,70 +280,80 @@ fn tls_only_server() {
     let dir = TempDir::new("tls-only");
     make_certs(dir.path());
     let certs = dir.path();
-    let data = dir.path().join("data");
-    let secure = support::free_port();
-    let cfg = dir.path().join("zoo.cfg");
-    std::fs::write(
-        &cfg,
-        format!(
-            "dataDir={}\nsecureClientPort={secure}\nsecureClientPortAddress=127.0.0.1\n\
-             ssl.keyStore.location={}\nssl.trustStore.location={}\n4lw.commands.whitelist=*\n",
-            data.display(),
-            certs.join("server.pem").display(),
-            certs.join("truststore.pem").display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"))
-        .arg(&cfg)
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let outcome = std::panic::catch_unwind(|| {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let mut tls = loop {
-            match tls_connect(secure, certs, Some(("client.crt", "client.key"))) {
-                Ok(tls) => break tls,
-                Err(e) if std::time::Instant::now() > deadline => panic!("no TLS session: {e}"),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
-        create_and_read(&mut tls, "/tls-only");
-        // conf over TLS (a fresh connection: a four-letter word is a connection's first bytes).
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(CertificateDer::from_pem_file(certs.join("ca.pem")).unwrap()).unwrap();
-        let chain = vec![CertificateDer::from_pem_file(certs.join("client.crt")).unwrap()];
-        let key = PrivateKeyDer::from_pem_file(certs.join("client.key")).unwrap();
-        let config =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .unwrap()
-                .with_root_certificates(roots)
-                .with_client_auth_cert(chain, key)
-                .unwrap();
-        let connection =
-            rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
-                .unwrap();
-        let tcp = TcpStream::connect(("127.0.0.1", secure)).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut word = rustls::StreamOwned::new(connection, tcp);
-        word.write_all(b"conf").unwrap();
-        word.flush().unwrap();
-        let mut text = String::new();
-        let _ = word.read_to_string(&mut text);
-        assert!(text.contains("clientPort=-1\n"), "{text}");
-        assert!(text.contains(&format!("secureClientPort={secure}\n")), "{text}");
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    if let Err(panic) = outcome {
-        let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
-        eprintln!("server log:\n{log}");
-        std::panic::resume_unwind(panic);
+    let server = TlsOnly::start(dir.path(), certs);
+    let mut tls = server.session(certs);
+    create_and_read(&mut tls, "/tls-only");
+    // conf over TLS (a fresh connection: a four-letter word is a connection's first bytes).
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_file(certs.join("ca.pem")).unwrap()).unwrap();
+    let chain = vec![CertificateDer::from_pem_file(certs.join("client.crt")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(certs.join("client.key")).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .unwrap();
+    let connection =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut word = rustls::StreamOwned::new(connection, tcp);
+    word.write_all(b"conf").unwrap();
+    word.flush().unwrap();
+    let mut text = String::new();
+    let _ = word.read_to_string(&mut text);
+    assert!(text.contains("clientPort=-1\n"), "{text}");
+    assert!(text.contains(&format!("secureClientPort={}\n", server.port)), "{text}");
+}
+
+/// Apache ZooKeeper's own zkCli.sh (Netty client socket, `-Dzookeeper.client.secure=true`,
+/// PKCS12 stores) against a TLS-only ferrokeeper: its certificate is its x509 id, and the
+/// creator ACL (`auth::cdrwa`) expands to it.
+#[test]
+fn zkcli_over_tls_with_x509() {
+    if !support::oracle_available() {
+        return;
     }
+    let dir = TempDir::new("tls-zkcli");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let server = TlsOnly::start(dir.path(), certs);
+    drop(server.session(certs));
+    let c = |f: &str| certs.join(f).display().to_string();
+    // zkEnv.sh's class path lacks the netty jars the Netty socket needs; a later -cp wins.
+    let class_path = ["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(
+            ["netty-codec", "netty-resolver", "netty-transport-native-unix-common"]
+                .iter()
+                .map(|jar| format!("/usr/share/java/{jar}.jar")),
+        )
+        .collect::<Vec<_>>()
+        .join(":");
+    let flags = format!(
+        "-Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -cp {class_path} \
+         -Dzookeeper.client.secure=true -Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty \
+         -Dzookeeper.ssl.keyStore.location={} -Dzookeeper.ssl.keyStore.password=testpass \
+         -Dzookeeper.ssl.trustStore.location={} -Dzookeeper.ssl.trustStore.password=testpass",
+        c("client.p12"),
+        c("truststore.p12")
+    );
+    let script = dir.path().join("script.txt");
+    std::fs::write(&script, "whoami\ncreate /zk-tls data auth::cdrwa\ngetAcl /zk-tls\nget /zk-tls\nquit\n")
+        .unwrap();
+    let mut cmd = Command::new(support::ZKCLI);
+    cmd.arg("-server").arg(format!("127.0.0.1:{}", server.port));
+    cmd.stdin(std::fs::File::open(&script).unwrap()).env("CLIENT_JVMFLAGS", flags);
+    let (_, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(90)).unwrap();
+    let out = format!("{stdout}{stderr}");
+    assert!(out.contains(&format!("x509: {CLIENT_DN}")), "{out}");
+    assert!(out.contains("Created /zk-tls"), "{out}");
+    // zkCli prints the id URL-encoded (its own formatting).
+    assert!(out.contains("'x509,'CN=client%2COU=test%2CO=ferrokeeper"), "{out}");
+    assert!(out.lines().any(|l| l.trim() == "data"), "{out}");
 }
 
 /// A JKS key store stops the start with a message naming the file and keytool.
