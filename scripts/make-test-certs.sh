@@ -8,8 +8,13 @@
 #                             followed by its unencrypted PKCS#8 key: ZooKeeper's PEM key store
 #   server.crt, server.key    the same, apart (for clients that want them split)
 #   server.p12                the server's key store as PKCS12 (password PASSWORD)
+#   otherhost.pem             a server certificate + key for otherhost.invalid only (hostname
+#                             verification tests: it does not name localhost or 127.0.0.1)
 #   client.crt, client.key    a client certificate (CN=client,OU=test,O=ferrokeeper) signed by
 #                             the CA; client.pem holds both, client.p12 is the PKCS12 form
+#   client2.crt, client2.key  a second client (CN=client2,OU=test,O=ferrokeeper): another x509 id,
+#                             for host client2.invalid only (not 127.0.0.1)
+#   admin.crt, admin.key      a client whose subject needs RFC 2253 escaping and an emailAddress
 #   expired.crt, expired.key  a client certificate of the same CA that expired in 2020
 #   rogue-ca.pem, untrusted.crt, untrusted.key
 #                             a second CA and a client certificate it signed (not trusted)
@@ -79,11 +84,29 @@ keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth,serverAuth
 subjectAltName=DNS:localhost,IP:127.0.0.1"
 sign server "/CN=localhost" ca.pem ca.key "$server_ext"
+# A server certificate for another host only: clients checking hostnames refuse it on 127.0.0.1.
+otherhost_ext="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:otherhost.invalid"
+sign otherhost "/CN=otherhost.invalid" ca.pem ca.key "$otherhost_ext"
 sign client "/O=ferrokeeper/OU=test/CN=client" ca.pem ca.key "$client_ext"
+# A second client (another x509 id) and an administrator whose subject exercises the RFC 2253
+# rendering of the x509 id: escaped characters, a multi-valued-looking OU, an emailAddress
+# (rendered by OID as #hex), padding spaces.
+# client2 names another host only: the server does not check a client's hostname (as ZooKeeper).
+client2_ext="basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=clientAuth
+subjectAltName=DNS:client2.invalid"
+sign client2 "/O=ferrokeeper/OU=test/CN=client2" ca.pem ca.key "$client2_ext"
+sign admin "/DC=org/DC=example/O=Acme, Inc./OU=ops\\+dev/CN= admin;#1 /emailAddress=admin@example.org" \
+    ca.pem ca.key "$client_ext"
 sign expired "/O=ferrokeeper/OU=test/CN=expired" ca.pem ca.key "$client_ext" 20200101000000Z 20200102000000Z
 sign untrusted "/CN=untrusted" rogue-ca.pem rogue-ca.key "$client_ext"
 
 cat server.crt server.key > server.pem
+cat otherhost.crt otherhost.key > otherhost.pem
 cat client.crt client.key > client.pem
 cp ca.pem truststore.pem
 openssl pkcs12 -export -in server.crt -inkey server.key -certfile ca.pem -name server \

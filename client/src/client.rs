@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Error, Result};
 use crate::session::{self, Call, Config, Reply, Shared, lock};
+use crate::tls::{Connector, LoadedTls, TlsOptions};
 use crate::types::{Chroot, ConnectString, SessionState};
 use crate::watch::{Events, Watch, WatchKind, WatchReg};
 
@@ -57,6 +58,8 @@ pub struct Builder {
     queue: usize,
     read_only: bool,
     shuffle_hosts: bool,
+    tls: Option<TlsOptions>,
+    tls_loaded: Option<LoadedTls>,
 }
 
 impl Builder {
@@ -93,9 +96,27 @@ impl Builder {
         self
     }
 
+    /// Connects with TLS (to servers' `secureClientPort`s), or in plain text with `None` (the
+    /// default). The stores are read by [`Builder::connect`].
+    pub fn tls(mut self, tls: Option<TlsOptions>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Connects with TLS whose stores were loaded once ([`LoadedTls::load`]) for many
+    /// sessions; overrides [`Builder::tls`].
+    pub fn tls_loaded(mut self, tls: LoadedTls) -> Self {
+        self.tls_loaded = Some(tls);
+        self
+    }
+
     /// Opens the session and waits until a server accepted it.
     pub async fn connect(self) -> Result<(ZooKeeper, Events)> {
         let cs = ConnectString::parse(&self.connect_string)?;
+        let tls = match &self.tls_loaded {
+            Some(loaded) => Some(loaded.0.clone()),
+            None => self.tls.as_ref().map(Connector::new).transpose()?.map(Arc::new),
+        };
         if cs.resolve().is_empty() {
             return Err(Error::ConnectString(format!("no resolvable host in {:?}", self.connect_string)));
         }
@@ -111,6 +132,7 @@ impl Builder {
             events: events_tx,
             state: state_tx,
             connected_host: Mutex::new(None),
+            last_failure: Mutex::new(None),
         });
         let (tx, rx) = mpsc::channel(self.queue);
         let mut hosts = cs.hosts.clone();
@@ -118,7 +140,7 @@ impl Builder {
             use rand::seq::SliceRandom;
             hosts.shuffle(&mut rand::rng());
         }
-        let config = Config { hosts, session_timeout: self.session_timeout, read_only: self.read_only };
+        let config = Config { hosts, session_timeout: self.session_timeout, read_only: self.read_only, tls };
         tokio::spawn(session::run(shared.clone(), config, rx));
         let limit = self.connect_timeout.unwrap_or(self.session_timeout.max(Duration::from_secs(5)));
         let waited = tokio::time::timeout(limit, state_rx.wait_for(|s| *s != SessionState::Connecting)).await;
@@ -128,7 +150,10 @@ impl Builder {
             Ok(Ok(state)) if *state == SessionState::Expired => {
                 Err(Error::keeper(Code::SessionExpired, None))
             }
-            _ => Err(Error::ConnectFailed(self.connect_string)),
+            _ => Err(Error::ConnectFailed(match lock(&zk.shared.last_failure).clone() {
+                Some(failure) => format!("{} ({failure})", self.connect_string),
+                None => self.connect_string,
+            })),
         }
     }
 }
@@ -163,6 +188,8 @@ impl ZooKeeper {
             queue: 4096,
             read_only: false,
             shuffle_hosts: true,
+            tls: None,
+            tls_loaded: None,
         }
     }
 

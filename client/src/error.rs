@@ -30,6 +30,9 @@ pub enum Error {
     /// The server sent something the client could not decode.
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// The TLS settings cannot be used (a store that cannot be read, a missing trust store).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 impl Error {
@@ -37,7 +40,9 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Keeper { code, .. } => *code,
-            Error::InvalidPath(_) | Error::BadArguments(_) | Error::ConnectString(_) => Code::BadArguments,
+            Error::InvalidPath(_) | Error::BadArguments(_) | Error::ConnectString(_) | Error::Tls(_) => {
+                Code::BadArguments
+            }
             Error::ConnectFailed(_) => Code::ConnectionLoss,
             Error::Closed => Code::SessionExpired,
             Error::Protocol(_) => Code::MarshallingError,

@@ -26,6 +26,10 @@
 //! # }
 //! ```
 //!
+//! TLS to a `secureClientPort`: [`Builder::tls`] with [`TlsOptions`], which
+//! [`TlsOptions::from_properties`] reads from the Java client's `zookeeper.client.secure` and
+//! `zookeeper.ssl.*` properties.
+//!
 //! Modules: [`recipes`] has a distributed lock, leader election, service registry and config
 //! watcher; `fkcli` (the binary) is a zkCli-compatible shell built on this crate.
 
@@ -34,6 +38,7 @@ mod client;
 mod error;
 pub mod recipes;
 mod session;
+mod tls;
 mod types;
 mod watch;
 
@@ -43,5 +48,6 @@ pub use ferrokeeper_proto as proto;
 pub use ferrokeeper_proto::multi::OpResult;
 pub use ferrokeeper_proto::op::CreateMode;
 pub use ferrokeeper_proto::{Acl, ClientInfo, Code, Id, Stat};
+pub use tls::{LoadedTls, Store, TlsOptions};
 pub use types::{ConnectString, EventType, KeeperState, SessionState, WatchedEvent};
 pub use watch::{Events, Watch};

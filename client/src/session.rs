@@ -14,12 +14,14 @@ use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::{
     AuthPacket, Code, ConnectRequest, ConnectResponse, Jute, Reader, ReplyHeader, RequestHeader,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio_rustls::client::TlsStream;
 
 use crate::error::{Error, Result};
+use crate::tls::Connector;
 use crate::types::{Chroot, EventType, KeeperState, SessionState, WatchedEvent};
 use crate::watch::{Registry, SetWatchesMsg, WatchReg};
 
@@ -57,6 +59,8 @@ pub(crate) struct Shared {
     pub(crate) events: mpsc::UnboundedSender<WatchedEvent>,
     pub(crate) state: watch::Sender<SessionState>,
     pub(crate) connected_host: Mutex<Option<String>>,
+    /// Why the last connection attempt failed (a TLS handshake's cause), for ConnectFailed.
+    pub(crate) last_failure: Mutex<Option<String>>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,6 +79,8 @@ pub(crate) struct Config {
     pub(crate) hosts: Vec<String>,
     pub(crate) session_timeout: Duration,
     pub(crate) read_only: bool,
+    /// TLS to the servers' secure ports; `None`: plain TCP.
+    pub(crate) tls: Option<Arc<Connector>>,
 }
 
 enum ConnEnd {
@@ -86,8 +92,14 @@ enum ConnEnd {
     AuthFailed,
 }
 
+/// A connection to a server: plain TCP, or TLS over it.
+pub(crate) enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
 enum Handshake {
-    Ok(TcpStream, ConnectResponse),
+    Ok(Stream, ConnectResponse),
     Expired,
     Failed,
 }
@@ -175,34 +187,60 @@ async fn handshake(
     limit: Duration,
 ) -> Handshake {
     let attempt = async {
-        let mut stream = TcpStream::connect(host).await.ok()?;
-        let _ = stream.set_nodelay(true);
-        let session_id = shared.session_id.load(Ordering::Relaxed);
+        let tcp = TcpStream::connect(host).await.ok()?;
+        let _ = tcp.set_nodelay(true);
         let req = ConnectRequest {
             protocol_version: 0,
             last_zxid_seen: shared.last_zxid.load(Ordering::Relaxed),
             timeout: config.session_timeout.as_millis().min(i32::MAX as u128) as i32,
-            session_id,
+            session_id: shared.session_id.load(Ordering::Relaxed),
             passwd: Some(passwd.clone()),
             read_only: Some(config.read_only),
         };
-        let mut buf = BytesMut::with_capacity(64);
-        frame::write(&mut buf, |b| req.write(b));
-        stream.write_all(&buf).await.ok()?;
-        let len = stream.read_i32().await.ok()?;
-        if len < 0 || len as usize > MAX_FRAME_DEFAULT {
-            return None;
+        match &config.tls {
+            None => {
+                let mut tcp = tcp;
+                let resp = exchange(&mut tcp, &req).await?;
+                Some((Stream::Plain(tcp), resp))
+            }
+            Some(connector) => {
+                let mut tls = match connector.connect(host, tcp).await {
+                    Ok(tls) => tls,
+                    Err(e) => {
+                        *lock(&shared.last_failure) = Some(format!("TLS handshake with {host} failed: {e}"));
+                        return None;
+                    }
+                };
+                let resp = exchange(&mut tls, &req).await?;
+                Some((Stream::Tls(Box::new(tls)), resp))
+            }
         }
-        let mut body = vec![0u8; len as usize];
-        stream.read_exact(&mut body).await.ok()?;
-        let resp = ConnectResponse::read(&mut Reader::new(&body)).ok()?;
-        Some((stream, resp))
     };
     match timeout(limit, attempt).await {
         Ok(Some((_, resp))) if resp.timeout <= 0 => Handshake::Expired,
-        Ok(Some((stream, resp))) => Handshake::Ok(stream, resp),
+        Ok(Some((stream, resp))) => {
+            *lock(&shared.last_failure) = None;
+            Handshake::Ok(stream, resp)
+        }
         _ => Handshake::Failed,
     }
+}
+
+/// Sends the ConnectRequest and reads the ConnectResponse.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    req: &ConnectRequest,
+) -> Option<ConnectResponse> {
+    let mut buf = BytesMut::with_capacity(64);
+    frame::write(&mut buf, |b| req.write(b));
+    stream.write_all(&buf).await.ok()?;
+    let len = stream.read_i32().await.ok()?;
+    if len < 0 || len as usize > MAX_FRAME_DEFAULT {
+        return None;
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body).await.ok()?;
+    ConnectResponse::read(&mut Reader::new(&body)).ok()
 }
 
 struct Connection<'a> {
@@ -230,8 +268,26 @@ impl<'a> Connection<'a> {
         }
     }
 
-    async fn run(self, mut stream: TcpStream, rx: &mut mpsc::Receiver<Call>) -> ConnEnd {
-        let (mut r, mut w) = stream.split();
+    async fn run(self, stream: Stream, rx: &mut mpsc::Receiver<Call>) -> ConnEnd {
+        match stream {
+            // The plain socket splits without a lock; TLS state is shared by both halves.
+            Stream::Plain(mut tcp) => {
+                let (r, w) = tcp.split();
+                self.drive(r, w, rx).await
+            }
+            Stream::Tls(tls) => {
+                let (r, w) = tokio::io::split(*tls);
+                self.drive(r, w, rx).await
+            }
+        }
+    }
+
+    async fn drive<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
+        self,
+        mut r: R,
+        mut w: W,
+        rx: &mut mpsc::Receiver<Call>,
+    ) -> ConnEnd {
         let end = {
             let writer = self.writer(&mut w, rx);
             let reader = self.reader(&mut r);

@@ -37,7 +37,9 @@ pub struct Config {
     pub tick_time_ms: u32,
     pub data_dir: PathBuf,
     pub data_log_dir: PathBuf,
-    pub client_port: u16,
+    /// `clientPort`; `None` when only `secureClientPort` is set (a TLS-only server, which
+    /// ZooKeeper allows too).
+    pub client_port: Option<u16>,
     pub client_port_address: IpAddr,
     /// Per client IP; 0 = unlimited.
     pub max_client_cnxns: u32,
@@ -108,6 +110,9 @@ pub struct ClientTlsConfig {
     pub cipher_suites: Option<Vec<String>>,
     /// `ssl.clientAuth`: none, want or need (the default, as ZooKeeper).
     pub client_auth: ClientAuth,
+    /// `X509AuthenticationProvider.superUser`: the subject DN (as the `x509` id renders it)
+    /// whose certificate also makes its connection `super`.
+    pub x509_super_user: Option<String>,
 }
 
 /// A key or trust store: `ssl.<store>.location`, `.password` (or `.passwordPath`), `.type`.
@@ -201,9 +206,10 @@ impl Config {
         let data_log_dir = value_of("dataLogDir").map(PathBuf::from).unwrap_or_else(|| data_dir.clone());
         let quorum = parse_quorum(&pairs, &data_dir, path)?;
         let own_client = quorum.as_ref().and_then(|q| q.me().and_then(|m| m.client_addr));
-        let client_port: u16 = match (value_of("clientPort"), own_client) {
-            (Some(v), _) => parse_value("clientPort", v)?,
-            (None, Some(addr)) => addr.port(),
+        let client_port: Option<u16> = match (value_of("clientPort"), own_client) {
+            (Some(v), _) => Some(parse_value("clientPort", v)?),
+            (None, Some(addr)) => Some(addr.port()),
+            (None, None) if value_of("secureClientPort").is_some() => None,
             (None, None) => return Err(ConfigError::Missing { key: "clientPort", path: path.to_owned() }),
         };
         let client_port_address: IpAddr = match (value_of("clientPortAddress"), own_client) {
@@ -456,6 +462,8 @@ const SSL_KEYS: &[&str] = &[
     "ssl.handshakeDetectionTimeoutMillis",
     "ssl.context.supplier.class",
     "ssl.authProvider",
+    "X509AuthenticationProvider.superUser",
+    "authProvider.x509",
     "serverCnxnFactory",
     "client.secure",
 ];
@@ -509,6 +517,7 @@ fn parse_client_tls<'a>(
         Some(v) if v.eq_ignore_ascii_case("need") => ClientAuth::Need,
         Some(v) => return Err(invalid("ssl.clientAuth", v, "expected none, want or need")),
     };
+    check_ssl_auth_provider(value_of)?;
     Ok(Some(ClientTlsConfig {
         port,
         address,
@@ -518,7 +527,38 @@ fn parse_client_tls<'a>(
         enabled_protocols: list("ssl.enabledProtocols"),
         cipher_suites: list("ssl.ciphersuites"),
         client_auth,
+        x509_super_user: value_of("X509AuthenticationProvider.superUser").map(str::to_owned),
     }))
+}
+
+/// The class ZooKeeper registers as `authProvider.x509` when a secure port is configured.
+const X509_PROVIDER_CLASS: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// `ssl.authProvider` names the scheme whose provider authenticates a client certificate
+/// (ZooKeeper's `QuorumPeerConfig.configureSSLAuth`). ferrokeeper has the built-in `x509`
+/// provider only: another scheme needs a Java class ZooKeeper would load from
+/// `authProvider.<scheme>`, so it is refused at startup, as ZooKeeper refuses one without
+/// that key.
+fn check_ssl_auth_provider<'a>(value_of: &impl Fn(&str) -> Option<&'a str>) -> Result<(), ConfigError> {
+    let scheme = value_of("ssl.authProvider").map(str::trim).filter(|v| !v.is_empty()).unwrap_or("x509");
+    let class_key = format!("authProvider.{scheme}");
+    match value_of(&class_key) {
+        None if scheme == "x509" => Ok(()),
+        Some(class) if scheme == "x509" && class == X509_PROVIDER_CLASS => Ok(()),
+        None => Err(invalid(
+            "ssl.authProvider",
+            scheme,
+            &format!("no auth provider configured for the SSL authentication scheme '{scheme}'"),
+        )),
+        Some(class) => Err(invalid(
+            &class_key,
+            class,
+            &format!(
+                "ferrokeeper cannot load Java auth providers; the SSL authentication scheme must be \
+                 x509 with its built-in provider ({X509_PROVIDER_CLASS})"
+            ),
+        )),
+    }
 }
 
 impl StoreType {
@@ -739,6 +779,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.tick_time_ms, 2000);
+        assert_eq!(config.client_port, Some(2181));
         assert_eq!(config.min_session_timeout_ms, 4000);
         assert_eq!(config.max_session_timeout_ms, 40000);
         assert_eq!(config.data_log_dir, PathBuf::from("/tmp/zk"));
@@ -786,6 +827,35 @@ mod tests {
     }
 
     #[test]
+    fn a_secure_port_alone_is_a_tls_only_server() {
+        let config = parse("dataDir=/x\nsecureClientPort=2281\nssl.clientAuth=none\n").unwrap();
+        assert_eq!(config.client_port, None);
+        assert_eq!(config.client_tls.unwrap().port, 2281);
+    }
+
+    #[test]
+    fn reads_the_x509_provider_keys() {
+        let base = "dataDir=/x\nclientPort=1\nsecureClientPort=2\nssl.clientAuth=none\n";
+        let config = parse(&format!(
+            "{base}zookeeper.X509AuthenticationProvider.superUser=CN=admin,O=Ops\nssl.authProvider=x509\n\
+             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n"
+        ))
+        .unwrap();
+        assert_eq!(config.client_tls.unwrap().x509_super_user.as_deref(), Some("CN=admin,O=Ops"));
+        assert!(config.unknown_keys.is_empty(), "{:?}", config.unknown_keys);
+        // Another scheme: without its provider class, ZooKeeper's own refusal; with one, the
+        // class cannot be loaded here.
+        let err = parse(&format!("{base}ssl.authProvider=mine\n")).unwrap_err().to_string();
+        assert!(err.contains("ssl.authProvider=mine") && err.contains("scheme 'mine'"), "{err}");
+        let err = parse(&format!("{base}ssl.authProvider=mine\nzookeeper.authProvider.mine=com.x.Mine\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("authProvider.mine=com.x.Mine") && err.contains("built-in"), "{err}");
+        let err = parse(&format!("{base}authProvider.x509=com.x.Mine\n")).unwrap_err().to_string();
+        assert!(err.contains("authProvider.x509=com.x.Mine"), "{err}");
+    }
+
+    #[test]
     fn names_missing_and_bad_keys() {
         let err = parse("clientPort=1\n").unwrap_err().to_string();
         assert!(err.contains("dataDir"), "{err}");
@@ -814,7 +884,7 @@ mod tests {
         assert_eq!(quorum.servers.len(), 3);
         assert_eq!(quorum.participants().count(), 2);
         assert_eq!(quorum.servers[2].peer_type, PeerType::Observer);
-        assert_eq!(config.client_port, 2182);
+        assert_eq!(config.client_port, Some(2182));
         assert_eq!(quorum.init_limit, 10);
         let err = parse(&text.replace("initLimit=10\n", "")).unwrap_err().to_string();
         assert!(err.contains("initLimit"), "{err}");

@@ -232,10 +232,12 @@ fn resource(config: &Config) -> Vec<opentelemetry::KeyValue> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| config.client_port_address.to_string());
+    // A TLS-only server is known by its secure port.
+    let port = config.client_port.or(config.client_tls.as_ref().map(|tls| tls.port)).unwrap_or(0);
     let mut attributes = vec![
-        KeyValue::new("service.instance.id", format!("{host}:{}", config.client_port)),
+        KeyValue::new("service.instance.id", format!("{host}:{port}")),
         KeyValue::new("host.name", host),
-        KeyValue::new("zk.client_port", i64::from(config.client_port)),
+        KeyValue::new("zk.client_port", i64::from(port)),
     ];
     if let Some(quorum) = &config.quorum {
         attributes.push(KeyValue::new("zk.server_id", quorum.my_id as i64));

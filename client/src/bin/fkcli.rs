@@ -1,8 +1,13 @@
 //! `fkcli`: a zkCli-compatible shell for ferrokeeper and ZooKeeper.
 //!
 //! ```text
-//! fkcli [-server host:port[,host:port...][/chroot]] [-timeout ms] [cmd args...]
+//! fkcli [-server host:port[,host:port...][/chroot]] [-timeout ms]
+//!       [-client-configuration FILE] [-Dname=value ...] [cmd args...]
 //! ```
+//! TLS as zkCli: `-Dzookeeper.client.secure=true` and the `zookeeper.ssl.*` client properties,
+//! given as `-D` arguments, as `-D` flags in `CLIENT_JVMFLAGS` (what zkCli.sh passes to Java),
+//! or as lines of the `-client-configuration` properties file (which wins, as in ZooKeeper's
+//! ZKClientConfig).
 //! With a command it runs that one command and exits (status 1 on error). Without one it reads
 //! commands interactively (line editing and history) or, when stdin is not a terminal, one
 //! per line from stdin (status 1 if any failed).
@@ -19,6 +24,29 @@ struct Options {
     server: String,
     timeout: Duration,
     command: Vec<String>,
+    /// Client properties in the order they apply (later wins).
+    properties: Vec<(String, String)>,
+}
+
+/// `-Dname=value` as a property; `None` for anything else.
+fn define(arg: &str) -> Option<(String, String)> {
+    let (name, value) = arg.strip_prefix("-D")?.split_once('=').unwrap_or((&arg[2..], ""));
+    Some((name.to_owned(), value.to_owned()))
+}
+
+/// The `key=value` (or `key: value`) lines of a Java properties file; `#` and `!` comment.
+fn properties_file(path: &str) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("-client-configuration {path}: {e}"))?;
+    let mut properties = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line.find(['=', ':']).map(|i| (&line[..i], &line[i + 1..]));
+        let (key, value) = split.unwrap_or((line, ""));
+        properties.push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+    Ok(properties)
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -26,15 +54,26 @@ fn parse_args() -> Result<Options, String> {
     let mut timeout = Duration::from_secs(30);
     let mut args = std::env::args().skip(1).peekable();
     let mut command = Vec::new();
+    let mut properties: Vec<(String, String)> =
+        std::env::var("CLIENT_JVMFLAGS").unwrap_or_default().split_whitespace().filter_map(define).collect();
+    let mut file = None;
     while let Some(a) = args.next() {
+        if let Some(property) = define(&a) {
+            properties.push(property);
+            continue;
+        }
         match a.as_str() {
+            "-client-configuration" => file = Some(args.next().ok_or("-client-configuration needs a file")?),
             "-server" => server = args.next().ok_or("-server needs host:port")?,
             "-timeout" => {
                 let ms: u64 = args.next().ok_or("-timeout needs ms")?.parse().map_err(|_| "bad -timeout")?;
                 timeout = Duration::from_millis(ms);
             }
             "-h" | "--help" => {
-                println!("usage: fkcli [-server host:port[/chroot]] [-timeout ms] [cmd args...]");
+                println!(
+                    "usage: fkcli [-server host:port[/chroot]] [-timeout ms] [-client-configuration file] \
+                     [-Dname=value ...] [cmd args...]"
+                );
                 println!("{}", ferrokeeper_client::cli::usage());
                 std::process::exit(0);
             }
@@ -45,7 +84,10 @@ fn parse_args() -> Result<Options, String> {
             }
         }
     }
-    Ok(Options { server, timeout, command })
+    if let Some(file) = file {
+        properties.extend(properties_file(&file)?);
+    }
+    Ok(Options { server, timeout, command, properties })
 }
 
 /// Prints watch events as zkCli does, while `printing` is set.
@@ -92,6 +134,14 @@ fn main() {
         }
     };
     let mut shell = Shell::new(&opts.server, opts.timeout);
+    let properties = opts.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    match ferrokeeper_client::TlsOptions::from_properties(properties) {
+        Ok(tls) => shell.set_tls(tls),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
     let printing = Arc::new(AtomicBool::new(true));
     let one_shot = !opts.command.is_empty();
     if !one_shot {

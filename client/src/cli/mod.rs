@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferrokeeper_proto::op::CreateMode;
 
-use crate::{Acl, AddWatchMode, Code, Error, Events, WatcherType, ZooKeeper};
+use crate::{Acl, AddWatchMode, Code, Error, Events, TlsOptions, WatcherType, ZooKeeper};
 
 /// zkCli's usage lines, in its order.
 pub const USAGE: &[(&str, &str)] = &[
@@ -114,12 +114,27 @@ pub struct Shell {
     history: Vec<String>,
     /// Whether watch events are printed (`printwatches`).
     pub print_watches: bool,
+    /// TLS for every (re)connect; `None`: plain.
+    tls: Option<TlsOptions>,
 }
 
 impl Shell {
     /// A shell that is not connected yet.
     pub fn new(server: &str, timeout: Duration) -> Shell {
-        Shell { zk: None, server: server.to_owned(), timeout, history: Vec::new(), print_watches: true }
+        Shell {
+            zk: None,
+            server: server.to_owned(),
+            timeout,
+            history: Vec::new(),
+            print_watches: true,
+            tls: None,
+        }
+    }
+
+    /// Connects with TLS from now on (zkCli's `-Dzookeeper.client.secure=true` and
+    /// `zookeeper.ssl.*`, read by [`TlsOptions::from_properties`]).
+    pub fn set_tls(&mut self, tls: Option<TlsOptions>) {
+        self.tls = tls;
     }
 
     /// The server this shell (re)connects to.
@@ -145,6 +160,7 @@ impl Shell {
         let (zk, events) = ZooKeeper::builder(&self.server)
             .session_timeout(self.timeout)
             .connect_timeout(self.timeout.clamp(Duration::from_secs(1), Duration::from_secs(10)))
+            .tls(self.tls.clone())
             .connect()
             .await
             .map_err(|e| e.to_string())?;

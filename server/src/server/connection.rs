@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use ferrokeeper_proto::request::{Request, RequestError};
-use ferrokeeper_proto::{ConnectRequest, Jute, RequestHeader, frame};
+use ferrokeeper_proto::{ConnectRequest, Id, Jute, RequestHeader, frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -34,6 +34,9 @@ pub struct Connection<S> {
     config: Arc<Config>,
     events: mpsc::Sender<Event>,
     input: BytesMut,
+    /// Ids the TLS handshake gave the connection (`x509`), handed to the core with the
+    /// ConnectRequest.
+    auth: Vec<Id>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
@@ -44,7 +47,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
         config: Arc<Config>,
         events: mpsc::Sender<Event>,
     ) -> Connection<S> {
-        Connection { id, stream, peer, config, events, input: BytesMut::with_capacity(8 * 1024) }
+        Connection {
+            id,
+            stream,
+            peer,
+            config,
+            events,
+            input: BytesMut::with_capacity(8 * 1024),
+            auth: Vec::new(),
+        }
+    }
+
+    /// The ids the connection starts with besides `ip` (from its client certificate).
+    pub fn with_auth(mut self, auth: Vec<Id>) -> Connection<S> {
+        self.auth = auth;
+        self
     }
 
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
@@ -84,6 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Connection<S> {
             request,
             outbound: outbound_tx,
             control: control.clone(),
+            auth: std::mem::take(&mut self.auth),
         };
         self.events.send(event).await.map_err(|_| "server stopping".to_string())?;
         self.established(outbound_rx, control).await

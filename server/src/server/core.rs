@@ -43,6 +43,8 @@ pub enum Event {
         outbound: mpsc::Sender<Outbound>,
         /// Shared with the connection task: queued bytes and the abort signal.
         control: Arc<ConnControl>,
+        /// Ids the connection gained before its ConnectRequest: `x509` from its certificate.
+        auth: Vec<Id>,
     },
     Request {
         conn: ConnId,
@@ -369,8 +371,8 @@ impl Core {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Connect { conn, peer, request, outbound, control } => {
-                self.on_connect(conn, peer, request, outbound, control)
+            Event::Connect { conn, peer, request, outbound, control, auth } => {
+                self.on_connect(conn, peer, request, outbound, control, auth)
             }
             Event::Request { conn, xid, op, request, received } => {
                 self.on_request(conn, xid, op, request, received)
@@ -395,6 +397,7 @@ impl Core {
         request: ConnectRequest,
         outbound: mpsc::Sender<Outbound>,
         control: Arc<ConnControl>,
+        tls_auth: Vec<Id>,
     ) {
         if !self.serving() {
             tracing::debug!(conn, "refusing a client: this server has no leader");
@@ -466,7 +469,7 @@ impl Core {
         let state = ConnState {
             control,
             peer,
-            caller: Caller { session_id, conn, auth: vec![Id::new("ip", &ip)] },
+            caller: Caller { session_id, conn, auth: tree::acl::connection_ids(&ip, tls_auth) },
             timeout_ms,
             outbound,
             pending: BytesMut::with_capacity(4096),
@@ -594,8 +597,12 @@ impl Core {
             Request::Auth(packet) => {
                 let ip = conn.peer.ip().to_string();
                 let auth = packet.auth.as_deref();
-                match tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
-                {
+                let authenticated = if packet.scheme == "x509" {
+                    tree::acl::x509_addauth(&conn.caller.auth)
+                } else {
+                    tree::acl::authenticate(&packet.scheme, auth, &ip, self.config.super_digest.as_deref())
+                };
+                match authenticated {
                     Ok(ids) => {
                         for id in ids {
                             if !conn.caller.auth.contains(&id) {
@@ -643,10 +650,7 @@ impl Core {
                     .iter()
                     .map(|id| ferrokeeper_proto::ClientInfo {
                         auth_scheme: id.scheme.clone(),
-                        user: match id.scheme.as_str() {
-                            "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
-                            _ => id.id.clone(),
-                        },
+                        user: tree::acl::user_name(id),
                     })
                     .collect();
                 let zxid = self.tree.last_processed_zxid();

@@ -187,10 +187,12 @@ fn percentiles(name: &str, h: &crate::txlog::stats::Histogram) -> Vec<(String, S
 fn conf(core: &Core) -> String {
     let c = &core.config;
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
+        "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
          tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\
          clientPortListenBacklog=-1\nserverId={}\n",
-        c.client_port,
+        // ZooKeeper prints -1 for a port it does not serve.
+        c.client_port.map_or(-1, i32::from),
+        c.client_tls.as_ref().map_or(-1, |tls| i32::from(tls.port)),
         c.data_dir.display(),
         dir_size(&c.data_dir),
         c.data_log_dir.display(),

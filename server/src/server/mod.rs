@@ -43,7 +43,7 @@ use ferrokeeper_proto::txn::TxnRecord;
 
 /// A running server (standalone or an ensemble member); [`Server::shutdown`] stops it.
 pub struct Server {
-    local_addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     secure_addr: Option<SocketAddr>,
     metrics_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
@@ -128,10 +128,19 @@ impl Server {
         tracer: Option<crate::telemetry::RequestTracer>,
     ) -> anyhow::Result<Server> {
         let config = Arc::new(config);
-        let addr = SocketAddr::new(config.client_port_address, config.client_port);
-        let listener =
-            TcpListener::bind(addr).await.with_context(|| format!("cannot bind client port {addr}"))?;
-        let local_addr = listener.local_addr()?;
+        // No plain listener when only secureClientPort is set (a TLS-only server).
+        let listener = match config.client_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.client_port_address, port);
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("cannot bind client port {addr}"))?,
+                )
+            }
+            None => None,
+        };
+        let local_addr = listener.as_ref().map(TcpListener::local_addr).transpose()?;
         let (shutdown, shutdown_rx) = watch::channel(false);
         let capacity = (config.global_outstanding_limit as usize).max(16);
         let (events, events_rx) = mpsc::channel(capacity);
@@ -211,14 +220,17 @@ impl Server {
             );
             extra_tasks.push(tokio::spawn(secure_loop));
         }
-        let accept_task = tokio::spawn(accept_loop(listener, None, config, events, conn_ids, shutdown_rx));
-        tracing::info!(%local_addr, "serving clients");
-        let mut tasks = vec![core_task, accept_task];
+        let mut tasks = vec![core_task];
+        if let Some(listener) = listener {
+            tracing::info!(local_addr = %listener.local_addr()?, "serving clients");
+            tasks.push(tokio::spawn(accept_loop(listener, None, config, events, conn_ids, shutdown_rx)));
+        }
         tasks.extend(extra_tasks);
         Ok(Server { local_addr, secure_addr, metrics_addr, shutdown, tasks, fatal })
     }
 
-    pub fn local_addr(&self) -> SocketAddr {
+    /// Where the plain client port listens; `None` for a TLS-only server.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -394,8 +406,9 @@ async fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(
                     async move {
-                        if let Some(stream) = tls.handshake(stream, peer).await {
-                            let task = connection::Connection::new(conn_id, stream, peer, config, events);
+                        if let Some((stream, auth)) = tls.handshake(stream, peer).await {
+                            let task = connection::Connection::new(conn_id, stream, peer, config, events)
+                                .with_auth(auth);
                             task.run(shutdown).await;
                         }
                         counts.remove(peer.ip());

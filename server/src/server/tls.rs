@@ -1,7 +1,9 @@
 //! Client TLS on `secureClientPort`: builds the rustls server configuration from ZooKeeper's
 //! `ssl.*` keys (PEM and PKCS12 stores, protocols, cipher suites, `ssl.clientAuth`) and runs
 //! each connection's handshake, naming the cause of a failed one in the log and in
-//! `ferrokeeper_tls_handshake_failures_total{reason}`.
+//! `ferrokeeper_tls_handshake_failures_total{reason}`. A verified client certificate gives
+//! its connection the `x509` id of its subject DN (ZooKeeper's X509AuthenticationProvider),
+//! rendered here as Java's `X500Principal.getName()` renders it.
 //!
 //! This module owns reading the key material (file I/O at startup) and the handshake; the
 //! connection task after it is the same as on the plain port.
@@ -20,9 +22,12 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
+use x509_cert::der::{Decode, Encode, Tagged};
 
 use crate::config::{ClientAuth, ClientTlsConfig, StoreConfig, StoreType};
 use crate::metrics::TlsMetrics;
+use crate::tree::acl;
+use ferrokeeper_proto::Id;
 
 /// How long a client may take to finish the handshake (ZooKeeper's sessionless timeout).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,24 +37,41 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct ClientTls {
     acceptor: TlsAcceptor,
     metrics: TlsMetrics,
+    /// `X509AuthenticationProvider.superUser`.
+    x509_super_user: Option<Arc<str>>,
 }
 
 impl ClientTls {
     /// Loads the stores and checks every key; each error names the key or file at fault.
     pub fn load(config: &ClientTlsConfig, metrics: TlsMetrics) -> anyhow::Result<ClientTls> {
         let server_config = server_config(config)?;
-        Ok(ClientTls { acceptor: TlsAcceptor::from(Arc::new(server_config)), metrics })
+        Ok(ClientTls {
+            acceptor: TlsAcceptor::from(Arc::new(server_config)),
+            metrics,
+            x509_super_user: config.x509_super_user.as_deref().map(Arc::from),
+        })
     }
 
-    /// Runs the handshake. On failure logs one line naming the cause, counts it, and returns
-    /// `None`: the caller drops the socket, which touches no other connection.
-    pub async fn handshake(&self, stream: TcpStream, peer: SocketAddr) -> Option<TlsStream<TcpStream>> {
+    /// Runs the handshake; returns the stream and the ids its client certificate gives the
+    /// connection (none without one). On failure logs one line naming the cause, counts it,
+    /// and returns `None`: the caller drops the socket, which touches no other connection.
+    pub async fn handshake(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+    ) -> Option<(TlsStream<TcpStream>, Vec<Id>)> {
         let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await;
         let (reason, detail) = match outcome {
-            Ok(Ok(stream)) => {
-                self.metrics.handshakes.inc();
-                return Some(stream);
-            }
+            Ok(Ok(stream)) => match self.certificate_ids(&stream) {
+                Ok(ids) => {
+                    self.metrics.handshakes.inc();
+                    if let Some(id) = ids.last() {
+                        tracing::info!(%peer, id = %id.id, "authenticated id for scheme 'x509'");
+                    }
+                    return Some((stream, ids));
+                }
+                Err(detail) => ("bad_certificate", detail),
+            },
             Ok(Err(error)) => (failure_reason(&error), error.to_string()),
             Err(_) => ("timeout", format!("no handshake within {}s", HANDSHAKE_TIMEOUT.as_secs())),
         };
@@ -57,6 +79,92 @@ impl ClientTls {
         tracing::warn!(%peer, reason, %detail, "TLS handshake failed on the secure client port");
         None
     }
+}
+
+impl ClientTls {
+    /// X509AuthenticationProvider.handleAuthentication: the verified leaf certificate's
+    /// subject DN as `x509` id (and `super` for the super user). rustls has already checked
+    /// the chain against the trust store, as ZooKeeper's provider checks it again.
+    fn certificate_ids(&self, stream: &TlsStream<TcpStream>) -> Result<Vec<Id>, String> {
+        let Some(leaf) = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()) else {
+            // ssl.clientAuth=none, or want without a certificate: no x509 id, as ZooKeeper.
+            return Ok(Vec::new());
+        };
+        let dn =
+            subject_dn(leaf).map_err(|e| format!("cannot read the client certificate's subject: {e}"))?;
+        Ok(acl::x509_ids(&dn, self.x509_super_user.as_deref()))
+    }
+}
+
+/// The subject DN of a DER certificate as Java's `X500Principal.getName()` (RFC 2253, as
+/// `sun.security.x509.AVA.toRFC2253String`): RDNs last-to-first joined by `,`, the assertions
+/// of a multi-valued RDN by `+`; CN, C, L, ST, O, OU, STREET, DC and UID by keyword, any other
+/// attribute by its dotted OID with the value as `#` + lowercase hex of its DER encoding (as
+/// is a value that is not a string); string values decoded as UTF-8, with `,=+<>#;"\`
+/// escaped by `\`, NUL as `\00`, and leading and trailing spaces escaped.
+pub fn subject_dn(certificate_der: &[u8]) -> Result<String, x509_cert::der::Error> {
+    let certificate = x509_cert::Certificate::from_der(certificate_der)?;
+    let mut rdns = Vec::new();
+    for rdn in certificate.tbs_certificate.subject.0.iter().rev() {
+        let mut assertions = Vec::new();
+        for assertion in rdn.0.iter() {
+            assertions.push(rfc2253_assertion(&assertion.oid.to_string(), &assertion.value)?);
+        }
+        rdns.push(assertions.join("+"));
+    }
+    Ok(rdns.join(","))
+}
+
+/// The keyword Java's RFC 2253 output uses for an attribute OID, if any.
+fn rfc2253_keyword(oid: &str) -> Option<&'static str> {
+    Some(match oid {
+        "2.5.4.3" => "CN",
+        "2.5.4.6" => "C",
+        "2.5.4.7" => "L",
+        "2.5.4.8" => "ST",
+        "2.5.4.10" => "O",
+        "2.5.4.11" => "OU",
+        "2.5.4.9" => "STREET",
+        "0.9.2342.19200300.100.1.25" => "DC",
+        "0.9.2342.19200300.100.1.1" => "UID",
+        _ => return None,
+    })
+}
+
+fn rfc2253_assertion(oid: &str, value: &x509_cert::der::Any) -> Result<String, x509_cert::der::Error> {
+    // T61String, IA5String, GeneralString, PrintableString, UTF8String, BMPString,
+    // UniversalString: the tags Java's AVA.isDerString accepts.
+    const STRING_TAGS: [u8; 7] = [20, 22, 27, 19, 12, 30, 28];
+    let keyword = rfc2253_keyword(oid);
+    let mut out = String::with_capacity(32);
+    out.push_str(keyword.unwrap_or(oid));
+    out.push('=');
+    if keyword.is_none() || !STRING_TAGS.contains(&u8::from(value.tag())) {
+        out.push('#');
+        for byte in value.to_der()? {
+            out.push_str(&format!("{byte:02x}"));
+        }
+        return Ok(out);
+    }
+    let text = String::from_utf8_lossy(value.value());
+    let mut escaped: Vec<char> = Vec::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            ',' | '=' | '+' | '<' | '>' | '#' | ';' | '"' | '\\' => escaped.extend(['\\', c]),
+            '\0' => escaped.extend(['\\', '0', '0']),
+            _ => escaped.push(c),
+        }
+    }
+    let blank = |c: &char| *c == ' ' || *c == '\r';
+    let lead = escaped.iter().take_while(|c| blank(c)).count();
+    let trail = escaped.iter().rev().take_while(|c| blank(c)).count();
+    for (index, c) in escaped.iter().enumerate() {
+        if index < lead || index >= escaped.len() - trail {
+            out.push('\\');
+        }
+        out.push(*c);
+    }
+    Ok(out)
 }
 
 /// The `reason` label of a failed handshake: what went wrong, in a word.

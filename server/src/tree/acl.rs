@@ -1,7 +1,9 @@
-//! ACL schemes and permission checks: world, auth, digest, ip (with CIDR), super.
+//! ACL schemes and permission checks: world, auth, digest, ip (with CIDR), x509, super.
 //!
 //! This module owns the rules of ZooKeeper's `ZooKeeperServer.checkACL`,
-//! `PrepRequestProcessor.fixupACL` and the `digest` / `ip` authentication providers.
+//! `PrepRequestProcessor.fixupACL` and the `digest` / `ip` / `x509` authentication providers.
+//! (The x509 id itself, a certificate's subject DN, is rendered by `server::tls` from the
+//! handshake.)
 
 use base64::Engine;
 use ferrokeeper_proto::{Acl, Code, Id};
@@ -42,6 +44,198 @@ pub fn authenticate(
         }
         "ip" => Ok(vec![Id::new("ip", client_ip)]),
         _ => Err(Code::AuthFailed),
+    }
+}
+
+/// The ids a client certificate's subject DN gives its connection, as ZooKeeper's
+/// X509AuthenticationProvider: `x509:<dn>`, preceded by `super:<dn>` when the DN equals
+/// `X509AuthenticationProvider.superUser`.
+pub fn x509_ids(subject_dn: &str, super_user: Option<&str>) -> Vec<Id> {
+    let mut ids = Vec::with_capacity(2);
+    if super_user == Some(subject_dn) {
+        ids.push(Id::new("super", subject_dn));
+    }
+    ids.push(Id::new("x509", subject_dn));
+    ids
+}
+
+/// `addauth x509 …`: ZooKeeper's provider authenticates the connection's certificate again,
+/// ignoring the packet, so a connection that has its certificate's ids gets them again (a
+/// no-op) and one without a certificate fails (AuthFailed; ZooKeeper's provider throws there).
+pub fn x509_addauth(current: &[Id]) -> Result<Vec<Id>, Code> {
+    let ids: Vec<Id> = current.iter().filter(|id| id.scheme == "x509").cloned().collect();
+    if ids.is_empty() { Err(Code::AuthFailed) } else { Ok(ids) }
+}
+
+/// A new connection's ids: `ip:<address>` (every ZooKeeper ServerCnxn starts with it) and the
+/// ids its TLS handshake gave it, in ZooKeeper's auth-info set order.
+pub fn connection_ids(client_ip: &str, tls_ids: Vec<Id>) -> Vec<Id> {
+    let mut ids = Vec::with_capacity(1 + tls_ids.len());
+    ids.push(Id::new("ip", client_ip));
+    for id in tls_ids {
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    java_set_order(&mut ids);
+    ids
+}
+
+/// The attribute keywords Java's `X500Principal(String)` accepts (`AVAKeyword`'s table).
+const DN_KEYWORDS: &[&str] = &[
+    "CN",
+    "C",
+    "L",
+    "S",
+    "ST",
+    "O",
+    "OU",
+    "T",
+    "IP",
+    "STREET",
+    "DC",
+    "DNQUALIFIER",
+    "DNQ",
+    "SURNAME",
+    "GIVENNAME",
+    "INITIALS",
+    "GENERATION",
+    "EMAIL",
+    "EMAILADDRESS",
+    "UID",
+    "SERIALNUMBER",
+];
+
+/// X509AuthenticationProvider.isValid: whether `new X500Principal(dn)` accepts `dn`, i.e. an
+/// RFC 2253 / RFC 1779 name: attribute-value assertions `type=value` joined by `+` into RDNs,
+/// RDNs separated by `,` or `;`; a type is one of Java's keywords (any case) or a dotted OID
+/// (optionally `OID.`-prefixed); a value is `#hex`, a quoted string or a string whose special
+/// characters are escaped with `\`. The empty name is valid, as in Java.
+pub fn is_valid_dn(dn: &str) -> bool {
+    if dn.trim().is_empty() {
+        return true;
+    }
+    let Some(assertions) = split_unquoted(dn, &[',', ';', '+']) else { return false };
+    assertions.iter().all(|ava| is_valid_assertion(ava))
+}
+
+/// Splits at unescaped, unquoted separators; `None` on an unterminated quote or escape.
+fn split_unquoted<'a>(text: &'a str, separators: &[char]) -> Option<Vec<&'a str>> {
+    let mut parts = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0usize, false, false);
+    for (index, c) in text.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' {
+            escaped = true;
+        } else if c == '"' {
+            quoted = !quoted;
+        } else if !quoted && separators.contains(&c) {
+            parts.push(&text[start..index]);
+            start = index + c.len_utf8();
+        }
+    }
+    if quoted || escaped {
+        return None;
+    }
+    parts.push(&text[start..]);
+    Some(parts)
+}
+
+fn is_valid_assertion(assertion: &str) -> bool {
+    let Some((keyword, value)) = assertion.split_once('=') else { return false };
+    let keyword = keyword.trim();
+    let oid = keyword.strip_prefix("OID.").or_else(|| keyword.strip_prefix("oid.")).unwrap_or(keyword);
+    let keyword_ok = if oid.starts_with(|c: char| c.is_ascii_digit()) {
+        let arcs: Vec<&str> = oid.split('.').collect();
+        arcs.len() >= 2 && arcs.iter().all(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()))
+    } else {
+        DN_KEYWORDS.iter().any(|k| k.eq_ignore_ascii_case(keyword))
+    };
+    keyword_ok && is_valid_dn_value(value.trim_start_matches(' '))
+}
+
+/// An attribute value as Java's AVA parser takes it: `#` and the hex of one whole DER value;
+/// a quoted string followed by nothing but spaces; or a string in which `"`, `<` and `>` appear
+/// only escaped and `\` escapes a special character (`,=+<>#;"\` or space) or a hex pair.
+/// `=` and a `#` after the first character need no escape; the empty value is valid.
+fn is_valid_dn_value(value: &str) -> bool {
+    if let Some(hex) = value.strip_prefix('#') {
+        return is_der_hex(hex.trim_end_matches(' '));
+    }
+    let mut chars = value.chars();
+    if value.starts_with('"') {
+        chars.next();
+        loop {
+            match chars.next() {
+                None => return false,
+                Some('\\') => {
+                    if chars.next().is_none() {
+                        return false;
+                    }
+                }
+                Some('"') => return chars.all(|c| c == ' '),
+                Some(_) => {}
+            }
+        }
+    }
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '<' | '>' => return false,
+            '\\' => match chars.next() {
+                Some(',' | '=' | '+' | '<' | '>' | '#' | ';' | '"' | '\\' | ' ') => {}
+                Some(high) if high.is_ascii_hexdigit() => {
+                    if !chars.next().is_some_and(|low| low.is_ascii_hexdigit()) {
+                        return false;
+                    }
+                }
+                _ => return false,
+            },
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Whether `hex` spells exactly one DER value (tag, length, that many content bytes).
+fn is_der_hex(hex: &str) -> bool {
+    if hex.is_empty() || !hex.len().is_multiple_of(2) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return false;
+    }
+    let bytes: Vec<u8> =
+        (0..hex.len()).step_by(2).filter_map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok()).collect();
+    let mut at = 1usize;
+    if bytes[0] & 0x1f == 0x1f {
+        // A high tag number continues while the top bit is set.
+        while bytes.get(at).is_some_and(|b| b & 0x80 != 0) {
+            at += 1;
+        }
+        at += 1;
+    }
+    let Some(&first) = bytes.get(at) else { return false };
+    at += 1;
+    let length = if first < 0x80 {
+        usize::from(first)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || at + count > bytes.len() {
+            return false;
+        }
+        let length = bytes[at..at + count].iter().fold(0usize, |n, b| n << 8 | usize::from(*b));
+        at += count;
+        length
+    };
+    bytes.len() - at == length
+}
+
+/// The user a `whoAmI` reply names for an id, as ZooKeeper's `AuthUtil.getUser`: the
+/// provider's `getUserName` (digest: the part before the colon; ip and x509: the id) and, for
+/// a scheme without a provider (`super`), nothing.
+pub fn user_name(id: &Id) -> String {
+    match id.scheme.as_str() {
+        "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
+        "ip" | "x509" => id.id.clone(),
+        _ => String::new(),
     }
 }
 
@@ -186,6 +380,7 @@ pub fn is_valid_id(scheme: &str, id: &str) -> bool {
         "world" => id == "anyone",
         "digest" => java_split(id, ':').len() == 2,
         "ip" => parse_ip_expr(id).is_some(),
+        "x509" => is_valid_dn(id),
         _ => false,
     }
 }
@@ -232,9 +427,9 @@ pub fn java_hash_set_order(items: &mut [String]) {
 }
 
 /// Whether authenticated ids of `scheme` may stand in for the `auth` scheme. Only digest
-/// ids are "authenticated" (`isAuthenticated()`); ip and super are not.
+/// and x509 ids are "authenticated" (`isAuthenticated()`); ip and super are not.
 fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == "digest"
+    scheme == "digest" || scheme == "x509"
 }
 
 /// PrepRequestProcessor.fixupACL: removes duplicates, expands `auth`, validates the rest.
@@ -293,7 +488,9 @@ pub fn check(skip_acl: bool, acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), 
                 continue;
             }
             let matched = match a.id.scheme.as_str() {
-                "digest" => cid.id == a.id.id,
+                // X509AuthenticationProvider.matches: the DN exactly (its superUser clause is
+                // the `super` id the same certificate gave the connection, checked above).
+                "digest" | "x509" => cid.id == a.id.id,
                 "ip" => ip_matches(&cid.id, &a.id.id),
                 _ => false,
             };
@@ -390,6 +587,78 @@ mod tests {
         assert!(!is_valid_id("world", "someone"));
         assert!(!is_valid_id("super", ""));
         assert!(!is_valid_id("x509", "cn"));
+        assert!(is_valid_id("x509", "cn=a=b"));
+        assert!(!is_valid_id("x509", "CN=a,"));
+        assert!(!is_valid_id("x509", "FOO=a"));
+        assert!(!is_valid_id("x509", "CN=\"open"));
+        assert!(is_valid_id("x509", ""));
+        assert!(is_valid_id("x509", "CN=client,OU=Test,O=ferrokeeper"));
+        assert!(is_valid_id("x509", "cn=a+uid=b; o=\"Acme, Inc\""));
+        assert!(is_valid_id("x509", "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267"));
+        assert!(is_valid_id("x509", "OID.2.5.4.3=x,CN=a\\,b"));
+        // Java's X500Principal, case by case (valid, then invalid).
+        for dn in [
+            "CN=",
+            "CN=#0c0154",
+            "CN=a + O=b",
+            "CN=\"a\" ",
+            "CN=a\\41",
+            "EMAIL=a@b",
+            "T=x",
+            " CN = a ",
+            "CN=a#b",
+            "1.2=a",
+            "cn=a; o=b",
+        ] {
+            assert!(is_valid_dn(dn), "{dn}");
+        }
+        for dn in [
+            "CN=a\"b",
+            ",CN=a",
+            "CN=a,,O=b",
+            "CN",
+            "=a",
+            "CN=a\\",
+            "CN=#",
+            "CN=#zz",
+            "CN=#0c01",
+            "2=x",
+            "2.5.4.3.=x",
+            "CN=a+",
+            "CN=\"a\"b",
+            "CN=a\\zz",
+            "CN=a\\4",
+            "CN=a<b",
+            "CN=a>b",
+            "CN=a;",
+            "x.y=a",
+            "OID.x=a",
+        ] {
+            assert!(!is_valid_dn(dn), "{dn}");
+        }
+    }
+
+    #[test]
+    fn x509_ids_match_exactly_expand_auth_and_make_super() {
+        let dn = "CN=client,O=ferrokeeper";
+        let ids = connection_ids("127.0.0.1", x509_ids(dn, None));
+        assert!(ids.contains(&Id::new("ip", "127.0.0.1")) && ids.contains(&Id::new("x509", dn)));
+        let acl = vec![Acl::new(perms::ALL, "x509", dn)];
+        assert_eq!(check(false, &acl, perms::READ, &ids), Ok(()));
+        let other = connection_ids("127.0.0.1", x509_ids("CN=other,O=ferrokeeper", None));
+        assert_eq!(check(false, &acl, perms::READ, &other), Err(Code::NoAuth));
+        // The DN is compared as a string, as ZooKeeper does: another spelling does not match.
+        let spaced = vec![Acl::new(perms::ALL, "x509", "CN=client, O=ferrokeeper")];
+        assert_eq!(check(false, &spaced, perms::READ, &ids), Err(Code::NoAuth));
+        // x509 ids are authenticated: the `auth` scheme expands to them.
+        assert_eq!(fixup_acl(&ids, &Acl::creator_all()), Ok(acl.clone()));
+        // The super user's certificate passes every check.
+        let admin = x509_ids("CN=admin", Some("CN=admin"));
+        assert_eq!(admin, vec![Id::new("super", "CN=admin"), Id::new("x509", "CN=admin")]);
+        assert_eq!(check(false, &acl, perms::ADMIN, &admin), Ok(()));
+        assert_eq!(x509_ids(dn, Some("CN=admin")), vec![Id::new("x509", dn)]);
+        assert_eq!(x509_addauth(&ids), Ok(vec![Id::new("x509", dn)]));
+        assert_eq!(x509_addauth(&[Id::new("ip", "127.0.0.1")]), Err(Code::AuthFailed));
     }
 
     #[test]

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""kazoo "creator all" ACL test: python3 creator_acl.py HOST:PORT [--ca CA --cert CERT --key KEY]
+"""kazoo "creator all" ACL test:
+python3 creator_acl.py HOST:PORT [--ca CA --cert CERT --key KEY --x509-id DN]
 
 kazoo writes every empty jute string as null (length -1), so its CREATOR_ALL_ACL, Id("auth", ""),
 reaches the server with a null id. After `add_auth("digest", ...)` ZooKeeper accepts it and
 stores the caller's digest id. With --ca/--cert/--key the client connects over TLS
-(use_ssl=True). Exits 0 printing "kazoo creator acl: OK"; any failure exits non-zero.
+(use_ssl=True); its certificate then authenticates it as x509:DN (ZooKeeper's x509 provider),
+so CREATOR_ALL_ACL expands to that id without add_auth. Exits 0 printing "kazoo creator acl: OK"; any failure exits non-zero.
 """
 
 import argparse
@@ -32,13 +34,30 @@ def client(args):
     return zk
 
 
+def x509_creator(args):
+    zk = client(args)
+    try:
+        zk.create("/creator-x509", b"cert", acl=CREATOR_ALL_ACL)
+        acls, _ = zk.get_acls("/creator-x509")
+        assert [(a.perms, a.id.scheme, a.id.id) for a in acls] == [(Permissions.ALL, "x509", args.x509_id)], acls
+        assert zk.get("/creator-x509")[0] == b"cert"
+        zk.delete("/creator-x509")
+    finally:
+        zk.stop()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("hosts")
     parser.add_argument("--ca")
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--x509-id")
     args = parser.parse_args()
+    if args.x509_id:
+        x509_creator(args)
+        print("kazoo creator acl: OK")
+        return
 
     owner = client(args)
     stranger = client(args)

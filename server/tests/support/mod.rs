@@ -139,6 +139,21 @@ pub struct ServerProcess {
     log_path: PathBuf,
 }
 
+/// ZooKeeper's class path: its conf dir and jar, plus the Debian netty jars its manifest
+/// leaves out (codec, resolver, unix-common), which `NettyServerCnxnFactory` (the secure
+/// client port) needs.
+fn zk_class_path() -> String {
+    let mut path = format!("{ZK_CONF_DIR}:{}", zk_jar());
+    for jar in ["netty-codec", "netty-resolver", "netty-transport-native-unix-common"] {
+        let file = format!("/usr/share/java/{jar}.jar");
+        if Path::new(&file).exists() {
+            path.push(':');
+            path.push_str(&file);
+        }
+    }
+    path
+}
+
 impl ServerProcess {
     /// Starts `kind` with a generated zoo.cfg (plus `extra` key/value lines) and waits until
     /// it serves (srvr answers or a session handshake succeeds). Panics with the server log
@@ -215,7 +230,7 @@ impl ServerProcess {
                     "-Dzookeeper.root.logger=WARN,CONSOLE",
                     "-Dzookeeper.jmx.log4j.disable=true",
                     "-cp",
-                    &format!("{ZK_CONF_DIR}:{}", zk_jar()),
+                    &zk_class_path(),
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 ]);
                 c.arg(&cfg_path);
