@@ -635,6 +635,9 @@ pub struct QuorumConfig {
     pub init_limit: u32,
     /// Ticks a follower may lag (no ack / ping) before the leader drops it.
     pub sync_limit: u32,
+    /// `quorumListenOnAllIPs`: listen on the quorum port of every interface, not only on this
+    /// server's `server.N` host (which may not resolve yet, as in a Kubernetes StatefulSet).
+    pub listen_on_all_ips: bool,
 }
 
 impl QuorumConfig {
@@ -722,6 +725,7 @@ fn parse_quorum(
         servers,
         init_limit: parse_value("initLimit", init_limit)?,
         sync_limit: parse_value("syncLimit", sync_limit)?,
+        listen_on_all_ips: parse_bool(value_of("quorumListenOnAllIPs"), "quorumListenOnAllIPs")?,
     }))
 }
 
@@ -886,6 +890,9 @@ mod tests {
         assert_eq!(quorum.servers[2].peer_type, PeerType::Observer);
         assert_eq!(config.client_port, Some(2182));
         assert_eq!(quorum.init_limit, 10);
+        assert!(!quorum.listen_on_all_ips);
+        let all = parse(&format!("{text}quorumListenOnAllIPs=true\n")).unwrap();
+        assert!(all.quorum.as_ref().is_some_and(|q| q.listen_on_all_ips));
         let err = parse(&text.replace("initLimit=10\n", "")).unwrap_err().to_string();
         assert!(err.contains("initLimit"), "{err}");
         std::fs::write(dir.join("myid"), "9").unwrap();

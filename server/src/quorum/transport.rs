@@ -45,26 +45,26 @@ pub enum Incoming {
 }
 
 /// Starts the links of server `my_id`: listens on `listen`, dials every peer with a smaller id
-/// at its address, accepts peers with larger ids. Returns the sender and the stream of
-/// incoming messages.
+/// at its (host, port), resolving the host at every attempt, accepts peers with larger ids.
+/// Returns the sender and the stream of incoming messages.
 pub async fn start(
     my_id: u64,
     listen: SocketAddr,
-    peers: HashMap<u64, SocketAddr>,
+    peers: HashMap<u64, (String, u16)>,
     shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(PeerSender, mpsc::Receiver<Incoming>)> {
     let listener = TcpListener::bind(listen).await?;
     let (incoming_tx, incoming) = mpsc::channel(PEER_QUEUE_MAX);
     let mut queues = HashMap::new();
     let mut outbound_for_accepted = HashMap::new();
-    for (&id, &addr) in &peers {
+    for (&id, addr) in &peers {
         if id == my_id {
             continue;
         }
         let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
         queues.insert(id, tx);
         if id < my_id {
-            tokio::spawn(dial_loop(my_id, id, addr, rx, incoming_tx.clone(), shutdown.clone()));
+            tokio::spawn(dial_loop(my_id, id, addr.clone(), rx, incoming_tx.clone(), shutdown.clone()));
         } else {
             outbound_for_accepted.insert(id, rx);
         }
@@ -76,7 +76,7 @@ pub async fn start(
 async fn dial_loop(
     my_id: u64,
     peer: u64,
-    addr: SocketAddr,
+    (host, port): (String, u16),
     mut outbound: mpsc::Receiver<Bytes>,
     incoming: mpsc::Sender<Incoming>,
     mut shutdown: watch::Receiver<bool>,
@@ -84,9 +84,10 @@ async fn dial_loop(
     let mut backoff = Duration::from_millis(20);
     loop {
         let connected = tokio::select! {
-            connected = TcpStream::connect(addr) => connected,
+            connected = TcpStream::connect((host.as_str(), port)) => connected,
             _ = shutdown.changed() => return,
         };
+        let addr = format!("{host}:{port}");
         match connected {
             Ok(mut stream) => {
                 backoff = Duration::from_millis(20);
@@ -323,14 +324,34 @@ mod tests {
         panic!("{text} never delivered");
     }
 
+    /// Peers are dialed by name, resolved at each attempt: a name that does not resolve (yet)
+    /// does not stop the server, and a name that does is reached.
+    #[tokio::test]
+    async fn peers_are_resolved_when_dialed() {
+        let (a1, a2) = (free_addr(), free_addr());
+        let peers: HashMap<u64, (String, u16)> = HashMap::from([
+            (1, ("localhost".to_owned(), a1.port())),
+            (2, ("127.0.0.1".to_owned(), a2.port())),
+            (3, ("no-such-peer.invalid".to_owned(), 1)),
+        ]);
+        let (stop_tx, stop) = watch::channel(false);
+        let (s1, mut r1) = start(1, a1, peers.clone(), stop.clone()).await.unwrap();
+        let (s2, mut r2) = start(2, a2, peers, stop).await.unwrap();
+        send_until_delivered(&s2, 1, &mut r1, 2, "2→1 by name").await;
+        send_until_delivered(&s1, 2, &mut r2, 1, "1→2").await;
+        stop_tx.send(true).unwrap();
+    }
+
     #[tokio::test]
     async fn three_servers_exchange_messages_and_survive_a_restart() {
         let addrs: HashMap<u64, SocketAddr> = (1..=3).map(|id| (id, free_addr())).collect();
+        let peers: HashMap<u64, (String, u16)> =
+            addrs.iter().map(|(id, a)| (*id, (a.ip().to_string(), a.port()))).collect();
         let (stop_tx, stop) = watch::channel(false);
-        let (s1, mut r1) = start(1, addrs[&1], addrs.clone(), stop.clone()).await.unwrap();
-        let (s2, mut r2) = start(2, addrs[&2], addrs.clone(), stop.clone()).await.unwrap();
+        let (s1, mut r1) = start(1, addrs[&1], peers.clone(), stop.clone()).await.unwrap();
+        let (s2, mut r2) = start(2, addrs[&2], peers.clone(), stop.clone()).await.unwrap();
         let (stop3_tx, stop3) = watch::channel(false);
-        let (s3, mut r3) = start(3, addrs[&3], addrs.clone(), stop3).await.unwrap();
+        let (s3, mut r3) = start(3, addrs[&3], peers.clone(), stop3).await.unwrap();
         send_until_delivered(&s1, 2, &mut r2, 1, "1→2").await;
         send_until_delivered(&s3, 1, &mut r1, 3, "3→1").await;
         send_until_delivered(&s2, 3, &mut r3, 2, "2→3").await;
@@ -350,7 +371,7 @@ mod tests {
             }
         }
         let (stop3_tx, stop3) = watch::channel(false);
-        let (s3, mut r3) = start(3, addrs[&3], addrs.clone(), stop3).await.unwrap();
+        let (s3, mut r3) = start(3, addrs[&3], peers.clone(), stop3).await.unwrap();
         send_until_delivered(&s1, 3, &mut r3, 1, "1→3 after restart").await;
         send_until_delivered(&s3, 2, &mut r2, 3, "3→2 after restart").await;
         stop_tx.send(true).unwrap();

@@ -282,16 +282,19 @@ async fn start_replica(
         anyhow::bail!("observers are not implemented");
     }
     let my_id = u8::try_from(quorum.my_id).context("server ids above 255 are not supported")?;
-    let mut peers = HashMap::new();
-    for server in quorum.participants() {
-        let addr = tokio::net::lookup_host((server.host.as_str(), server.quorum_port))
+    // Peers are dialed by name, resolved at every attempt: a peer whose address changes (a
+    // rescheduled pod) or does not resolve yet is reached once it does.
+    let peers: HashMap<u64, (String, u16)> =
+        quorum.participants().map(|s| (s.id, (s.host.clone(), s.quorum_port))).collect();
+    let listen = if quorum.listen_on_all_ips {
+        std::net::SocketAddr::from(([0, 0, 0, 0], me.quorum_port))
+    } else {
+        tokio::net::lookup_host((me.host.as_str(), me.quorum_port))
             .await
-            .with_context(|| format!("cannot resolve server.{} host {}", server.id, server.host))?
+            .with_context(|| format!("cannot resolve this server's host {} (server.{})", me.host, me.id))?
             .next()
-            .with_context(|| format!("server.{} host {} has no address", server.id, server.host))?;
-        peers.insert(server.id, addr);
-    }
-    let listen = *peers.get(&quorum.my_id).context("this server is not a participant")?;
+            .with_context(|| format!("this server's host {} has no address", me.host))?
+    };
     let (sender, incoming) = crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown)
         .await
         .with_context(|| format!("cannot bind the quorum port {listen}"))?;
