@@ -420,6 +420,23 @@ pub struct SeriesPoint {
     pub secs: f64,
 }
 
+impl SeriesPoint {
+    /// A point with no traffic yet.
+    fn empty(t: f64, phase: &str, seconds: f64) -> SeriesPoint {
+        SeriesPoint {
+            t,
+            phase: phase.to_owned(),
+            ops: 0.0,
+            errors: 0.0,
+            p99_ms: 0.0,
+            per_op: BTreeMap::new(),
+            hdr: BTreeMap::new(),
+            errors_by_op: BTreeMap::new(),
+            secs: seconds,
+        }
+    }
+}
+
 /// Builds a series point from one interval's histograms.
 pub fn series_point(
     t: f64,
@@ -427,17 +444,7 @@ pub fn series_point(
     phase: &str,
     interval: &[(OpKind, Histogram<u64>, Histogram<u64>, u64)],
 ) -> SeriesPoint {
-    let mut point = SeriesPoint {
-        t,
-        phase: phase.to_owned(),
-        ops: 0.0,
-        errors: 0.0,
-        p99_ms: 0.0,
-        per_op: BTreeMap::new(),
-        hdr: BTreeMap::new(),
-        errors_by_op: BTreeMap::new(),
-        secs: seconds,
-    };
+    let mut point = SeriesPoint::empty(t, phase, seconds);
     let seconds = seconds.max(1e-6);
     for (op, service, response, errors) in interval {
         let h = if response.is_empty() { service } else { response };
@@ -464,17 +471,7 @@ pub fn series_point_from(
     ops: &BTreeMap<String, (Histogram<u64>, u64)>,
 ) -> SeriesPoint {
     let seconds = seconds.max(1e-6);
-    let mut point = SeriesPoint {
-        t,
-        phase: phase.to_owned(),
-        ops: 0.0,
-        errors: 0.0,
-        p99_ms: 0.0,
-        per_op: BTreeMap::new(),
-        hdr: BTreeMap::new(),
-        errors_by_op: BTreeMap::new(),
-        secs: seconds,
-    };
+    let mut point = SeriesPoint::empty(t, phase, seconds);
     for (name, (h, errors)) in ops {
         let rate = h.len() as f64 / seconds;
         point.ops += rate;

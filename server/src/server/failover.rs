@@ -9,13 +9,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use ferrokeeper_proto::request::Request;
-use ferrokeeper_proto::txn::ErrorTxn;
-use ferrokeeper_proto::{Code, op};
 
 use super::core::{Core, Origin};
 use super::replica::{Held, origin_conn};
 use crate::quorum::wire::PeerMessage;
-use crate::tree::{ConnId, SessionId, Txn};
+use crate::tree::{ConnId, SessionId};
 use crate::zab::Role;
 
 /// A write this follower forwarded and has not yet seen as a proposal: enough to forward it
@@ -60,7 +58,7 @@ impl Core {
                 "write forwarded again"
             );
             if leading {
-                self.propose_again(conn, session, cxid, awaiting);
+                self.propose_again(conn, cxid, awaiting);
             } else {
                 self.forward_again(conn, session, cxid, awaiting);
             }
@@ -129,35 +127,18 @@ impl Core {
     }
 
     /// New leader: a write it had forwarded to the old leader, never logged, is proposed here.
-    pub(super) fn propose_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
+    pub(super) fn propose_again(&mut self, conn: ConnId, cxid: i32, awaiting: Awaiting) {
         let Some(zxid) = self.prep_zxid() else {
             self.close_connection(conn);
             return;
         };
         let caller = self.caller(conn);
         let Awaiting { origin, op: op_code, body, .. } = awaiting;
-        let txn = if op_code == op::CREATE_SESSION {
-            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            let now = self.mono_ms();
-            self.tracker.add(session, timeout, now);
-            self.tree.prep_create_session(session, timeout, zxid)
-        } else {
-            match Request::decode(op_code, &body) {
-                Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
-                Ok(request) => self.tree.prep(&caller, &request, zxid, super::core::wall_ms()),
-                Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
-            }
+        let Some(txn) = self.forwarded_txn(&caller, op_code, &body, zxid) else {
+            self.close_connection(conn);
+            return;
         };
-        let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else { return };
-        self.propose(&caller, cxid, txn, origin);
-        // Its place in the connection's order is already held: drop the new placeholder.
-        if let Some(state) = self.connections.get_mut(&conn)
-            && state.held.len() > before
-            && matches!(state.held.back(), Some(Held::Write { done: false }))
-        {
-            state.held.pop_back();
-            state.queued = state.queued.saturating_sub(1);
-        }
+        self.propose_in_held_place(conn, |core| core.propose(&caller, cxid, txn, origin));
     }
 
     /// A request while LOOKING: parked until the server serves again (bounded by

@@ -67,26 +67,7 @@ impl Core {
         let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received, .. } = write;
         let Some(zxid) = self.prep_zxid() else { return };
         let caller = Caller { session_id: session, conn: 0, auth };
-        let txn = if op_code == op::CREATE_SESSION {
-            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-            let now = self.mono_ms();
-            self.tracker.add(session, timeout, now);
-            self.tree.prep_create_session(session, timeout, zxid)
-        } else if op_code == FORWARD_MALFORMED {
-            Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() })
-        } else {
-            match Request::decode(op_code, &body) {
-                Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
-                Ok(request) if request.is_write() => {
-                    if matches!(request, Request::CloseSession) {
-                        self.tracker.remove(session);
-                    }
-                    self.tree.prep(&caller, &request, zxid, super::core::wall_ms())
-                }
-                Ok(_) => return,
-                Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
-            }
-        };
+        let Some(txn) = self.forwarded_txn(&caller, op_code, &body, zxid) else { return };
         // The follower traces this write: the leader's part joins its trace.
         let origin = match (trace, self.tracer.as_ref()) {
             (Some(parent), Some(tracer)) => Origin::Forwarded {
@@ -96,6 +77,54 @@ impl Core {
             _ => Origin::Internal,
         };
         self.propose(&caller, cxid, txn, origin);
+    }
+
+    /// Preps a write that a follower forwarded as (opcode, request body) with the caller's
+    /// session and auth: createSession carries its timeout, an undecodable body is an error
+    /// txn. `None` for a body that is not a write.
+    pub(super) fn forwarded_txn(
+        &mut self,
+        caller: &Caller,
+        op_code: i32,
+        body: &Bytes,
+        zxid: i64,
+    ) -> Option<Txn> {
+        let session = caller.session_id;
+        if op_code == op::CREATE_SESSION {
+            let timeout = body.get(..4).map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let now = self.mono_ms();
+            self.tracker.add(session, timeout, now);
+            return Some(self.tree.prep_create_session(session, timeout, zxid));
+        }
+        if op_code == FORWARD_MALFORMED {
+            return Some(Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }));
+        }
+        Some(match Request::decode(op_code, body) {
+            Ok(Request::Reconfig(_)) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+            Ok(request) if request.is_write() => {
+                if matches!(request, Request::CloseSession) {
+                    self.tracker.remove(session);
+                }
+                self.tree.prep(caller, &request, zxid, super::core::wall_ms())
+            }
+            Ok(_) => return None,
+            Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),
+        })
+    }
+
+    /// Runs `propose` for a write of `conn` whose place in the connection's order is already
+    /// held (queued for a zxid, or forwarded to a leader that is gone): the proposal adds a
+    /// placeholder of its own at the back, which is dropped again.
+    pub(super) fn propose_in_held_place(&mut self, conn: ConnId, propose: impl FnOnce(&mut Core)) {
+        let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else { return };
+        propose(self);
+        if let Some(state) = self.connections.get_mut(&conn)
+            && state.held.len() > before
+            && matches!(state.held.back(), Some(Held::Write { done: false }))
+        {
+            state.held.pop_back();
+            state.queued = state.queued.saturating_sub(1);
+        }
     }
 
     /// Leader: a client write of this server, proposed now or, when the outstanding-proposal
@@ -129,21 +158,10 @@ impl Core {
             let Some(write) = r.waiting_zxid.pop_front() else { return };
             match write {
                 WaitingWrite::Forwarded(write) => self.propose_forwarded(write),
-                WaitingWrite::Local { conn, xid, op, request, received } => {
-                    let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else {
-                        continue;
-                    };
-                    self.propose_request(conn, xid, op, request, received);
-                    // Its place in the connection's order was held when it was queued: drop
-                    // the second placeholder the proposal just added at the back.
-                    if let Some(state) = self.connections.get_mut(&conn)
-                        && state.held.len() > before
-                        && matches!(state.held.back(), Some(Held::Write { done: false }))
-                    {
-                        state.held.pop_back();
-                        state.queued = state.queued.saturating_sub(1);
-                    }
-                }
+                WaitingWrite::Local { conn, xid, op, request, received } => self
+                    .propose_in_held_place(conn, |core| {
+                        core.propose_request(conn, xid, op, request, received)
+                    }),
             }
         }
     }

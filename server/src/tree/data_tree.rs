@@ -109,7 +109,8 @@ fn event(kind: i32, path: &str) -> WatcherEvent {
     WatcherEvent { event_type: kind, state: keeper_state::SYNC_CONNECTED, path: path.to_owned() }
 }
 
-fn new_stat(zxid: i64, time: i64, owner: i64) -> StatPersisted {
+/// The stat of a node created by txn `zxid` at `time` with ephemeral owner `owner`.
+pub fn new_stat(zxid: i64, time: i64, owner: i64) -> StatPersisted {
     StatPersisted {
         czxid: zxid,
         mzxid: zxid,

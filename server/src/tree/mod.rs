@@ -23,7 +23,7 @@ mod prep;
 pub mod session;
 mod watch;
 
-pub use data_tree::DataTree;
+pub use data_tree::{DataTree, new_stat};
 pub use session::{SessionTracker, session_password};
 pub use watch::WatchStats;
 

@@ -15,9 +15,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
+use ferrokeeper_proto::Acl;
 use ferrokeeper_proto::op;
 use ferrokeeper_proto::txn::{Txn, TxnHeader};
-use ferrokeeper_proto::{Acl, StatPersisted};
 
 use super::{CONTAINER_OWNER, EXTENDED_MASK, ZkNode, ZkState, split_path};
 
@@ -171,17 +171,7 @@ impl Replay {
             parent_node.stat.pzxid = zxid;
         }
         parent_node.children.insert(name.to_owned());
-        let stat = StatPersisted {
-            czxid: zxid,
-            mzxid: zxid,
-            ctime: time,
-            mtime: time,
-            version: 0,
-            cversion: 0,
-            aversion: 0,
-            ephemeral_owner: owner,
-            pzxid: zxid,
-        };
+        let stat = crate::tree::new_stat(zxid, time, owner);
         let node = ZkNode { data: data.clone(), acl: acl.to_vec(), stat, children: BTreeSet::new() };
         self.state.nodes.insert(path.to_owned(), node);
         if is_session_owner(owner) {
