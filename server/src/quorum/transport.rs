@@ -23,7 +23,7 @@ const PEER_QUEUE_MAX: usize = 16 * 1024;
 const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Sends to peers; cheap to clone.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct PeerSender {
     queues: HashMap<u64, mpsc::Sender<Bytes>>,
 }

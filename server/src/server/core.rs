@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::config::Config;
 use crate::metrics::STAGES;
 use crate::telemetry::{RequestTrace, RequestTracer};
-use crate::tree::{self, Caller, ConnId, DataTree, SessionId, SessionTracker, Txn, TxnHeader};
+use crate::tree::{self, Caller, ConnId, DataTree, SessionId, SessionTracker, Txn};
 use crate::txlog::{LogStatus, LogWriter};
 
 /// The version string clients parse (they decide which opcodes to use from it).
@@ -141,12 +141,11 @@ impl Origin {
     }
 }
 
-/// An entry of the commit queue, in the order it must complete.
-pub(super) enum Pending {
-    /// A txn in the log, applied once durable.
-    Write { record: TxnRecord, origin: Origin, proposed: Instant },
-    /// A request that must not overtake its connection's earlier writes.
-    Deferred { conn: ConnId, xid: i32, op: i32, request: Request, received: Instant },
+/// An entry of the commit queue: a txn in the log, applied once committed.
+pub(super) struct Pending {
+    pub(super) record: TxnRecord,
+    pub(super) origin: Origin,
+    pub(super) proposed: Instant,
 }
 
 pub struct ConnState {
@@ -172,7 +171,7 @@ pub struct ConnState {
     /// Requests received from this connection and not yet answered (`queued=` in `cons`; their
     /// sum is `Outstanding:` / `zk_outstanding_requests` / `ferrokeeper_outstanding_requests`).
     pub unanswered: u32,
-    /// Ensemble mode: this connection's requests waiting in order (see `replica.rs`).
+    /// This connection's requests waiting in order (see `replica.rs`).
     pub held: VecDeque<super::replica::Held>,
 }
 
@@ -184,7 +183,6 @@ pub struct Core {
     pub session_conn: HashMap<SessionId, ConnId>,
     /// Connections with frames waiting in `pending`.
     dirty: Vec<ConnId>,
-    pub next_zxid: i64,
     pub started: Instant,
     pub packets_received: u64,
     pub packets_sent: u64,
@@ -195,7 +193,7 @@ pub struct Core {
     pub(super) log_status: watch::Receiver<LogStatus>,
     /// The log writer was replaced (ensemble: truncation, snapshot install).
     pub(super) log_replaced: bool,
-    /// Writes waiting for the log, and reads waiting behind them, in order.
+    /// Logged txns waiting for their commit, in zxid order.
     pub(super) pending: VecDeque<Pending>,
     pub(super) fatal: watch::Sender<Option<String>>,
     /// Txns applied since the last snapshot, and how many trigger the next one (snapCount/2 +
@@ -210,8 +208,8 @@ pub struct Core {
     last_snapshot_bytes: usize,
     last_purge: Instant,
     pub(super) metrics: crate::metrics::ServerMetrics,
-    /// Ensemble mode: the Zab peer and the replica's bookkeeping.
-    pub(super) ensemble: Option<Box<super::replica::Replica>>,
+    /// The Zab peer (one voter when standalone) and the replica's bookkeeping.
+    pub(super) replica: Box<super::replica::Replica>,
     /// Request and commit-stage spans; `None` (the default) when OTLP export is off.
     pub(super) tracer: Option<RequestTracer>,
 }
@@ -221,27 +219,32 @@ pub(super) fn wall_ms() -> i64 {
 }
 
 impl Core {
-    /// A core over a recovered tree. Every session in the tree is tracked afresh with its full
-    /// timeout, as ZooKeeper does after a restart.
+    /// A core over a recovered tree, driving `replica` (a one-voter ensemble when standalone).
+    /// `tail` is the logged, not yet applied part of the log (applied once committed).
+    /// Sessions are created by the server id's tracker so that ids are unique across the
+    /// ensemble; the leader tracks every session afresh with its full timeout, as ZooKeeper does.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         config: Arc<Config>,
         tree: DataTree,
         log: LogWriter,
         fatal: watch::Sender<Option<String>>,
         metrics: crate::metrics::ServerMetrics,
+        replica: super::replica::Replica,
+        server_id: u8,
+        tail: Vec<TxnRecord>,
     ) -> Core {
-        let next_zxid = tree.last_processed_zxid() + 1;
         let started = Instant::now();
-        let mut tracker = SessionTracker::new(i64::from(config.tick_time_ms), 1, wall_ms());
-        for (session_id, timeout_ms) in tree.sessions() {
-            tracker.add(*session_id, *timeout_ms, 0);
-        }
-        Core {
+        let tracker = SessionTracker::new(i64::from(config.tick_time_ms), server_id, wall_ms());
+        let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
+        let pending =
+            tail.into_iter().map(|record| Pending { record, origin: Origin::Internal, proposed: started });
+        let mut core = Core {
             tracker,
             log_status: log.status(),
             log_replaced: false,
             log,
-            pending: VecDeque::new(),
+            pending: pending.collect(),
             fatal,
             txns_since_snapshot: 0,
             snapshot_after: snapshot_threshold(config.snap_count),
@@ -256,35 +259,23 @@ impl Core {
             connections: HashMap::new(),
             session_conn: HashMap::new(),
             dirty: Vec::new(),
-            next_zxid,
             started,
             packets_received: 0,
             packets_sent: 0,
             latency: LatencyStats::default(),
             last_reap: started,
             trace_mask: 0,
-            ensemble: None,
+            replica: Box::new(replica),
             tracer: None,
+        };
+        core.start_election();
+        if core.replica.standalone {
+            // A one-voter ensemble elects itself at its first tick; its recovered log is on
+            // disk, so it commits it at once and serves before the first client arrives.
+            core.zab_tick();
+            core.zab_persisted(last_logged);
         }
-    }
-
-    /// Ensemble mode: the core also drives this replica. Sessions are created by the server
-    /// id's tracker so that ids are unique across the ensemble.
-    /// `tail` is the logged, not yet applied part of the log (applied once committed).
-    pub fn with_replica(
-        mut self,
-        replica: super::replica::Replica,
-        server_id: u8,
-        tail: Vec<TxnRecord>,
-    ) -> Core {
-        self.tracker = SessionTracker::new(i64::from(self.config.tick_time_ms), server_id, wall_ms());
-        let now = Instant::now();
-        for record in tail {
-            self.pending.push_back(Pending::Write { record, origin: Origin::Internal, proposed: now });
-        }
-        self.ensemble = Some(Box::new(replica));
-        self.start_election();
-        self
+        core
     }
 
     /// Monotonic milliseconds, for session expiry.
@@ -299,8 +290,7 @@ impl Core {
         let mut batch = Vec::with_capacity(256);
         let outstanding_max = (self.config.global_outstanding_limit as usize).max(1);
         let mut log_status = self.log_status.clone();
-        let mut incoming = self.ensemble.as_mut().and_then(|r| r.incoming.take());
-        let ensemble = self.ensemble.is_some();
+        let mut incoming = self.replica.incoming.take();
         let mut zab_ticker = tokio::time::interval(Duration::from_millis(10));
         zab_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -325,11 +315,7 @@ impl Core {
                         let _ = self.fatal.send(Some(reason));
                         break;
                     }
-                    if ensemble {
-                        self.zab_persisted(status.durable_zxid);
-                    } else {
-                        self.on_durable(status.durable_zxid);
-                    }
+                    self.zab_persisted(status.durable_zxid);
                 }
                 message = async {
                     match incoming.as_mut() {
@@ -340,7 +326,7 @@ impl Core {
                     Some(message) => self.on_peer_message(message),
                     None => incoming = None,
                 },
-                _ = zab_ticker.tick(), if ensemble => self.zab_tick(),
+                _ = zab_ticker.tick() => self.zab_tick(),
                 // A snapshot under way advances one chunk whenever the loop comes round.
                 _ = std::future::ready(()), if self.snapshot.is_some() => self.snapshot_step(),
                 _ = ticker.tick() => self.on_tick(),
@@ -487,13 +473,9 @@ impl Core {
             held: VecDeque::new(),
         };
         self.connections.insert(conn, state);
-        if request.session_id == 0 && self.ensemble.is_some() {
-            self.ensemble_create_session(conn, session_id, timeout_ms, response);
-        } else if request.session_id == 0 {
-            // A new session is a txn: the client hears of it once it is durable.
-            let caller = Caller { session_id, conn, auth: Vec::new() };
-            let txn = self.tree.prep_create_session(session_id, timeout_ms, self.next_zxid);
-            self.propose(&caller, 0, txn, Origin::Connect { conn, response });
+        if request.session_id == 0 {
+            // A new session is a txn: the client hears of it once it is committed.
+            self.create_session(conn, session_id, timeout_ms, response);
         } else {
             self.send_connect_response(conn, &response);
         }
@@ -533,21 +515,8 @@ impl Core {
             self.close_connection(conn_id);
             return;
         }
-        if self.ensemble.is_some() && !matches!(request, Err(RequestFault::UnknownOp)) {
-            let request = match request {
-                Ok(request) => Ok(request),
-                Err(_) if is_write_op(op_code) => Err(()),
-                Err(_) => {
-                    let zxid = self.tree.last_processed_zxid();
-                    self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
-                    return;
-                }
-            };
-            self.ensemble_request(conn_id, xid, op_code, request, received);
-            return;
-        }
         let request = match request {
-            Ok(request) => request,
+            Ok(request) => Ok(request),
             Err(RequestFault::UnknownOp) => {
                 tracing::warn!(conn = conn_id, op = op_code, "unknown opcode; closing connection");
                 // UnimplementedRequestProcessor answers with the request's unassigned zxid, -1.
@@ -555,28 +524,15 @@ impl Core {
                 self.close_connection(conn_id);
                 return;
             }
+            // A malformed write is an error txn, as in ZooKeeper (it consumes a zxid).
+            Err(RequestFault::Malformed) if is_write_op(op_code) => Err(()),
             Err(RequestFault::Malformed) => {
-                if is_write_op(op_code) {
-                    let caller = self.caller(conn_id);
-                    let txn = Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() });
-                    let origin = self.client_origin(conn_id, xid, op_code, received, false);
-                    self.propose(&caller, xid, txn, origin);
-                } else {
-                    let zxid = self.tree.last_processed_zxid();
-                    self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
-                }
+                let zxid = self.tree.last_processed_zxid();
+                self.reply(conn_id, xid, zxid, Err(Code::MarshallingError), op_code, received);
                 return;
             }
         };
-        let must_wait = conn.queued > 0;
-        if request.is_write() {
-            self.propose_request(conn_id, xid, op_code, request, received);
-        } else if must_wait && !matches!(request, Request::Ping) {
-            conn.queued += 1;
-            self.pending.push_back(Pending::Deferred { conn: conn_id, xid, op: op_code, request, received });
-        } else {
-            self.execute(conn_id, xid, op_code, request, received);
-        }
+        self.replica_request(conn_id, xid, op_code, request, received);
     }
 
     /// Runs a request that needs no txn.
@@ -750,103 +706,53 @@ impl Core {
         self.reply(conn, xid, zxid, Ok(Response::Empty), op_code, received);
     }
 
-    /// Stamps `txn` with the next zxid and the time, appends it to the log and queues it to be
-    /// applied once durable.
-    pub(super) fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
-        if self.ensemble.is_some() {
-            self.zab_propose(caller, cxid, txn, origin);
-            return;
-        }
-        let zxid = self.next_zxid;
-        self.next_zxid += 1;
-        let header =
-            TxnHeader { client_id: caller.session_id, cxid, zxid, time: wall_ms(), txn_type: txn.txn_type() };
-        let record = TxnRecord { header, txn };
-        self.log.append(zxid, record.encode_to_vec());
-        match &origin {
-            Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
-                if let Some(state) = self.connections.get_mut(conn) {
-                    state.queued += 1;
-                }
-            }
-            Origin::Forwarded { .. } | Origin::Internal => {}
-        }
-        self.pending.push_back(Pending::Write { record, origin, proposed: Instant::now() });
-    }
-
-    /// The log made everything up to `durable` durable: apply those txns in order, answer their
-    /// clients, and run the reads that waited behind them.
-    pub(super) fn on_durable(&mut self, durable: i64) {
+    /// Zab committed everything up to `committed`: apply those txns in order, answer their
+    /// clients, and run the requests that waited behind them.
+    pub(super) fn on_commit(&mut self, committed: i64) {
         let durable_at = Instant::now();
-        while let Some(front) = self.pending.front() {
-            if let Pending::Write { record, .. } = front
-                && record.header.zxid > durable
-            {
-                break;
-            }
+        // Standalone, the commit is the log's fsync; in an ensemble, the quorum's acks.
+        let stage = if self.replica.standalone { STAGE_LOG } else { STAGE_QUORUM_ACK };
+        while self.pending.front().is_some_and(|p| p.record.header.zxid <= committed) {
             let Some(entry) = self.pending.pop_front() else { break };
-            match entry {
-                Pending::Write { record, mut origin, proposed } => {
-                    let trace = origin.take_trace();
-                    let zxid = record.header.zxid;
-                    let stage = if self.ensemble.is_some() { STAGE_QUORUM_ACK } else { STAGE_LOG };
-                    self.metrics.observe_stage(stage, durable_at.duration_since(proposed).as_secs_f64());
-                    if let Origin::Client { received, .. } | Origin::Close { received, .. } = &origin {
-                        let wait = proposed.duration_since(*received).as_secs_f64();
-                        self.metrics.observe_stage(STAGE_QUEUE, wait);
-                    }
-                    let client = match &origin {
-                        Origin::Client { received, .. } | Origin::Close { received, .. } => Some(*received),
-                        _ => None,
-                    };
-                    let traced_from = match &origin {
-                        Origin::Forwarded { received, .. } => Some(*received),
-                        _ => client,
-                    };
-                    let replicated = self.ensemble.is_some().then(|| {
-                        let conn = match &origin {
-                            Origin::Client { conn, .. }
-                            | Origin::Connect { conn, .. }
-                            | Origin::Close { conn, .. } => Some(*conn),
-                            Origin::Forwarded { .. } | Origin::Internal => None,
-                        };
-                        (record.header.clone(), conn)
-                    });
-                    let err = self.apply(record, origin);
-                    if let Some((header, conn)) = replicated {
-                        self.ensemble_applied(&header, conn);
-                    }
-                    let applied_at = Instant::now();
-                    self.metrics
-                        .observe_stage(STAGE_APPLY, applied_at.duration_since(durable_at).as_secs_f64());
-                    if let Some(received) = client {
-                        let total = applied_at.duration_since(received).as_secs_f64();
-                        self.metrics.observe_stage(STAGE_END_TO_END, total);
-                        tracing::trace!(
-                            zxid = format_args!("0x{zxid:x}"),
-                            queue_wait_us = proposed.duration_since(received).as_micros() as u64,
-                            commit_us = durable_at.duration_since(proposed).as_micros() as u64,
-                            apply_us = applied_at.duration_since(durable_at).as_micros() as u64,
-                            "write applied"
-                        );
-                    }
-                    if let (Some(trace), Some(tracer), Some(received)) =
-                        (trace, self.tracer.as_ref(), traced_from)
-                    {
-                        let stages = [
-                            (STAGES[STAGE_QUEUE], received, proposed),
-                            (STAGES[stage], proposed, durable_at),
-                            (STAGES[STAGE_APPLY], durable_at, applied_at),
-                        ];
-                        trace.finish(tracer, &stages, applied_at, zxid, err);
-                    }
-                }
-                Pending::Deferred { conn, xid, op, request, received } => {
-                    if let Some(state) = self.connections.get_mut(&conn) {
-                        state.queued -= 1;
-                    }
-                    self.execute(conn, xid, op, request, received);
-                }
+            let Pending { record, mut origin, proposed } = entry;
+            let trace = origin.take_trace();
+            let zxid = record.header.zxid;
+            self.metrics.observe_stage(stage, durable_at.duration_since(proposed).as_secs_f64());
+            if let Origin::Client { received, .. } | Origin::Close { received, .. } = &origin {
+                let wait = proposed.duration_since(*received).as_secs_f64();
+                self.metrics.observe_stage(STAGE_QUEUE, wait);
+            }
+            let client = match &origin {
+                Origin::Client { received, .. } | Origin::Close { received, .. } => Some(*received),
+                _ => None,
+            };
+            let traced_from = match &origin {
+                Origin::Forwarded { received, .. } => Some(*received),
+                _ => client,
+            };
+            let (header, conn) = (record.header.clone(), super::replica::origin_conn(&origin));
+            let err = self.apply(record, origin);
+            self.txn_applied(&header, conn);
+            let applied_at = Instant::now();
+            self.metrics.observe_stage(STAGE_APPLY, applied_at.duration_since(durable_at).as_secs_f64());
+            if let Some(received) = client {
+                let total = applied_at.duration_since(received).as_secs_f64();
+                self.metrics.observe_stage(STAGE_END_TO_END, total);
+                tracing::trace!(
+                    zxid = format_args!("0x{zxid:x}"),
+                    queue_wait_us = proposed.duration_since(received).as_micros() as u64,
+                    commit_us = durable_at.duration_since(proposed).as_micros() as u64,
+                    apply_us = applied_at.duration_since(durable_at).as_micros() as u64,
+                    "write applied"
+                );
+            }
+            if let (Some(trace), Some(tracer), Some(received)) = (trace, self.tracer.as_ref(), traced_from) {
+                let stages = [
+                    (STAGES[STAGE_QUEUE], received, proposed),
+                    (STAGES[stage], proposed, durable_at),
+                    (STAGES[STAGE_APPLY], durable_at, applied_at),
+                ];
+                trace.finish(tracer, &stages, applied_at, zxid, err);
             }
         }
     }

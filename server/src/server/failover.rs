@@ -41,7 +41,7 @@ impl Core {
     /// their original order (or are proposed here, if this server leads now); syncs are asked
     /// again. Then the requests parked meanwhile run.
     pub(super) fn resume_after_election(&mut self) {
-        let Some(r) = self.ensemble.as_mut() else { return };
+        let r = &mut self.replica;
         let mut lost: Vec<((SessionId, i32), Awaiting)> = r.awaiting.drain().collect();
         lost.sort_by_key(|(_, a)| a.seq);
         let leading = r.role == Role::Leading;
@@ -74,8 +74,9 @@ impl Core {
             })
             .collect();
         for (conn, session, xid) in syncs {
-            match self.ensemble.as_ref() {
-                Some(r) if leading => {
+            let r = &self.replica;
+            match r.leader {
+                _ if leading => {
                     let last = r.peer.last_zxid();
                     if let Some(state) = self.connections.get_mut(&conn) {
                         for held in state.held.iter_mut() {
@@ -89,11 +90,7 @@ impl Core {
                     }
                     self.drain_held(conn);
                 }
-                Some(r) => {
-                    if let Some(leader) = r.leader {
-                        r.send(leader, &PeerMessage::SyncRequest { session, cxid: xid });
-                    }
-                }
+                Some(leader) => r.send(leader, &PeerMessage::SyncRequest { session, cxid: xid }),
                 None => {}
             }
         }
@@ -105,8 +102,8 @@ impl Core {
     pub(super) fn forward_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
         let caller = self.caller(conn);
         let trace = awaiting.origin.trace_parent();
-        let sent = self.ensemble.as_mut().is_some_and(|r| {
-            let Some(leader) = r.leader else { return false };
+        let r = &mut self.replica;
+        let sent = r.leader.is_some_and(|leader| {
             let message = PeerMessage::Forward {
                 session,
                 cxid,
@@ -115,12 +112,11 @@ impl Core {
                 body: awaiting.body.clone(),
                 trace,
             };
-            let sent = r.sender.send(leader, message.encode());
-            if sent {
-                r.awaiting.insert((session, cxid), awaiting);
-            }
-            sent
+            r.sender.send(leader, message.encode())
         });
+        if sent {
+            r.awaiting.insert((session, cxid), awaiting);
+        }
         if !sent {
             self.close_connection(conn);
         }
@@ -152,7 +148,7 @@ impl Core {
         received: Instant,
     ) {
         let limit = (self.config.global_outstanding_limit as usize).max(1);
-        let Some(r) = self.ensemble.as_mut() else { return };
+        let r = &mut self.replica;
         if r.parked.len() >= limit {
             self.close_connection(conn);
             return;
@@ -162,11 +158,11 @@ impl Core {
 
     /// Serving again: the parked requests run in arrival order.
     pub(super) fn unpark(&mut self) {
-        let Some(r) = self.ensemble.as_mut() else { return };
+        let r = &mut self.replica;
         let parked = std::mem::take(&mut r.parked);
         for Parked { conn, xid, op, request, received } in parked {
             if self.connections.contains_key(&conn) {
-                self.ensemble_request(conn, xid, op, request, received);
+                self.replica_request(conn, xid, op, request, received);
             }
         }
     }
@@ -174,7 +170,7 @@ impl Core {
     /// Core tick while LOOKING: connections kept longer than their grace are closed, so their
     /// clients try another server.
     pub(super) fn expire_parked(&mut self) {
-        let Some(r) = self.ensemble.as_ref() else { return };
+        let r = &self.replica;
         if r.role != Role::Looking {
             return;
         }

@@ -51,10 +51,11 @@ impl Core {
     ) {
         let write =
             ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
-        let waiting = self.ensemble.as_ref().is_some_and(|r| !r.waiting_zxid.is_empty());
+        let waiting = !self.replica.waiting_zxid.is_empty();
         if waiting || self.prep_zxid().is_none() {
             // Full: wait in order for room (the followers bound what they forward).
-            if let Some(r) = self.ensemble.as_mut() {
+            {
+                let r = &mut self.replica;
                 r.waiting_zxid.push_back(WaitingWrite::Forwarded(write));
             }
             return;
@@ -137,13 +138,14 @@ impl Core {
         request: Request,
         received: Instant,
     ) {
-        let Some(r) = self.ensemble.as_mut() else { return };
+        let r = &mut self.replica;
         if r.waiting_zxid.is_empty() && r.peer.next_zxid().is_some() {
             self.propose_request(conn, xid, op, request, received);
             return;
         }
         self.hold_write(conn);
-        if let Some(r) = self.ensemble.as_mut() {
+        {
+            let r = &mut self.replica;
             r.waiting_zxid.push_back(WaitingWrite::Local { conn, xid, op, request, received });
         }
     }
@@ -151,7 +153,7 @@ impl Core {
     /// Leader, after commits freed room: proposes the waiting writes, in order, while room lasts.
     pub(super) fn propose_waiting(&mut self) {
         loop {
-            let Some(r) = self.ensemble.as_mut() else { return };
+            let r = &mut self.replica;
             if r.role != Role::Leading || r.peer.next_zxid().is_none() {
                 return;
             }
@@ -170,6 +172,7 @@ impl Core {
     /// waiting for their txn (follower), writes waiting for a zxid (leader), parked requests.
     /// Counted with the commit queue against `globalOutstandingLimit`.
     pub(super) fn replica_outstanding(&self) -> usize {
-        self.ensemble.as_ref().map_or(0, |r| r.awaiting.len() + r.waiting_zxid.len() + r.parked.len())
+        let r = &self.replica;
+        r.awaiting.len() + r.waiting_zxid.len() + r.parked.len()
     }
 }

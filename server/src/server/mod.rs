@@ -74,10 +74,12 @@ fn load_snapshot(config: &Config) -> anyhow::Result<DataTree> {
     )
 }
 
-/// Ensemble recovery (duty 6): the tree is the newest snapshot (known committed); the log
-/// records after it may be uncommitted, so they are handed to the peer as its log tail and
-/// applied only when the leader commits them.
+/// Recovery (zab duty 6): the tree is the newest snapshot (known committed); the log records
+/// after it may be uncommitted (in an ensemble), so they are handed to the peer as its log
+/// tail and applied when committed: by the leader's sync, or, standalone, at once by the
+/// one-voter ensemble's own election.
 fn recover_replica(config: &Config) -> anyhow::Result<(DataTree, Vec<TxnRecord>)> {
+    let started = std::time::Instant::now();
     let tree = load_snapshot(config)?;
     let mut tail = Vec::new();
     let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| tail.push(record))?;
@@ -85,34 +87,10 @@ fn recover_replica(config: &Config) -> anyhow::Result<(DataTree, Vec<TxnRecord>)
         snapshot_zxid = format_args!("0x{:x}", tree.last_processed_zxid()),
         logged_after = tail.len(),
         last_zxid = format_args!("0x{:x}", recovery.last_zxid),
-        "recovered a replica"
-    );
-    Ok((tree, tail))
-}
-
-/// Rebuilds the tree from the transaction log.
-pub fn recover_tree(config: &Config) -> anyhow::Result<DataTree> {
-    let tree_config = tree_config(config);
-    let started = std::time::Instant::now();
-    let mut tree = match crate::txlog::snapshot::load_newest(&config.snap_dir, &tree_config)
-        .with_context(|| format!("cannot read snapshots in {}", config.snap_dir.display()))?
-    {
-        Some((path, tree)) => {
-            tracing::info!(path = %path.display(), nodes = tree.node_count(), "loaded snapshot");
-            tree
-        }
-        None => DataTree::new(tree_config),
-    };
-    let recovery = recover(&config.log.dir, tree.last_processed_zxid(), |record| {
-        tree.apply(&record.header, &record.txn);
-    })?;
-    tracing::info!(
-        txns = recovery.replayed,
-        last_zxid = format_args!("0x{:x}", recovery.last_zxid),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered from the transaction log"
     );
-    Ok(tree)
+    Ok((tree, tail))
 }
 
 impl Server {
@@ -144,14 +122,8 @@ impl Server {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let capacity = (config.global_outstanding_limit as usize).max(16);
         let (events, events_rx) = mpsc::channel(capacity);
-        let (tree, tail) = tracing::info_span!("recovery", dir = %config.data_dir.display()).in_scope(
-            || -> anyhow::Result<_> {
-                Ok(match &config.quorum {
-                    None => (recover_tree(&config)?, Vec::new()),
-                    Some(_) => recover_replica(&config)?,
-                })
-            },
-        )?;
+        let (tree, tail) = tracing::info_span!("recovery", dir = %config.data_dir.display())
+            .in_scope(|| -> anyhow::Result<_> { recover_replica(&config) })?;
         let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
         let log = LogWriter::start(config.log.clone(), last_logged)
             .with_context(|| format!("cannot start the transaction log in {}", config.log.dir.display()))?;
@@ -195,15 +167,12 @@ impl Server {
             tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
             extra_tasks.push(tokio::spawn(http::serve(listener, registry.clone(), shutdown_rx.clone())));
         }
-        let replica = match &config.quorum {
-            Some(quorum) => Some(start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?),
-            None => None,
+        let (replica, my_id) = match &config.quorum {
+            Some(quorum) => start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?,
+            None => (standalone_replica(&config, &tree, &tail)?, 1),
         };
-        let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics);
+        let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics, replica, my_id, tail);
         core.tracer = tracer;
-        if let Some((replica, my_id)) = replica {
-            core = core.with_replica(replica, my_id, tail);
-        }
         let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
         let conn_ids = Arc::new(AtomicU64::new(1));
         let mut secure_addr = None;
@@ -266,6 +235,51 @@ impl Server {
     }
 }
 
+/// The durable state a Zab peer starts from: the epoch files, the applied tree's zxid and the
+/// logged records after it.
+fn durable_state(
+    config: &Config,
+    tree: &DataTree,
+    tail: &[TxnRecord],
+) -> anyhow::Result<crate::zab::DurableState> {
+    use crate::quorum::epochs;
+    let current_epoch = epochs::read(&config.data_dir, epochs::CURRENT)?;
+    let accepted_epoch = epochs::read(&config.data_dir, epochs::ACCEPTED)?.max(current_epoch);
+    let applied = tree.last_processed_zxid();
+    Ok(crate::zab::DurableState {
+        current_epoch,
+        accepted_epoch,
+        applied_zxid: applied,
+        log_base: applied,
+        log_tail: tail
+            .iter()
+            .map(|record| (record.header.zxid, bytes::Bytes::from(record.encode_to_vec())))
+            .collect(),
+    })
+}
+
+/// A standalone server: a one-voter ensemble (ZooKeeper's `standaloneEnabled=false` shape)
+/// with no quorum port. Its first tick elects it; every logged record is committed by its own
+/// fsync. A data directory without epoch files (written before this layout, or by a standalone
+/// Apache ZooKeeper) takes its epochs from the zxids it holds, so new zxids only grow.
+fn standalone_replica(
+    config: &Config,
+    tree: &DataTree,
+    tail: &[TxnRecord],
+) -> anyhow::Result<replica::Replica> {
+    let mut durable = durable_state(config, tree, tail)?;
+    let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
+    durable.current_epoch = durable.current_epoch.max(crate::zab::zxid_epoch(tree.last_processed_zxid()));
+    durable.accepted_epoch =
+        durable.accepted_epoch.max(durable.current_epoch).max(crate::zab::zxid_epoch(last_logged));
+    let mut zab_config = crate::zab::Config::new(1, vec![1]);
+    zab_config.tick_ms = u64::from(config.tick_time_ms);
+    zab_config.proposals_outstanding_max = (config.global_outstanding_limit as usize).max(1000);
+    let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);
+    let sender = crate::quorum::transport::PeerSender::default();
+    Ok(replica::Replica::new(peer, sender, None, tree_config(config), config.data_dir.clone()))
+}
+
 /// Builds the Zab peer from the epoch files and the log tail, and starts the server links on
 /// the quorum port.
 async fn start_replica(
@@ -276,7 +290,6 @@ async fn start_replica(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(replica::Replica, u8)> {
     use crate::config::PeerType;
-    use crate::quorum::epochs;
     let me = quorum.me().context("myid names no server.N line")?;
     if me.peer_type == PeerType::Observer {
         anyhow::bail!("observers are not implemented");
@@ -298,19 +311,9 @@ async fn start_replica(
     let (sender, incoming) = crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown)
         .await
         .with_context(|| format!("cannot bind the quorum port {listen}"))?;
-    let current_epoch = epochs::read(&config.data_dir, epochs::CURRENT)?;
-    let accepted_epoch = epochs::read(&config.data_dir, epochs::ACCEPTED)?.max(current_epoch);
-    let applied = tree.last_processed_zxid();
-    let durable = crate::zab::DurableState {
-        current_epoch,
-        accepted_epoch,
-        applied_zxid: applied,
-        log_base: applied,
-        log_tail: tail
-            .iter()
-            .map(|record| (record.header.zxid, bytes::Bytes::from(record.encode_to_vec())))
-            .collect(),
-    };
+    let durable = durable_state(config, tree, tail)?;
+    let (current_epoch, accepted_epoch, applied) =
+        (durable.current_epoch, durable.accepted_epoch, durable.applied_zxid);
     let mut zab_config = crate::zab::Config::new(quorum.my_id, peers.keys().copied().collect());
     zab_config.tick_ms = u64::from(config.tick_time_ms);
     zab_config.init_limit = u64::from(quorum.init_limit);
@@ -325,7 +328,8 @@ async fn start_replica(
         "starting as an ensemble member"
     );
     let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);
-    let replica = replica::Replica::new(peer, sender, incoming, tree_config(config), config.data_dir.clone());
+    let replica =
+        replica::Replica::new(peer, sender, Some(incoming), tree_config(config), config.data_dir.clone());
     Ok((replica, my_id))
 }
 

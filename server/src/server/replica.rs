@@ -1,5 +1,8 @@
-//! The replica loop: in ensemble mode the core task owns a [`zab::Peer`] next to the tree and
-//! executes the peer's outputs (the shell's duties listed in `zab/mod.rs`).
+//! The replica loop: the core task owns a [`zab::Peer`] next to the tree and executes the
+//! peer's outputs (the shell's duties listed in `zab/mod.rs`). There is one write path: a
+//! standalone server is a one-voter ensemble (ZooKeeper's `standaloneEnabled=false` shape)
+//! that elects itself at start, whose own fsync is the quorum, and which says
+//! `Mode: standalone`.
 //!
 //! ```text
 //! leader:   client write ─► prep(zxid = peer.next_zxid) ─► Propose ─► Persist ─► log
@@ -10,7 +13,7 @@
 //!           the waiting client matched by (session id, cxid) of the TxnHeader
 //! ```
 //!
-//! Per connection, requests complete in order: in ensemble mode every request that must wait
+//! Per connection, requests complete in order: every request that must wait
 //! (behind the connection's writes or a `sync`) sits in the connection's `held` queue.
 //! A server that is not following or leading serves no client and refuses new connections;
 //! a follower that loses its leader keeps its client connections (`failover.rs`: parking,
@@ -55,9 +58,11 @@ pub enum Held {
     Sync { xid: i32, path: String, received: Instant, target: Option<Zxid> },
 }
 
-/// The ensemble half of the core.
+/// The replicated half of the core.
 pub struct Replica {
     pub peer: Peer,
+    /// A one-voter ensemble with no quorum port: reports itself as standalone.
+    pub standalone: bool,
     pub(super) sender: PeerSender,
     pub incoming: Option<mpsc::Receiver<Incoming>>,
     pub role: Role,
@@ -84,17 +89,19 @@ pub struct Replica {
 }
 
 impl Replica {
+    /// `incoming` is `None` for a standalone server (a one-voter ensemble with no links).
     pub fn new(
         peer: Peer,
         sender: PeerSender,
-        incoming: mpsc::Receiver<Incoming>,
+        incoming: Option<mpsc::Receiver<Incoming>>,
         tree_config: TreeConfig,
         data_dir: std::path::PathBuf,
     ) -> Replica {
         Replica {
+            standalone: incoming.is_none(),
             peer,
             sender,
-            incoming: Some(incoming),
+            incoming,
             role: Role::Looking,
             election: None,
             leader: None,
@@ -125,53 +132,48 @@ pub(super) fn origin_conn(origin: &Origin) -> Option<ConnId> {
 }
 
 impl Core {
-    pub(super) fn role(&self) -> Option<Role> {
-        self.ensemble.as_ref().map(|r| r.role)
+    pub(super) fn role(&self) -> Role {
+        self.replica.role
     }
 
     /// What 4lw `Mode:` and `zk_server_state` print.
     pub fn mode(&self) -> &'static str {
         match self.role() {
-            None => "standalone",
-            Some(Role::Leading) => "leader",
-            Some(Role::Following) => "follower",
-            Some(Role::Looking) => "looking",
+            _ if self.replica.standalone => "standalone",
+            Role::Leading => "leader",
+            Role::Following => "follower",
+            Role::Looking => "looking",
         }
     }
 
-    /// mntr `zk_peer_state`, in ensemble mode.
+    /// mntr `zk_peer_state`, in an ensemble.
     pub fn peer_state(&self) -> Option<&'static str> {
-        self.role().map(|role| match role {
+        (!self.replica.standalone).then(|| match self.role() {
             Role::Leading => "leading - broadcast",
             Role::Following => "following - broadcast",
             Role::Looking => "looking",
         })
     }
 
-    /// mntr `zk_synced_followers` (leader only).
+    /// mntr `zk_synced_followers` (an ensemble's leader only).
     pub fn synced_followers(&self) -> Option<usize> {
-        match &self.ensemble {
-            Some(r) if r.role == Role::Leading => Some(r.peer.synced_followers()),
-            _ => None,
-        }
+        let r = &self.replica;
+        (!r.standalone && r.role == Role::Leading).then(|| r.peer.synced_followers())
     }
 
-    /// Whether clients are served: always standalone, when following or leading otherwise.
+    /// Whether clients are served: when following or leading.
     pub(super) fn serving(&self) -> bool {
-        self.role().is_none_or(|role| role != Role::Looking)
+        self.role() != Role::Looking
     }
 
-    /// Whether this server may stamp txns (standalone, or the established leader).
+    /// Whether this server may stamp txns (the established leader; standalone, always).
     pub(super) fn may_propose(&self) -> bool {
-        self.role().is_none_or(|role| role == Role::Leading)
+        self.role() == Role::Leading
     }
 
     /// The zxid the next prepped txn gets, if this server may propose one now.
     pub(super) fn prep_zxid(&self) -> Option<i64> {
-        match &self.ensemble {
-            None => Some(self.next_zxid),
-            Some(r) => r.peer.next_zxid(),
-        }
+        self.replica.peer.next_zxid()
     }
 
     pub(super) fn zab_now_ms(&self) -> u64 {
@@ -192,9 +194,8 @@ impl Core {
     pub(super) fn zab_step(&mut self, input: Input) {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
-            let Some(replica) = self.ensemble.as_mut() else { return };
             let mut out = Vec::new();
-            replica.peer.step(input, &mut out);
+            self.replica.peer.step(input, &mut out);
             for output in out {
                 if let Some(follow_up) = self.zab_output(output) {
                     queue.push_back(follow_up);
@@ -210,11 +211,7 @@ impl Core {
 
     fn zab_output(&mut self, output: Output) -> Option<Input> {
         match output {
-            Output::Send { to, msg } => {
-                if let Some(r) = self.ensemble.as_ref() {
-                    r.send(to, &PeerMessage::Zab(msg));
-                }
-            }
+            Output::Send { to, msg } => self.replica.send(to, &PeerMessage::Zab(msg)),
             Output::Persist { entries } => {
                 for (zxid, payload) in entries {
                     self.persist_entry(zxid, payload);
@@ -230,12 +227,12 @@ impl Core {
                 // Proposals of the old leader that the new one does not have: never committed.
                 // A client waiting on one cannot be told which (ConnectionLoss).
                 let mut lost = Vec::new();
-                self.pending.retain(|p| match p {
-                    Pending::Write { record, origin, .. } if record.header.zxid > after => {
-                        lost.extend(origin_conn(origin));
-                        false
+                self.pending.retain(|p| {
+                    let keep = p.record.header.zxid <= after;
+                    if !keep {
+                        lost.extend(origin_conn(&p.origin));
                     }
-                    _ => true,
+                    keep
                 });
                 for conn in lost {
                     self.close_connection(conn);
@@ -243,12 +240,12 @@ impl Core {
             }
             Output::InstallSnapshot { zxid, data } => self.install_snapshot(zxid, data),
             Output::Commit { upto } => {
-                self.on_durable(upto);
+                self.on_commit(upto);
                 self.drain_sync_waiters();
                 self.propose_waiting();
             }
             Output::SaveEpochs { current, accepted } => {
-                let dir = self.ensemble.as_ref().map(|r| r.data_dir.clone()).unwrap_or_default();
+                let dir = self.replica.data_dir.clone();
                 if let Err(error) = crate::quorum::epochs::save(&dir, current, accepted) {
                     self.fail(format!("cannot write the epoch files in {}: {error}", dir.display()));
                 }
@@ -256,7 +253,7 @@ impl Core {
             Output::NeedSnapshot { to } => self.snapshot_for_peer(to),
             Output::RoleChanged { role, leader, epoch } => self.on_role_changed(role, leader, epoch),
             Output::ProposalDropped { zxid } => {
-                let dropped = self.ensemble.as_mut().and_then(|r| r.proposing.remove(&zxid));
+                let dropped = self.replica.proposing.remove(&zxid);
                 if let Some(conn) = dropped.as_ref().and_then(|(_, origin)| origin_conn(origin)) {
                     // The outcome is unknown to the client: ConnectionLoss.
                     self.close_connection(conn);
@@ -268,7 +265,7 @@ impl Core {
 
     /// Duty 2: append to the log; remember the txn (and who waits for it) until committed.
     fn persist_entry(&mut self, zxid: Zxid, payload: Bytes) {
-        let Some(replica) = self.ensemble.as_mut() else { return };
+        let replica = &mut self.replica;
         let (record, origin) = match replica.proposing.remove(&zxid) {
             Some(proposed) => proposed,
             None => match TxnRecord::decode(&payload) {
@@ -283,8 +280,8 @@ impl Core {
                 }
             },
         };
-        self.log.append(zxid, payload.to_vec());
-        self.pending.push_back(Pending::Write { record, origin, proposed: Instant::now() });
+        self.log.append(zxid, payload);
+        self.pending.push_back(Pending { record, origin, proposed: Instant::now() });
     }
 
     /// Stops the log writer, runs `change` on the log directory, starts a new writer whose
@@ -312,7 +309,7 @@ impl Core {
 
     /// Duty 5: replace the state and the log with the leader's snapshot.
     fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
-        let Some(tree_config) = self.ensemble.as_ref().map(|r| r.tree_config.clone()) else { return };
+        let tree_config = self.replica.tree_config.clone();
         tracing::info!(
             zxid = format_args!("0x{zxid:x}"),
             bytes = data.len(),
@@ -341,7 +338,8 @@ impl Core {
             self.close_connection(conn);
         }
         self.session_conn.clear();
-        if let Some(r) = self.ensemble.as_mut() {
+        {
+            let r = &mut self.replica;
             r.awaiting.clear();
             r.sync_waiters.clear();
             r.touched.clear();
@@ -350,16 +348,23 @@ impl Core {
 
     /// Entering LOOKING: counts the election and opens its span.
     pub(super) fn start_election(&mut self) {
-        let Some(replica) = self.ensemble.as_mut() else { return };
+        let replica = &mut self.replica;
         if replica.election.is_none() {
-            let span = tracing::info_span!(
-                "election",
-                role = tracing::field::Empty,
-                leader = tracing::field::Empty,
-                epoch = tracing::field::Empty
-            );
+            // A standalone server's election of itself is not one (ZooKeeper has none).
+            let span = if replica.standalone {
+                tracing::Span::none()
+            } else {
+                tracing::info_span!(
+                    "election",
+                    role = tracing::field::Empty,
+                    leader = tracing::field::Empty,
+                    epoch = tracing::field::Empty
+                )
+            };
             replica.election = Some((span, Instant::now()));
-            self.metrics.elections.inc();
+            if !replica.standalone {
+                self.metrics.elections.inc();
+            }
         }
     }
 
@@ -367,7 +372,7 @@ impl Core {
         if role == Role::Looking {
             self.start_election();
         }
-        let Some(replica) = self.ensemble.as_mut() else { return };
+        let replica = &mut self.replica;
         let was = replica.role;
         replica.role = role;
         replica.leader = leader;
@@ -379,10 +384,13 @@ impl Core {
             span.record("epoch", epoch);
             let seconds = started.elapsed().as_secs_f64();
             span.in_scope(|| tracing::info!(?role, ?leader, epoch, seconds, "election finished"));
-            self.metrics.observe_election(seconds);
+            if !replica.standalone {
+                self.metrics.observe_election(seconds);
+            }
         }
         tracing::info!(?role, ?leader, epoch, "role changed");
         self.metrics.set_role(match role {
+            _ if self.replica.standalone => "standalone",
             Role::Leading => "leader",
             Role::Following => "follower",
             Role::Looking => "looking",
@@ -390,14 +398,16 @@ impl Core {
         if was == Role::Leading {
             // The leader's pipeline goes: clients reconnect elsewhere; the outcome of their
             // outstanding writes is unknown (forwarded ones: the followers close theirs).
-            if let Some(r) = self.ensemble.as_mut() {
+            {
+                let r = &mut self.replica;
                 r.waiting_zxid.clear();
             }
             self.close_all_connections();
         } else if role == Role::Looking && was == Role::Following {
             // Writes in flight stay: the next leader's sync tells which were committed; the
             // others are forwarded again (`resume_after_election`).
-            if let Some(r) = self.ensemble.as_mut() {
+            {
+                let r = &mut self.replica;
                 r.sync_waiters.clear();
             }
         }
@@ -428,7 +438,8 @@ impl Core {
                 // Its forwarded writes still waiting for a zxid are forgotten: the follower
                 // loses this leader too and forwards them again after its next sync (any
                 // already proposed reach it in that sync), so none runs twice.
-                if let Some(r) = self.ensemble.as_mut() {
+                {
+                    let r = &mut self.replica;
                     r.waiting_zxid.retain(|w| !matches!(w, WaitingWrite::Forwarded(f) if f.from == from));
                 }
                 self.zab_step(Input::LinkDown { peer: from });
@@ -445,16 +456,15 @@ impl Core {
         let role = self.role();
         match message {
             PeerMessage::Zab(msg) => self.zab_step(Input::Recv { from, msg }),
-            PeerMessage::Forward { session, cxid, op, auth, body, trace } if role == Some(Role::Leading) => {
+            PeerMessage::Forward { session, cxid, op, auth, body, trace } if role == (Role::Leading) => {
                 self.on_forward(from, session, cxid, op, auth, body, trace)
             }
-            PeerMessage::SyncRequest { session, cxid } if role == Some(Role::Leading) => {
-                if let Some(r) = self.ensemble.as_ref() {
-                    let zxid = r.peer.last_zxid();
-                    r.send(from, &PeerMessage::SyncDone { session, cxid, zxid });
-                }
+            PeerMessage::SyncRequest { session, cxid } if role == (Role::Leading) => {
+                let r = &self.replica;
+                let zxid = r.peer.last_zxid();
+                r.send(from, &PeerMessage::SyncDone { session, cxid, zxid });
             }
-            PeerMessage::SyncDone { session, cxid, zxid } if role == Some(Role::Following) => {
+            PeerMessage::SyncDone { session, cxid, zxid } if role == (Role::Following) => {
                 let Some(&conn) = self.session_conn.get(&session) else { return };
                 let Some(state) = self.connections.get_mut(&conn) else { return };
                 for held in state.held.iter_mut() {
@@ -468,7 +478,7 @@ impl Core {
                 }
                 self.drain_held(conn);
             }
-            PeerMessage::Touch { sessions } if role == Some(Role::Leading) => {
+            PeerMessage::Touch { sessions } if role == (Role::Leading) => {
                 let now = self.mono_ms();
                 for session in sessions {
                     self.tracker.touch(session, now);
@@ -478,8 +488,9 @@ impl Core {
         }
     }
 
-    /// Leader: stamps a prepped txn with the peer's next zxid and proposes it (duty 4).
-    pub(super) fn zab_propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
+    /// Leader: stamps a prepped txn with the peer's next zxid and the time, and proposes it
+    /// (duty 4); it is applied, and its client answered, once committed.
+    pub(super) fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
         let Some(zxid) = self.prep_zxid() else {
             if let Some(conn) = origin_conn(&origin) {
                 self.close_connection(conn);
@@ -498,7 +509,8 @@ impl Core {
         if let Some(conn) = origin_conn(&origin) {
             self.hold_write(conn);
         }
-        if let Some(r) = self.ensemble.as_mut() {
+        {
+            let r = &mut self.replica;
             r.proposing.insert(zxid, (record, origin));
         }
         self.zab_step(Input::Propose { zxid, payload });
@@ -513,45 +525,45 @@ impl Core {
 
     /// A follower sends a client's write to the leader and waits for its txn.
     pub(super) fn forward(&mut self, conn: ConnId, cxid: i32, op_code: i32, body: Bytes, origin: Origin) {
-        let Some(leader) = self.ensemble.as_ref().and_then(|r| r.leader) else {
+        let Some(leader) = self.replica.leader else {
             self.close_connection(conn);
             return;
         };
         let caller = self.caller(conn);
         self.hold_write(conn);
         let trace = origin.trace_parent();
-        let sent = self.ensemble.as_mut().is_some_and(|r| {
-            r.forward_seq += 1;
-            let awaiting = Awaiting { origin, op: op_code, body: body.clone(), seq: r.forward_seq };
-            r.awaiting.insert((caller.session_id, cxid), awaiting);
-            let message = PeerMessage::Forward {
-                session: caller.session_id,
-                cxid,
-                op: op_code,
-                auth: caller.auth,
-                body,
-                trace,
-            };
-            r.sender.send(leader, message.encode())
-        });
+        let r = &mut self.replica;
+        r.forward_seq += 1;
+        let awaiting = Awaiting { origin, op: op_code, body: body.clone(), seq: r.forward_seq };
+        r.awaiting.insert((caller.session_id, cxid), awaiting);
+        let message = PeerMessage::Forward {
+            session: caller.session_id,
+            cxid,
+            op: op_code,
+            auth: caller.auth,
+            body,
+            trace,
+        };
+        let sent = r.sender.send(leader, message.encode());
         if !sent {
             // The link to the leader is down or its queue full: never wait in silence.
-            if let Some(r) = self.ensemble.as_mut() {
+            {
+                let r = &mut self.replica;
                 r.awaiting.remove(&(caller.session_id, cxid));
             }
             self.close_connection(conn);
         }
     }
 
-    /// A new session in ensemble mode: a txn at the leader, forwarded from a follower.
-    pub(super) fn ensemble_create_session(
+    /// A new session: a txn at the leader, forwarded from a follower.
+    pub(super) fn create_session(
         &mut self,
         conn: ConnId,
         session: SessionId,
         timeout_ms: i32,
         response: ConnectResponse,
     ) {
-        if self.role() == Some(Role::Leading) {
+        if self.role() == Role::Leading {
             let Some(zxid) = self.prep_zxid() else {
                 self.close_connection(conn);
                 return;
@@ -572,16 +584,15 @@ impl Core {
     }
 
     pub(super) fn touch_later(&mut self, session: SessionId) {
-        if let Some(r) = self.ensemble.as_mut()
-            && r.role == Role::Following
-        {
+        let r = &mut self.replica;
+        if r.role == Role::Following {
             r.touched.insert(session);
         }
     }
 
     /// Follower, every core tick: report the active sessions to the leader.
     pub(super) fn send_touches(&mut self) {
-        let Some(r) = self.ensemble.as_mut() else { return };
+        let r = &mut self.replica;
         if r.role != Role::Following || r.touched.is_empty() {
             return;
         }
@@ -590,8 +601,8 @@ impl Core {
         r.send(leader, &PeerMessage::Touch { sessions });
     }
 
-    /// A decoded client request in ensemble mode (after the session checks).
-    pub(super) fn ensemble_request(
+    /// A decoded client request (after the session checks); `Err` is a malformed write.
+    pub(super) fn replica_request(
         &mut self,
         conn_id: ConnId,
         xid: i32,
@@ -599,7 +610,7 @@ impl Core {
         request: Result<Request, ()>,
         received: Instant,
     ) {
-        if self.role() == Some(Role::Looking) {
+        if self.role() == Role::Looking {
             self.park(conn_id, xid, op_code, request, received);
             return;
         }
@@ -607,7 +618,7 @@ impl Core {
         let session = conn.caller.session_id;
         let must_wait = !conn.held.is_empty();
         self.touch_later(session);
-        let leading = self.role() == Some(Role::Leading);
+        let leading = self.role() == Role::Leading;
         let request = match request {
             Ok(request) => request,
             Err(()) => {
@@ -640,16 +651,13 @@ impl Core {
         }
         match request {
             Request::Sync(sync) => {
-                let target = if leading { self.ensemble.as_ref().map(|r| r.peer.last_zxid()) } else { None };
+                let target = leading.then(|| self.replica.peer.last_zxid());
                 if let Some(state) = self.connections.get_mut(&conn_id) {
                     state.queued += 1;
                     state.held.push_back(Held::Sync { xid, path: sync.path, received, target });
                 }
-                if !leading
-                    && let Some(r) = self.ensemble.as_ref()
-                    && let Some(leader) = r.leader
-                {
-                    r.send(leader, &PeerMessage::SyncRequest { session, cxid: xid });
+                if !leading && let Some(leader) = self.replica.leader {
+                    self.replica.send(leader, &PeerMessage::SyncRequest { session, cxid: xid });
                 }
                 self.drain_held(conn_id);
             }
@@ -695,7 +703,8 @@ impl Core {
                     self.reply(conn, xid, applied, response, op::SYNC, received);
                 }
                 Some(Held::Sync { .. }) => {
-                    if let Some(r) = self.ensemble.as_mut() {
+                    {
+                        let r = &mut self.replica;
                         r.sync_waiters.insert(conn);
                     }
                     return;
@@ -712,7 +721,7 @@ impl Core {
     }
 
     fn drain_sync_waiters(&mut self) {
-        let Some(r) = self.ensemble.as_mut() else { return };
+        let r = &mut self.replica;
         if r.sync_waiters.is_empty() {
             return;
         }
@@ -722,9 +731,9 @@ impl Core {
         }
     }
 
-    /// After a txn was applied in ensemble mode: a closeSession (expiry at the leader, or a
-    /// client's close elsewhere) ends the session's local connection too.
-    pub(super) fn ensemble_applied(&mut self, header: &TxnHeader, origin_conn: Option<ConnId>) {
+    /// After a txn was applied: a closeSession (expiry at the leader, or a client's close
+    /// elsewhere) ends the session's local connection too.
+    pub(super) fn txn_applied(&mut self, header: &TxnHeader, origin_conn: Option<ConnId>) {
         if header.txn_type == op::CLOSE_SESSION {
             self.tracker.remove(header.client_id);
             if let Some(conn) = self.session_conn.get(&header.client_id).copied()

@@ -68,7 +68,7 @@ pub struct LogStatus {
 }
 
 enum Command {
-    Append { zxid: i64, payload: Vec<u8> },
+    Append { zxid: i64, payload: bytes::Bytes },
     Roll,
     Shutdown,
 }
@@ -114,10 +114,10 @@ impl LogWriter {
     }
 
     /// Queues one record; never blocks. Zxids must increase.
-    pub fn append(&self, zxid: i64, payload: Vec<u8>) {
+    pub fn append(&self, zxid: i64, payload: impl Into<bytes::Bytes>) {
         self.stats.appended_txns.fetch_add(1, Relaxed);
         // After a failure the thread is gone; the failure is already on the status channel.
-        let _ = self.sender.send(Command::Append { zxid, payload });
+        let _ = self.sender.send(Command::Append { zxid, payload: payload.into() });
     }
 
     /// Closes the current segment after what is queued; the next append starts a new one.

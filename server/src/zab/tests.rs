@@ -285,3 +285,34 @@ fn common_point_finds_the_divergence_or_asks_for_a_snapshot() {
     // Learner behind the leader's window: SNAP.
     assert_eq!(common_point(z(3, 1), &[z(3, 2)], 0, &[z(1, 3)]), None);
 }
+
+/// A one-voter ensemble (a standalone server): it leads at its first tick, its own durable
+/// log is the quorum, and a proposal commits as soon as it is persisted.
+#[test]
+fn one_voter_leads_at_once_and_commits_on_persisted() {
+    let mut config = Config::new(1, vec![1]);
+    config.tick_ms = 2000;
+    let tail = log_of(&[z(3, 1), z(3, 2)]);
+    let durable = DurableState {
+        current_epoch: 3,
+        accepted_epoch: 3,
+        applied_zxid: z(3, 0),
+        log_base: z(3, 0),
+        log_tail: tail,
+    };
+    let mut peer = Peer::new(config, durable, 7, 0);
+    let mut all = Vec::new();
+    for input in [Input::Tick { now_ms: 0 }, Input::Persisted { upto: z(3, 2) }] {
+        let out = step(&mut peer, input);
+        all.extend(out);
+    }
+    eprintln!("{all:?}");
+    assert_eq!(peer.role(), Role::Leading, "{all:?}");
+    assert!(all.contains(&Output::Commit { upto: z(3, 2) }), "{all:?}");
+    let zxid = peer.next_zxid().unwrap();
+    assert_eq!(zxid, z(4, 1));
+    let out = step(&mut peer, Input::Propose { zxid, payload: Bytes::from_static(b"x") });
+    assert_eq!(out, vec![Output::Persist { entries: vec![(zxid, Bytes::from_static(b"x"))] }]);
+    let out = step(&mut peer, Input::Persisted { upto: zxid });
+    assert_eq!(out, vec![Output::Commit { upto: zxid }]);
+}
