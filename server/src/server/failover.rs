@@ -11,7 +11,8 @@ use bytes::Bytes;
 use ferrokeeper_proto::request::Request;
 
 use super::core::{Core, Origin};
-use super::replica::{Held, origin_conn};
+use super::ordering::Held;
+use super::replica::origin_conn;
 use crate::quorum::wire::PeerMessage;
 use crate::tree::{ConnId, SessionId};
 use crate::zab::Role;

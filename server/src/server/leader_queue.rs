@@ -12,7 +12,8 @@ use ferrokeeper_proto::txn::ErrorTxn;
 use ferrokeeper_proto::{Code, Id, op};
 
 use super::core::{Core, Origin};
-use super::replica::{FORWARD_MALFORMED, Held};
+use super::forwarding::FORWARD_MALFORMED;
+use super::ordering::Held;
 use crate::quorum::wire::TraceParent;
 use crate::tree::{Caller, ConnId, SessionId, Txn};
 use crate::zab::{Role, Sid};

@@ -12,13 +12,23 @@
 //! and watch events for one connection are appended to one buffer in execution order, so a
 //! client sees a watch event before any reply that reflects the change.
 
+mod clients;
 mod connection;
 mod core;
 mod failover;
+mod forwarding;
 mod fourlw;
+mod housekeeping;
 mod http;
 mod leader_queue;
+mod ordering;
+mod pipeline;
 mod replica;
+mod requests;
+mod roles;
+mod sessions;
+mod snapshotter;
+mod stats;
 pub mod tls;
 
 use std::collections::HashMap;
