@@ -4,7 +4,6 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -12,26 +11,17 @@ use ferrokeeper_proto::response::Response;
 use ferrokeeper_proto::{
     Code, ConnectRequest, ConnectResponse, Id, Jute, ReplyHeader, WatcherEvent, frame, op,
 };
-use tokio::sync::mpsc;
 
-use super::core::{ConnControl, ConnState, Core, Origin, Outbound, wall_ms};
+use super::core::{ConnState, Core, Origin};
 use super::requests::is_write_op;
 use super::stats::LatencyStats;
 use crate::tree::{self, Caller, ConnId};
 
 impl Core {
-    pub(super) fn on_connect(
-        &mut self,
-        conn: ConnId,
-        peer: SocketAddr,
-        request: ConnectRequest,
-        outbound: mpsc::Sender<Outbound>,
-        control: Arc<ConnControl>,
-        tls_auth: Vec<Id>,
-    ) {
+    pub fn on_connect(&mut self, conn: ConnId, peer: SocketAddr, request: ConnectRequest, tls_auth: Vec<Id>) {
         if !self.serving() {
             tracing::debug!(conn, "refusing a client: this server has no leader");
-            let _ = outbound.try_send(Outbound::Close);
+            self.io.close(conn);
             return;
         }
         let last_zxid = self.tree.last_processed_zxid();
@@ -42,7 +32,7 @@ impl Core {
                 server_zxid = format_args!("0x{:x}", last_zxid),
                 "refusing connection: client has seen a newer zxid; client must try another server"
             );
-            let _ = outbound.try_send(Outbound::Close);
+            self.io.close(conn);
             return;
         }
         let timeout_ms = self.config.negotiate_timeout(request.timeout);
@@ -75,8 +65,8 @@ impl Core {
                 };
                 let mut out = BytesMut::new();
                 frame::write(&mut out, |b| response.write(b));
-                let _ = outbound.try_send(Outbound::Data(out.freeze()));
-                let _ = outbound.try_send(Outbound::Close);
+                self.io.deliver(conn, out.freeze());
+                self.io.close(conn);
                 return;
             }
             self.tracker.add(id, timeout_ms, now);
@@ -97,15 +87,13 @@ impl Core {
         };
         let ip = peer.ip().to_string();
         let state = ConnState {
-            control,
             peer,
             caller: Caller { session_id, conn, auth: tree::acl::connection_ids(&ip, tls_auth) },
             timeout_ms,
-            outbound,
             pending: BytesMut::with_capacity(4096),
             received: 0,
             sent: 0,
-            established_ms: wall_ms(),
+            established_ms: self.io.wall_ms(),
             last_op: "NA",
             last_cxid: -1,
             last_zxid: -1,
@@ -208,7 +196,7 @@ impl Core {
         {
             tracer.read(op_code, received, state.caller.session_id, xid, zxid, err);
         }
-        let elapsed = received.elapsed();
+        let elapsed = self.io.now().saturating_duration_since(received);
         self.metrics.observe_request(op_code, elapsed.as_secs_f64());
         if err != 0 {
             self.metrics.count_error(err);
@@ -230,7 +218,7 @@ impl Core {
         state.last_op = op::name(op_code);
         state.last_cxid = xid;
         state.last_zxid = zxid;
-        state.last_response_ms = wall_ms();
+        state.last_response_ms = self.io.wall_ms();
         state.last_latency_ms = latency_ms;
         state.latency.record(latency_ms);
         self.packets_sent += 1;
@@ -240,9 +228,9 @@ impl Core {
         self.dirty.push(conn);
     }
 
-    /// Sends what each connection accumulated during this batch. A client whose outbound
-    /// queue is full has stopped reading: it is cut off so it cannot grow server memory.
-    pub(super) fn flush(&mut self) {
+    /// Hands what each connection accumulated during this batch to the shell. A client that
+    /// stopped reading was cut off by it: forgotten here.
+    pub fn flush(&mut self) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
@@ -252,12 +240,7 @@ impl Core {
                 continue;
             }
             let data = state.pending.split().freeze();
-            let queued =
-                state.control.queued_bytes.fetch_add(data.len(), std::sync::atomic::Ordering::AcqRel);
-            let over = queued + data.len() > self.config.connection_outbound_bytes_max;
-            if over || state.outbound.try_send(Outbound::Data(data)).is_err() {
-                tracing::warn!(conn, peer = %state.peer, queued, "client is not reading its replies; closing connection");
-                state.control.abort.notify_one();
+            if !self.io.deliver(conn, data) {
                 self.drop_connection(conn);
             }
         }
@@ -266,17 +249,17 @@ impl Core {
 
     /// Queues a close after whatever is pending and forgets the connection.
     pub(super) fn close_connection(&mut self, conn: ConnId) {
-        if let Some(state) = self.connections.get_mut(&conn) {
-            if !state.pending.is_empty() {
-                let data = state.pending.split().freeze();
-                let _ = state.outbound.try_send(Outbound::Data(data));
-            }
-            let _ = state.outbound.try_send(Outbound::Close);
+        if let Some(state) = self.connections.get_mut(&conn)
+            && !state.pending.is_empty()
+        {
+            let data = state.pending.split().freeze();
+            self.io.deliver(conn, data);
         }
+        self.io.close(conn);
         self.drop_connection(conn);
     }
 
-    pub(super) fn drop_connection(&mut self, conn: ConnId) {
+    pub fn drop_connection(&mut self, conn: ConnId) {
         let Some(state) = self.connections.remove(&conn) else { return };
         // Its unanswered requests will never be answered: no longer outstanding.
         self.metrics.outstanding_requests.dec_by(i64::from(state.unanswered));

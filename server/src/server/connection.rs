@@ -15,7 +15,8 @@ use ferrokeeper_proto::{ConnectRequest, Id, Jute, RequestHeader, frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::{ConnControl, Event, Outbound, RequestFault};
+use super::core::RequestFault;
+use super::shell::{ConnControl, Event, Outbound};
 use crate::config::{Config, FOUR_LETTER_WORDS};
 use crate::tree::ConnId;
 

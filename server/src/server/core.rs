@@ -5,20 +5,18 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use ferrokeeper_proto::request::Request;
+use bytes::BytesMut;
+use ferrokeeper_proto::ConnectResponse;
 use ferrokeeper_proto::txn::TxnRecord;
-use ferrokeeper_proto::{ConnectRequest, ConnectResponse, Id};
-use tokio::sync::{mpsc, oneshot, watch};
 
+use super::io::Io;
 use super::snapshotter::{SnapshotWork, snapshot_threshold};
 use super::stats::LatencyStats;
 use crate::config::Config;
 use crate::telemetry::{RequestTrace, RequestTracer};
 use crate::tree::{Caller, ConnId, DataTree, SessionId, SessionTracker};
-use crate::txlog::{LogStatus, LogWriter};
 
 /// The version string clients parse (they decide which opcodes to use from it).
 pub const VERSION: &str =
@@ -33,51 +31,6 @@ pub(super) const TRACE_TARGET: &str = "ferrokeeper_server::server::core";
 pub enum RequestFault {
     UnknownOp,
     Malformed,
-}
-
-/// What connection tasks tell the core.
-pub enum Event {
-    Connect {
-        conn: ConnId,
-        peer: SocketAddr,
-        request: ConnectRequest,
-        outbound: mpsc::Sender<Outbound>,
-        /// Shared with the connection task: queued bytes and the abort signal.
-        control: Arc<ConnControl>,
-        /// Ids the connection gained before its ConnectRequest: `x509` from its certificate.
-        auth: Vec<Id>,
-    },
-    Request {
-        conn: ConnId,
-        xid: i32,
-        op: i32,
-        request: Result<Request, RequestFault>,
-        received: Instant,
-    },
-    Closed {
-        conn: ConnId,
-    },
-    FourLetter {
-        word: String,
-        reply: oneshot::Sender<String>,
-    },
-}
-
-/// Shared by the core and one connection task.
-#[derive(Default)]
-pub struct ConnControl {
-    /// Bytes handed to the connection task and not yet written to the socket.
-    pub queued_bytes: std::sync::atomic::AtomicUsize,
-    /// Wakes the connection task to drop the socket at once (a client that stopped reading:
-    /// its queue is full, so no Close message fits).
-    pub abort: tokio::sync::Notify,
-}
-
-/// What the core tells a connection task.
-pub enum Outbound {
-    Data(Bytes),
-    /// Write what is queued, then close.
-    Close,
 }
 
 /// A sampled write's open span (see [`crate::telemetry`]); `None` for nearly every write.
@@ -126,12 +79,9 @@ pub(super) struct Pending {
 }
 
 pub struct ConnState {
-    /// Queued-bytes count and abort signal shared with the connection task.
-    pub control: Arc<ConnControl>,
     pub peer: SocketAddr,
     pub caller: Caller,
     pub timeout_ms: i32,
-    pub outbound: mpsc::Sender<Outbound>,
     /// Frames produced in this batch, sent at the end of it.
     pub pending: BytesMut,
     pub received: u64,
@@ -166,13 +116,10 @@ pub struct Core {
     pub latency: LatencyStats,
     pub(super) last_reap: Instant,
     pub trace_mask: i64,
-    pub(super) log: LogWriter,
-    pub(super) log_status: watch::Receiver<LogStatus>,
-    /// The log writer was replaced (ensemble: truncation, snapshot install).
-    pub(super) log_replaced: bool,
+    /// Every effect on the world: clients, peers, the log, files, the clock (`io.rs`).
+    pub(super) io: Box<dyn Io>,
     /// Logged txns waiting for their commit, in zxid order.
     pub(super) pending: VecDeque<Pending>,
-    pub(super) fatal: watch::Sender<Option<String>>,
     /// Txns applied since the last snapshot, and how many trigger the next one (snapCount/2 +
     /// a random part, so ensemble members do not snapshot together).
     pub(super) txns_since_snapshot: u64,
@@ -191,10 +138,6 @@ pub struct Core {
     pub(super) tracer: Option<RequestTracer>,
 }
 
-pub(super) fn wall_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 impl Core {
     /// A core over a recovered tree, driving `replica` (a one-voter ensemble when standalone).
     /// `tail` is the logged, not yet applied part of the log (applied once committed).
@@ -204,27 +147,22 @@ impl Core {
     pub fn new(
         config: Arc<Config>,
         tree: DataTree,
-        log: LogWriter,
-        fatal: watch::Sender<Option<String>>,
+        mut io: Box<dyn Io>,
         metrics: crate::metrics::ServerMetrics,
         replica: super::replica::Replica,
         server_id: u8,
         tail: Vec<TxnRecord>,
     ) -> Core {
-        let started = Instant::now();
-        let tracker = SessionTracker::new(i64::from(config.tick_time_ms), server_id, wall_ms());
+        let started = io.now();
+        let tracker = SessionTracker::new(i64::from(config.tick_time_ms), server_id, io.wall_ms());
         let last_logged = tail.last().map_or(tree.last_processed_zxid(), |record| record.header.zxid);
         let pending =
             tail.into_iter().map(|record| Pending { record, origin: Origin::Internal, proposed: started });
         let mut core = Core {
             tracker,
-            log_status: log.status(),
-            log_replaced: false,
-            log,
             pending: pending.collect(),
-            fatal,
             txns_since_snapshot: 0,
-            snapshot_after: snapshot_threshold(config.snap_count),
+            snapshot_after: snapshot_threshold(config.snap_count, io.random()),
             snapshot_waiting: Vec::new(),
             snapshot_running: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             snapshot: None,
@@ -243,6 +181,7 @@ impl Core {
             last_reap: started,
             trace_mask: 0,
             replica: Box::new(replica),
+            io,
             tracer: None,
         };
         core.start_election();
@@ -257,99 +196,15 @@ impl Core {
 
     /// Monotonic milliseconds, for session expiry.
     pub(super) fn mono_ms(&self) -> i64 {
-        self.started.elapsed().as_millis() as i64
-    }
-
-    pub async fn run(mut self, mut events: mpsc::Receiver<Event>, mut shutdown: watch::Receiver<bool>) {
-        let tick = Duration::from_millis(u64::from(self.config.tick_time_ms / 4).clamp(10, 500));
-        let mut ticker = tokio::time::interval(tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut batch = Vec::with_capacity(256);
-        let outstanding_max = (self.config.global_outstanding_limit as usize).max(1);
-        let mut log_status = self.log_status.clone();
-        let mut incoming = self.replica.incoming.take();
-        let mut zab_ticker = tokio::time::interval(Duration::from_millis(10));
-        zab_ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                // Stop taking requests while too many are outstanding (waiting for the log, for
-                // the leader, or for a zxid): connections then stop being read and clients feel
-                // the backpressure. In an ensemble every follower bounds what it forwards, so
-                // the leader's queue of forwarded writes is bounded too; none is dropped.
-                n = events.recv_many(&mut batch, 256), if self.outstanding() < outstanding_max => {
-                    if n == 0 {
-                        break;
-                    }
-                    for event in batch.drain(..) {
-                        self.handle(event);
-                    }
-                }
-                changed = log_status.changed() => {
-                    let status = log_status.borrow_and_update().clone();
-                    if changed.is_err() || status.failure.is_some() {
-                        let reason = status.failure.unwrap_or_else(|| "transaction log writer stopped".into());
-                        tracing::error!("{reason}; stopping the server");
-                        let _ = self.fatal.send(Some(reason));
-                        break;
-                    }
-                    self.zab_persisted(status.durable_zxid);
-                }
-                message = async {
-                    match incoming.as_mut() {
-                        Some(receiver) => receiver.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => match message {
-                    Some(message) => self.on_peer_message(message),
-                    None => incoming = None,
-                },
-                _ = zab_ticker.tick() => self.zab_tick(),
-                // A snapshot under way advances one chunk whenever the loop comes round.
-                _ = std::future::ready(()), if self.snapshot.is_some() => self.snapshot_step(),
-                _ = ticker.tick() => self.on_tick(),
-                _ = shutdown.changed() => break,
-            }
-            if self.log_replaced {
-                self.log_replaced = false;
-                log_status = self.log_status.clone();
-            }
-            if self.fatal.borrow().is_some() {
-                break;
-            }
-            self.flush();
-        }
-        for (_, conn) in self.connections.drain() {
-            let _ = conn.outbound.try_send(Outbound::Close);
-        }
+        self.io.now().saturating_duration_since(self.started).as_millis() as i64
     }
 
     /// What counts against `globalOutstandingLimit` (ZooKeeper's requests in process): the
     /// client requests received and not yet answered (held reads, parked and forwarded ones
     /// included), or the commit queue plus what the replica holds for other servers (a
     /// leader's forwarded writes), whichever is larger.
-    pub(super) fn outstanding(&self) -> usize {
+    pub fn outstanding(&self) -> usize {
         let unanswered = usize::try_from(self.metrics.outstanding_requests.get()).unwrap_or(0);
         unanswered.max(self.pending.len() + self.replica_outstanding())
-    }
-
-    pub(super) fn handle(&mut self, event: Event) {
-        match event {
-            Event::Connect { conn, peer, request, outbound, control, auth } => {
-                self.on_connect(conn, peer, request, outbound, control, auth)
-            }
-            Event::Request { conn, xid, op, request, received } => {
-                self.on_request(conn, xid, op, request, received)
-            }
-            Event::Closed { conn } => self.drop_connection(conn),
-            Event::FourLetter { word, reply } => {
-                // Without a leader, ZooKeeper answers only the words that need no server.
-                let text = if self.serving() || matches!(word.as_str(), "ruok" | "envi" | "conf" | "isro") {
-                    super::fourlw::execute(self, &word)
-                } else {
-                    "This ZooKeeper instance is not currently serving requests\n".to_owned()
-                };
-                let _ = reply.send(text);
-            }
-        }
     }
 }

@@ -91,7 +91,9 @@ impl Core {
                     }
                     self.drain_held(conn);
                 }
-                Some(leader) => r.send(leader, &PeerMessage::SyncRequest { session, cxid: xid }),
+                Some(leader) => {
+                    self.send_peer(leader, &PeerMessage::SyncRequest { session, cxid: xid });
+                }
                 None => {}
             }
         }
@@ -113,7 +115,7 @@ impl Core {
                 body: awaiting.body.clone(),
                 trace,
             };
-            r.sender.send(leader, message.encode())
+            self.io.send(leader, message.encode())
         });
         if sent {
             r.awaiting.insert((session, cxid), awaiting);
@@ -176,7 +178,7 @@ impl Core {
             return;
         }
         let Some((_, since)) = r.election.as_ref() else { return };
-        let looking_ms = since.elapsed().as_millis() as i64;
+        let looking_ms = self.io.now().saturating_duration_since(*since).as_millis() as i64;
         let tick = i64::from(self.config.tick_time_ms);
         let expired: Vec<ConnId> = self
             .connections

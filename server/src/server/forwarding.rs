@@ -8,31 +8,25 @@ use super::core::{Core, Origin};
 use super::failover::Awaiting;
 use super::leader_queue::WaitingWrite;
 use super::ordering::Held;
-use crate::quorum::transport::Incoming;
 use crate::quorum::wire::PeerMessage;
 use crate::tree::ConnId;
-use crate::zab::{Input, Role};
+use crate::zab::{Input, Role, Sid};
 
 /// A forwarded write whose body could not be decoded at the follower.
 pub(super) const FORWARD_MALFORMED: i32 = i32::MIN;
 
 impl Core {
-    /// A frame from another server, or the end of a connection to one.
-    pub(super) fn on_peer_message(&mut self, incoming: Incoming) {
-        let (from, bytes) = match incoming {
-            Incoming::Message { from, message } => (from, message),
-            Incoming::LinkDown { from } => {
-                // Its forwarded writes still waiting for a zxid are forgotten: the follower
-                // loses this leader too and forwards them again after its next sync (any
-                // already proposed reach it in that sync), so none runs twice.
-                {
-                    let r = &mut self.replica;
-                    r.waiting_zxid.retain(|w| !matches!(w, WaitingWrite::Forwarded(f) if f.from == from));
-                }
-                self.zab_step(Input::LinkDown { peer: from });
-                return;
-            }
-        };
+    /// The connection with another server ended (after its last message). Its forwarded
+    /// writes still waiting for a zxid are forgotten: the follower loses this leader too and
+    /// forwards them again after its next sync (any already proposed reach it in that sync),
+    /// so none runs twice.
+    pub fn on_link_down(&mut self, from: Sid) {
+        self.replica.waiting_zxid.retain(|w| !matches!(w, WaitingWrite::Forwarded(f) if f.from == from));
+        self.zab_step(Input::LinkDown { peer: from });
+    }
+
+    /// A frame from another server.
+    pub fn on_peer_message(&mut self, from: Sid, bytes: Bytes) {
         let message = match PeerMessage::decode(&bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -47,9 +41,8 @@ impl Core {
                 self.on_forward(from, session, cxid, op, auth, body, trace)
             }
             PeerMessage::SyncRequest { session, cxid } if role == (Role::Leading) => {
-                let r = &self.replica;
-                let zxid = r.peer.last_zxid();
-                r.send(from, &PeerMessage::SyncDone { session, cxid, zxid });
+                let zxid = self.replica.peer.last_zxid();
+                self.send_peer(from, &PeerMessage::SyncDone { session, cxid, zxid });
             }
             PeerMessage::SyncDone { session, cxid, zxid } if role == (Role::Following) => {
                 let Some(&conn) = self.session_conn.get(&session) else { return };
@@ -88,6 +81,7 @@ impl Core {
         r.forward_seq += 1;
         let awaiting = Awaiting { origin, op: op_code, body: body.clone(), seq: r.forward_seq };
         r.awaiting.insert((caller.session_id, cxid), awaiting);
+        let session = caller.session_id;
         let message = PeerMessage::Forward {
             session: caller.session_id,
             cxid,
@@ -96,13 +90,9 @@ impl Core {
             body,
             trace,
         };
-        let sent = r.sender.send(leader, message.encode());
-        if !sent {
+        if !self.send_peer(leader, &message) {
             // The link to the leader is down or its queue full: never wait in silence.
-            {
-                let r = &mut self.replica;
-                r.awaiting.remove(&(caller.session_id, cxid));
-            }
+            self.replica.awaiting.remove(&(session, cxid));
             self.close_connection(conn);
         }
     }

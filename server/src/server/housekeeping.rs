@@ -1,12 +1,12 @@
 //! The core's timer: gauges, session expiry and container/TTL reaping (leader only), the
 //! followers' session touches, kept connections without a leader, autopurge.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrokeeper_proto::Id;
 use ferrokeeper_proto::request::Request;
 
-use super::core::{Core, Origin, wall_ms};
+use super::core::{Core, Origin};
 use crate::tree::Caller;
 
 impl Core {
@@ -22,7 +22,7 @@ impl Core {
         m.epoch.set(self.tree.last_processed_zxid() >> 32);
     }
 
-    pub(super) fn on_tick(&mut self) {
+    pub fn on_tick(&mut self) {
         self.update_gauges();
         let now = self.mono_ms();
         self.send_touches();
@@ -35,7 +35,7 @@ impl Core {
             tracing::info!(session = format_args!("0x{session_id:x}"), "session expired");
             let caller = Caller { session_id, conn: 0, auth: Vec::new() };
             let Some(zxid) = self.prep_zxid() else { break };
-            let txn = self.tree.prep(&caller, &Request::CloseSession, zxid, wall_ms());
+            let txn = self.tree.prep(&caller, &Request::CloseSession, zxid, self.io.wall_ms());
             self.propose(&caller, 0, txn, Origin::Internal);
             self.tracker.remove(session_id);
             if let Some(conn) = self.session_conn.remove(&session_id) {
@@ -43,28 +43,24 @@ impl Core {
             }
         }
         if self.config.purge_interval_hours > 0
-            && self.last_purge.elapsed() >= Duration::from_secs(self.config.purge_interval_hours * 3600)
+            && self.io.now().saturating_duration_since(self.last_purge)
+                >= Duration::from_secs(self.config.purge_interval_hours * 3600)
         {
-            self.last_purge = Instant::now();
-            let (snaps, logs, retain) =
-                (self.config.snap_dir.clone(), self.config.log.dir.clone(), self.config.snap_retain_count);
-            tokio::task::spawn_blocking(move || match crate::txlog::purge::purge(&snaps, &logs, retain) {
-                Ok(report) => tracing::info!(deleted = report.deleted.len(), "autopurge done"),
-                Err(error) => tracing::warn!(%error, "autopurge failed"),
-            });
+            self.last_purge = self.io.now();
+            self.io.purge();
         }
         let interval = Duration::from_millis(self.config.container_check_interval_ms.max(1));
         // Reap only when nothing is in flight, so a node is never proposed for deletion twice.
-        if self.last_reap.elapsed() >= interval && self.pending.is_empty() {
-            self.last_reap = Instant::now();
+        if self.io.now().saturating_duration_since(self.last_reap) >= interval && self.pending.is_empty() {
+            self.last_reap = self.io.now();
             let per_interval = (u128::from(self.config.container_max_per_minute) * interval.as_millis()
                 / 60_000)
                 .max(1) as usize;
             let system = Caller { session_id: 0, conn: 0, auth: vec![Id::new("super", "")] };
-            for path in self.tree.reapable(wall_ms(), per_interval) {
+            for path in self.tree.reapable(self.io.wall_ms(), per_interval) {
                 let request = Request::DeleteContainer(ferrokeeper_proto::DeleteContainerRequest { path });
                 let Some(zxid) = self.prep_zxid() else { break };
-                let txn = self.tree.prep(&system, &request, zxid, wall_ms());
+                let txn = self.tree.prep(&system, &request, zxid, self.io.wall_ms());
                 self.propose(&system, 0, txn, Origin::Internal);
             }
         }

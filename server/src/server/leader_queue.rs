@@ -51,7 +51,7 @@ impl Core {
         trace: Option<TraceParent>,
     ) {
         let write =
-            ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received: Instant::now() };
+            ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received: self.io.now() };
         let waiting = !self.replica.waiting_zxid.is_empty();
         if waiting || self.prep_zxid().is_none() {
             // Full: wait in order for room (the followers bound what they forward).
@@ -107,7 +107,7 @@ impl Core {
                 if matches!(request, Request::CloseSession) {
                     self.tracker.remove(session);
                 }
-                self.tree.prep(caller, &request, zxid, super::core::wall_ms())
+                self.tree.prep(caller, &request, zxid, self.io.wall_ms())
             }
             Ok(_) => return None,
             Err(_) => Txn::Error(ErrorTxn { err: Code::MarshallingError.as_i32() }),

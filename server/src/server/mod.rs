@@ -20,6 +20,7 @@ mod forwarding;
 mod fourlw;
 mod housekeeping;
 mod http;
+pub mod io;
 mod leader_queue;
 mod ordering;
 mod pipeline;
@@ -27,6 +28,7 @@ mod replica;
 mod requests;
 mod roles;
 mod sessions;
+mod shell;
 mod snapshotter;
 mod stats;
 pub mod tls;
@@ -177,13 +179,18 @@ impl Server {
             tracing::info!(addr = %listener.local_addr()?, "serving /metrics");
             extra_tasks.push(tokio::spawn(http::serve(listener, registry.clone(), shutdown_rx.clone())));
         }
-        let (replica, my_id) = match &config.quorum {
-            Some(quorum) => start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?,
-            None => (standalone_replica(&config, &tree, &tail)?, 1),
+        let (replica, my_id, peers, incoming) = match &config.quorum {
+            Some(quorum) => {
+                let (replica, my_id, sender, incoming) =
+                    start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?;
+                (replica, my_id, sender, Some(incoming))
+            }
+            None => (standalone_replica(&config, &tree, &tail)?, 1, Default::default(), None),
         };
-        let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics, replica, my_id, tail);
+        let io = Box::new(shell::TokioIo::new(config.clone(), log, peers, fatal_tx, &metrics));
+        let mut core = core::Core::new(config.clone(), tree, io, metrics, replica, my_id, tail);
         core.tracer = tracer;
-        let core_task = tokio::spawn(core.run(events_rx, shutdown_rx.clone()));
+        let core_task = tokio::spawn(shell::run(core, events_rx, incoming, shutdown_rx.clone()));
         let conn_ids = Arc::new(AtomicU64::new(1));
         let mut secure_addr = None;
         if let Some(secure) = secure {
@@ -286,8 +293,7 @@ fn standalone_replica(
     zab_config.tick_ms = u64::from(config.tick_time_ms);
     zab_config.proposals_outstanding_max = (config.global_outstanding_limit as usize).max(1000);
     let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);
-    let sender = crate::quorum::transport::PeerSender::default();
-    Ok(replica::Replica::new(peer, sender, None, tree_config(config), config.data_dir.clone()))
+    Ok(replica::Replica::new(peer, true, tree_config(config)))
 }
 
 /// Builds the Zab peer from the epoch files and the log tail, and starts the server links on
@@ -298,7 +304,12 @@ async fn start_replica(
     tree: &DataTree,
     tail: &[TxnRecord],
     shutdown: watch::Receiver<bool>,
-) -> anyhow::Result<(replica::Replica, u8)> {
+) -> anyhow::Result<(
+    replica::Replica,
+    u8,
+    crate::quorum::transport::PeerSender,
+    mpsc::Receiver<crate::quorum::transport::Incoming>,
+)> {
     use crate::config::PeerType;
     let me = quorum.me().context("myid names no server.N line")?;
     if me.peer_type == PeerType::Observer {
@@ -338,9 +349,8 @@ async fn start_replica(
         "starting as an ensemble member"
     );
     let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);
-    let replica =
-        replica::Replica::new(peer, sender, Some(incoming), tree_config(config), config.data_dir.clone());
-    Ok((replica, my_id))
+    let replica = replica::Replica::new(peer, false, tree_config(config));
+    Ok((replica, my_id, sender, incoming))
 }
 
 /// Live connections per client IP, for maxClientCnxns.
@@ -377,7 +387,7 @@ async fn accept_loop(
     listener: TcpListener,
     tls: Option<tls::ClientTls>,
     config: Arc<Config>,
-    events: mpsc::Sender<core::Event>,
+    events: mpsc::Sender<shell::Event>,
     conn_ids: Arc<AtomicU64>,
     mut shutdown: watch::Receiver<bool>,
 ) {

@@ -2,8 +2,6 @@
 //! persists it (the log), commits it (a quorum of durable acks; standalone, its own fsync), and
 //! the core applies the committed txns in zxid order, answering whoever waits for each.
 
-use std::time::Instant;
-
 use bytes::Bytes;
 use ferrokeeper_proto::Jute;
 use ferrokeeper_proto::txn::TxnRecord;
@@ -38,7 +36,7 @@ impl Core {
             client_id: caller.session_id,
             cxid,
             zxid,
-            time: super::core::wall_ms(),
+            time: self.io.wall_ms(),
             txn_type: txn.txn_type(),
         };
         let record = TxnRecord { header, txn };
@@ -56,7 +54,7 @@ impl Core {
     /// Zab committed everything up to `committed`: apply those txns in order, answer their
     /// clients, and run the requests that waited behind them.
     pub(super) fn on_commit(&mut self, committed: i64) {
-        let durable_at = Instant::now();
+        let durable_at = self.io.now();
         // Standalone, the commit is the log's fsync; in an ensemble, the quorum's acks.
         let stage = if self.replica.standalone { STAGE_LOG } else { STAGE_QUORUM_ACK };
         while self.pending.front().is_some_and(|p| p.record.header.zxid <= committed) {
@@ -80,7 +78,7 @@ impl Core {
             let (header, conn) = (record.header.clone(), super::replica::origin_conn(&origin));
             let err = self.apply(record, origin);
             self.txn_applied(&header, conn);
-            let applied_at = Instant::now();
+            let applied_at = self.io.now();
             self.metrics.observe_stage(STAGE_APPLY, applied_at.duration_since(durable_at).as_secs_f64());
             if let Some(received) = client {
                 let total = applied_at.duration_since(received).as_secs_f64();

@@ -27,15 +27,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferrokeeper_proto::Jute;
 use ferrokeeper_proto::txn::TxnRecord;
-use tokio::sync::mpsc;
 
 use super::core::{Core, Origin, Pending};
 use super::failover::{Awaiting, Parked};
+use super::io::LogCut;
 use super::leader_queue::WaitingWrite;
-use crate::quorum::transport::{Incoming, PeerSender};
 use crate::quorum::wire::PeerMessage;
 use crate::tree::{ConnId, SessionId, TreeConfig};
-use crate::txlog::LogWriter;
 use crate::zab::{Input, Output, Peer, Role, Sid, Zxid};
 
 /// The replicated half of the core.
@@ -43,8 +41,6 @@ pub struct Replica {
     pub peer: Peer,
     /// A one-voter ensemble with no quorum port: reports itself as standalone.
     pub standalone: bool,
-    pub(super) sender: PeerSender,
-    pub incoming: Option<mpsc::Receiver<Incoming>>,
     pub role: Role,
     pub leader: Option<Sid>,
     /// The leader's own proposals between `Propose` and their `Persist` output.
@@ -58,7 +54,6 @@ pub struct Replica {
     /// Sessions active since the last `Touch` (follower).
     pub(super) touched: HashSet<SessionId>,
     pub(super) tree_config: TreeConfig,
-    pub(super) data_dir: std::path::PathBuf,
     /// The election under way (LOOKING): its span and start.
     pub(super) election: Option<(tracing::Span, Instant)>,
     /// Requests of kept connections that arrived while LOOKING, in arrival order.
@@ -69,19 +64,11 @@ pub struct Replica {
 }
 
 impl Replica {
-    /// `incoming` is `None` for a standalone server (a one-voter ensemble with no links).
-    pub fn new(
-        peer: Peer,
-        sender: PeerSender,
-        incoming: Option<mpsc::Receiver<Incoming>>,
-        tree_config: TreeConfig,
-        data_dir: std::path::PathBuf,
-    ) -> Replica {
+    /// `standalone`: a one-voter ensemble with no links.
+    pub fn new(peer: Peer, standalone: bool, tree_config: TreeConfig) -> Replica {
         Replica {
-            standalone: incoming.is_none(),
+            standalone,
             peer,
-            sender,
-            incoming,
             role: Role::Looking,
             election: None,
             leader: None,
@@ -93,12 +80,7 @@ impl Replica {
             parked: VecDeque::new(),
             waiting_zxid: VecDeque::new(),
             tree_config,
-            data_dir,
         }
-    }
-
-    pub(super) fn send(&self, to: Sid, message: &PeerMessage) {
-        self.sender.send(to, message.encode());
     }
 }
 
@@ -112,17 +94,22 @@ pub(super) fn origin_conn(origin: &Origin) -> Option<ConnId> {
 }
 
 impl Core {
-    pub(super) fn zab_now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+    /// Sends a message to another server (best effort: zab copes with loss).
+    pub(super) fn send_peer(&mut self, to: Sid, message: &PeerMessage) -> bool {
+        self.io.send(to, message.encode())
     }
 
-    pub(super) fn zab_tick(&mut self) {
+    pub(super) fn zab_now_ms(&self) -> u64 {
+        self.io.now().saturating_duration_since(self.started).as_millis() as u64
+    }
+
+    pub fn zab_tick(&mut self) {
         let now_ms = self.zab_now_ms();
         self.zab_step(Input::Tick { now_ms });
     }
 
     /// Feeds the log's durable watermark to the peer.
-    pub(super) fn zab_persisted(&mut self, upto: Zxid) {
+    pub fn zab_persisted(&mut self, upto: Zxid) {
         self.zab_step(Input::Persisted { upto });
     }
 
@@ -141,13 +128,14 @@ impl Core {
     }
 
     pub(super) fn fail(&mut self, reason: String) {
-        tracing::error!("{reason}; stopping the server");
-        let _ = self.fatal.send(Some(reason));
+        self.io.fatal(reason);
     }
 
     pub(super) fn zab_output(&mut self, output: Output) -> Option<Input> {
         match output {
-            Output::Send { to, msg } => self.replica.send(to, &PeerMessage::Zab(msg)),
+            Output::Send { to, msg } => {
+                self.send_peer(to, &PeerMessage::Zab(msg));
+            }
             Output::Persist { entries } => {
                 for (zxid, payload) in entries {
                     self.persist_entry(zxid, payload);
@@ -158,8 +146,7 @@ impl Core {
                     after = format_args!("0x{after:x}"),
                     "truncating the log (diverged from the leader)"
                 );
-                let dir = self.config.log.dir.clone();
-                self.restart_log(after, |_| crate::txlog::truncate::truncate_after(&dir, after).map(|_| ()));
+                self.restart_log(after, LogCut::After(after));
                 // Proposals of the old leader that the new one does not have: never committed.
                 // A client waiting on one cannot be told which (ConnectionLoss).
                 let mut lost = Vec::new();
@@ -181,9 +168,8 @@ impl Core {
                 self.propose_waiting();
             }
             Output::SaveEpochs { current, accepted } => {
-                let dir = self.replica.data_dir.clone();
-                if let Err(error) = crate::quorum::epochs::save(&dir, current, accepted) {
-                    self.fail(format!("cannot write the epoch files in {}: {error}", dir.display()));
+                if let Err(reason) = self.io.save_epochs(current, accepted) {
+                    self.fail(reason);
                 }
             }
             Output::NeedSnapshot { to } => self.snapshot_for_peer(to),
@@ -216,35 +202,17 @@ impl Core {
                 }
             },
         };
-        self.log.append(zxid, payload);
-        self.pending.push_back(Pending { record, origin, proposed: Instant::now() });
+        self.io.log_append(zxid, payload);
+        let proposed = self.io.now();
+        self.pending.push_back(Pending { record, origin, proposed });
     }
 
-    /// Stops the log writer, runs `change` on the log directory, starts a new writer whose
-    /// durable watermark is `durable` (duty 1: done before the next output).
-    pub(super) fn restart_log(
-        &mut self,
-        durable: Zxid,
-        change: impl FnOnce(&std::path::Path) -> std::io::Result<()>,
-    ) {
-        let settings = self.config.log.clone();
-        let fresh = match LogWriter::start(settings.clone(), durable) {
-            Ok(log) => log,
-            Err(error) => {
-                self.fail(format!(
-                    "cannot restart the transaction log in {}: {error}",
-                    settings.dir.display()
-                ));
-                return;
-            }
-        };
-        let old = std::mem::replace(&mut self.log, fresh);
-        old.shutdown();
-        if let Err(error) = change(&settings.dir) {
-            self.fail(format!("cannot rewrite the transaction log in {}: {error}", settings.dir.display()));
+    /// Stops the log, cuts it, starts it again with `durable` as its durable watermark
+    /// (duty 1: done before the next output).
+    pub(super) fn restart_log(&mut self, durable: Zxid, cut: LogCut) {
+        if let Err(reason) = self.io.log_restart(durable, cut) {
+            self.fail(reason);
         }
-        self.log_status = self.log.status();
-        self.log_replaced = true;
     }
 
     /// Duty 5: replace the state and the log with the leader's snapshot.
@@ -262,11 +230,11 @@ impl Core {
                 return;
             }
         };
-        if let Err(error) = crate::txlog::snapshot::write(&self.config.snap_dir, zxid, &data) {
-            self.fail(format!("cannot write the snapshot in {}: {error}", self.config.snap_dir.display()));
+        if let Err(reason) = self.io.install_snapshot(zxid, &data) {
+            self.fail(reason);
             return;
         }
-        self.restart_log(zxid, crate::txlog::truncate::remove_all);
+        self.restart_log(zxid, LogCut::All);
         self.pending.clear();
         self.close_all_connections();
         self.tree = tree;

@@ -10,7 +10,7 @@ use ferrokeeper_proto::response::{Response, Response as R};
 use ferrokeeper_proto::txn::ErrorTxn;
 use ferrokeeper_proto::{Code, SetWatches2, SyncResponse, WhoAmIResponse, op};
 
-use super::core::{Core, RequestFault, wall_ms};
+use super::core::{Core, RequestFault};
 use super::forwarding::FORWARD_MALFORMED;
 use super::ordering::Held;
 use crate::quorum::wire::PeerMessage;
@@ -34,7 +34,7 @@ pub(super) fn is_write_op(op_code: i32) -> bool {
 }
 
 impl Core {
-    pub(super) fn on_request(
+    pub fn on_request(
         &mut self,
         conn_id: ConnId,
         xid: i32,
@@ -137,7 +137,7 @@ impl Core {
                     state.held.push_back(Held::Sync { xid, path: sync.path, received, target });
                 }
                 if !leading && let Some(leader) = self.replica.leader {
-                    self.replica.send(leader, &PeerMessage::SyncRequest { session, cxid: xid });
+                    self.send_peer(leader, &PeerMessage::SyncRequest { session, cxid: xid });
                 }
                 self.drain_held(conn_id);
             }
@@ -272,7 +272,7 @@ impl Core {
         let txn = match &request {
             // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
             Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
-            request => self.tree.prep(&caller, request, zxid, wall_ms()),
+            request => self.tree.prep(&caller, request, zxid, self.io.wall_ms()),
         };
         let close = matches!(request, Request::CloseSession);
         if close {

@@ -1,8 +1,6 @@
 //! The server's role as zab decides it: what the four-letter words and metrics say, whether
 //! clients are served and writes proposed, and what changes when the role does.
 
-use std::time::Instant;
-
 use super::core::Core;
 use crate::tree::SessionId;
 use crate::zab::{Role, Sid};
@@ -54,6 +52,7 @@ impl Core {
 
     /// Entering LOOKING: counts the election and opens its span.
     pub(super) fn start_election(&mut self) {
+        let now = self.io.now();
         let replica = &mut self.replica;
         if replica.election.is_none() {
             // A standalone server's election of itself is not one (ZooKeeper has none).
@@ -67,7 +66,7 @@ impl Core {
                     epoch = tracing::field::Empty
                 )
             };
-            replica.election = Some((span, Instant::now()));
+            replica.election = Some((span, now));
             if !replica.standalone {
                 self.metrics.elections.inc();
             }
@@ -88,7 +87,7 @@ impl Core {
             span.record("role", tracing::field::debug(role));
             span.record("leader", leader);
             span.record("epoch", epoch);
-            let seconds = started.elapsed().as_secs_f64();
+            let seconds = self.io.now().saturating_duration_since(started).as_secs_f64();
             span.in_scope(|| tracing::info!(?role, ?leader, epoch, seconds, "election finished"));
             if !replica.standalone {
                 self.metrics.observe_election(seconds);

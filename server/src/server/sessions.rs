@@ -54,7 +54,7 @@ impl Core {
         }
         let Some(leader) = r.leader else { return };
         let sessions: Vec<SessionId> = r.touched.drain().collect();
-        r.send(leader, &PeerMessage::Touch { sessions });
+        self.send_peer(leader, &PeerMessage::Touch { sessions });
     }
 
     /// After a txn was applied: a closeSession (expiry at the leader, or a client's close

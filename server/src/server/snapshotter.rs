@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::core::Core;
+use super::io::SnapshotFile;
 
 /// Nodes serialized per loop iteration while a snapshot is under way (~0.3-0.5 ms of work).
 const SNAPSHOT_CHUNK_NODES: usize = 1024;
@@ -24,9 +25,9 @@ pub(super) struct SnapshotWork {
 }
 
 /// ZooKeeper's SyncRequestProcessor: snapshot after snapCount/2 + rand[0, snapCount/2) txns.
-pub(super) fn snapshot_threshold(snap_count: u64) -> u64 {
+pub(super) fn snapshot_threshold(snap_count: u64, random: u64) -> u64 {
     let half = (snap_count / 2).max(1);
-    half + rand::random_range(0..half)
+    half + random % half
 }
 
 impl Core {
@@ -45,8 +46,8 @@ impl Core {
             return;
         }
         self.txns_since_snapshot = 0;
-        self.snapshot_after = snapshot_threshold(self.config.snap_count);
-        self.log.roll();
+        self.snapshot_after = snapshot_threshold(self.config.snap_count, self.io.random());
+        self.io.log_roll();
         self.begin_snapshot(true, Vec::new());
     }
 
@@ -64,7 +65,7 @@ impl Core {
                 self.last_snapshot_bytes * 9 / 8,
             ),
             span,
-            started: Instant::now(),
+            started: self.io.now(),
             busy: Duration::ZERO,
             longest: Duration::ZERO,
             chunks: 0,
@@ -85,7 +86,7 @@ impl Core {
     }
 
     /// One chunk of the snapshot under way; when it is complete, hands the bytes to a thread.
-    pub(super) fn snapshot_step(&mut self) {
+    pub fn snapshot_step(&mut self) {
         use std::sync::atomic::Ordering;
         let Some(work) = self.snapshot.as_mut() else { return };
         if !self.tree.snapshot_in_progress() {
@@ -98,9 +99,9 @@ impl Core {
             self.snapshot = None;
             return;
         }
-        let chunk_started = Instant::now();
+        let chunk_started = self.io.now();
         let done = work.span.in_scope(|| work.encoder.chunk(&mut self.tree, SNAPSHOT_CHUNK_NODES));
-        let took = chunk_started.elapsed();
+        let took = self.io.now().saturating_duration_since(chunk_started);
         work.busy += took;
         work.longest = work.longest.max(took);
         work.chunks += 1;
@@ -131,33 +132,8 @@ impl Core {
         if !to_disk {
             return;
         }
-        let dir = self.config.snap_dir.clone();
-        let running = self.snapshot_running.clone();
-        let (duration, size) = (self.metrics.snapshot_duration.clone(), self.metrics.snapshot_size.clone());
-        let spawned = std::thread::Builder::new().name("snapshot".into()).spawn(move || {
-            let _entered = span.enter();
-            match crate::txlog::snapshot::write(&dir, zxid, &bytes) {
-                Ok(path) => {
-                    duration.observe(started.elapsed().as_secs_f64());
-                    size.set(bytes.len() as i64);
-                    tracing::info!(
-                        path = %path.display(),
-                        bytes = bytes.len(),
-                        chunks,
-                        serialize_ms = busy.as_millis() as u64,
-                        longest_chunk_us = longest.as_micros() as u64,
-                        total_ms = started.elapsed().as_millis() as u64,
-                        "snapshot written"
-                    )
-                }
-                // The log still holds everything: a failed snapshot loses nothing.
-                Err(error) => tracing::error!(%error, dir = %dir.display(), "snapshot failed"),
-            }
-            running.store(false, Ordering::Release);
-        });
-        if let Err(error) = spawned {
-            tracing::error!(%error, "cannot start the snapshot thread");
-            self.snapshot_running.store(false, Ordering::Release);
-        }
+        let done = self.snapshot_running.clone();
+        let file = SnapshotFile { zxid, bytes, done, span, started, busy, longest, chunks };
+        self.io.write_snapshot(file);
     }
 }

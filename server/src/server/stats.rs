@@ -30,7 +30,7 @@ impl LatencyStats {
 
 impl Core {
     pub fn log_stats(&self) -> Arc<crate::txlog::stats::LogStats> {
-        self.log.stats()
+        self.io.log_stats()
     }
 
     pub fn election_stats(&self) -> Arc<crate::txlog::stats::Histogram> {
@@ -42,7 +42,7 @@ impl Core {
     }
 
     pub fn log_backend(&self) -> &'static str {
-        self.log.backend().name()
+        self.io.log_backend()
     }
 
     /// `srst`: resets server-wide counters.
