@@ -135,6 +135,8 @@ async fn exercise(cluster: &str) {
 
     // Ephemerals end with their session.
     bounded("ephemeral", other.create("/zkc/owned", b"", &ephemeral)).await.unwrap();
+    // `client` may be on another server: sync first (ZooKeeper orders sessions only by sync).
+    bounded("sync", client.sync("/zkc/owned")).await.unwrap();
     let (_, _, gone) = bounded("watch ephemeral", client.get_and_watch_data("/zkc/owned")).await.unwrap();
     drop(other);
     let event = bounded("ephemeral deleted", gone.changed()).await;

@@ -15,9 +15,9 @@ use ferrokeeper_proto::{ConnectRequest, Id, Jute, RequestHeader, frame};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::RequestFault;
 use super::shell::{ConnControl, Event, Outbound};
 use crate::config::{Config, FOUR_LETTER_WORDS};
+use crate::replica::RequestFault;
 use crate::tree::ConnId;
 
 /// ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`: a connection that sends no

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::core::{Core, VERSION};
+use crate::replica::{Core, VERSION};
 
 /// Runs one whitelisted command against the core's state.
 pub fn execute(core: &mut Core, word: &str) -> String {

@@ -12,25 +12,10 @@
 //! and watch events for one connection are appended to one buffer in execution order, so a
 //! client sees a watch event before any reply that reflects the change.
 
-mod clients;
 mod connection;
-mod core;
-mod failover;
-mod forwarding;
 mod fourlw;
-mod housekeeping;
 mod http;
-pub mod io;
-mod leader_queue;
-mod ordering;
-mod pipeline;
-mod replica;
-mod requests;
-mod roles;
-mod sessions;
 mod shell;
-mod snapshotter;
-mod stats;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -45,7 +30,8 @@ use tracing::Instrument as _;
 
 use crate::config::Config;
 
-pub use self::core::VERSION;
+pub use crate::replica::VERSION;
+use crate::replica::{self as replica, core};
 
 use crate::tree::{DataTree, TreeConfig};
 use crate::txlog::LogWriter;

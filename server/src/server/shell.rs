@@ -13,10 +13,10 @@ use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::{ConnectRequest, Id};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::core::{Core, RequestFault};
-use super::io::{Io, LogCut, SnapshotFile};
 use crate::config::Config;
 use crate::quorum::transport::{Incoming, PeerSender};
+use crate::replica::io::{Io, LogCut, SnapshotFile};
+use crate::replica::{Core, RequestFault};
 use crate::tree::ConnId;
 use crate::txlog::stats::LogStats;
 use crate::txlog::{LogStatus, LogWriter};

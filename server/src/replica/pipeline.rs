@@ -6,8 +6,8 @@ use bytes::Bytes;
 use ferrokeeper_proto::Jute;
 use ferrokeeper_proto::txn::TxnRecord;
 
+use super::consensus::origin_conn;
 use super::core::{Core, Origin, Pending};
-use super::replica::origin_conn;
 use crate::metrics::STAGES;
 use crate::tree::{self, Caller, Txn, TxnHeader};
 use crate::zab::Input;
@@ -25,7 +25,7 @@ const STAGE_END_TO_END: usize = 4;
 impl Core {
     /// Leader: stamps a prepped txn with the peer's next zxid and the time, and proposes it
     /// (duty 4); it is applied, and its client answered, once committed.
-    pub(super) fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
+    pub(crate) fn propose(&mut self, caller: &Caller, cxid: i32, txn: Txn, origin: Origin) {
         let Some(zxid) = self.prep_zxid() else {
             if let Some(conn) = origin_conn(&origin) {
                 self.close_connection(conn);
@@ -53,7 +53,7 @@ impl Core {
 
     /// Zab committed everything up to `committed`: apply those txns in order, answer their
     /// clients, and run the requests that waited behind them.
-    pub(super) fn on_commit(&mut self, committed: i64) {
+    pub(crate) fn on_commit(&mut self, committed: i64) {
         let durable_at = self.io.now();
         // Standalone, the commit is the log's fsync; in an ensemble, the quorum's acks.
         let stage = if self.replica.standalone { STAGE_LOG } else { STAGE_QUORUM_ACK };
@@ -75,7 +75,7 @@ impl Core {
                 Origin::Forwarded { received, .. } => Some(*received),
                 _ => client,
             };
-            let (header, conn) = (record.header.clone(), super::replica::origin_conn(&origin));
+            let (header, conn) = (record.header.clone(), super::consensus::origin_conn(&origin));
             let err = self.apply(record, origin);
             self.txn_applied(&header, conn);
             let applied_at = self.io.now();
@@ -104,7 +104,7 @@ impl Core {
     }
 
     /// Applies a txn and answers whoever waits for it; returns the reply's error code (0: ok).
-    pub(super) fn apply(&mut self, record: TxnRecord, origin: Origin) -> i32 {
+    pub(crate) fn apply(&mut self, record: TxnRecord, origin: Origin) -> i32 {
         let zxid = record.header.zxid;
         let outcome = self.tree.apply(&record.header, &record.txn);
         let err = outcome.reply.as_ref().err().map_or(0, |code| code.as_i32());

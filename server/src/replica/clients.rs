@@ -2,8 +2,8 @@
 //! per-connection output buffer (replies and watch events in execution order, handed to the
 //! connection task once per batch), and closing.
 
+use ::core::net::SocketAddr;
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -114,19 +114,19 @@ impl Core {
         tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
     }
 
-    pub(super) fn send_connect_response(&mut self, conn: ConnId, response: &ConnectResponse) {
+    pub(crate) fn send_connect_response(&mut self, conn: ConnId, response: &ConnectResponse) {
         let Some(state) = self.connections.get_mut(&conn) else { return };
         frame::write(&mut state.pending, |b| response.write(b));
         self.dirty.push(conn);
     }
 
-    pub(super) fn caller(&self, conn: ConnId) -> Caller {
+    pub(crate) fn caller(&self, conn: ConnId) -> Caller {
         self.connections.get(&conn).map(|c| c.caller.clone()).unwrap_or_default()
     }
 
     /// The origin of a client's write (`close`: a closeSession). Tracing samples writes here,
     /// so that a traced write's span opens at `received`.
-    pub(super) fn client_origin(
+    pub(crate) fn client_origin(
         &self,
         conn: ConnId,
         xid: i32,
@@ -145,13 +145,13 @@ impl Core {
         }
     }
 
-    pub(super) fn dequeue(&mut self, conn: ConnId) {
+    pub(crate) fn dequeue(&mut self, conn: ConnId) {
         if let Some(state) = self.connections.get_mut(&conn) {
             state.queued -= 1;
         }
     }
 
-    pub(super) fn push_event(&mut self, conn: ConnId, zxid: i64, event: &WatcherEvent) {
+    pub(crate) fn push_event(&mut self, conn: ConnId, zxid: i64, event: &WatcherEvent) {
         let Some(state) = self.connections.get_mut(&conn) else { return };
         let header = ReplyHeader { xid: ferrokeeper_proto::op::xid::NOTIFICATION, zxid, err: 0 };
         frame::write(&mut state.pending, |b| {
@@ -163,7 +163,7 @@ impl Core {
         self.dirty.push(conn);
     }
 
-    pub(super) fn reply(
+    pub(crate) fn reply(
         &mut self,
         conn: ConnId,
         xid: i32,
@@ -248,7 +248,7 @@ impl Core {
     }
 
     /// Queues a close after whatever is pending and forgets the connection.
-    pub(super) fn close_connection(&mut self, conn: ConnId) {
+    pub(crate) fn close_connection(&mut self, conn: ConnId) {
         if let Some(state) = self.connections.get_mut(&conn)
             && !state.pending.is_empty()
         {
@@ -270,7 +270,7 @@ impl Core {
         }
     }
 
-    pub(super) fn close_all_connections(&mut self) {
+    pub(crate) fn close_all_connections(&mut self) {
         let conns: Vec<ConnId> = self.connections.keys().copied().collect();
         for conn in conns {
             self.close_connection(conn);

@@ -17,7 +17,7 @@ use crate::quorum::wire::PeerMessage;
 use crate::tree::{self, ConnId, Txn};
 use crate::zab::Role;
 
-pub(super) fn is_write_op(op_code: i32) -> bool {
+pub(crate) fn is_write_op(op_code: i32) -> bool {
     matches!(
         op_code,
         op::CREATE
@@ -82,7 +82,7 @@ impl Core {
     }
 
     /// A decoded client request (after the session checks); `Err` is a malformed write.
-    pub(super) fn replica_request(
+    pub(crate) fn replica_request(
         &mut self,
         conn_id: ConnId,
         xid: i32,
@@ -153,7 +153,7 @@ impl Core {
     }
 
     /// Runs a request that needs no txn.
-    pub(super) fn execute(
+    pub(crate) fn execute(
         &mut self,
         conn_id: ConnId,
         xid: i32,
@@ -255,7 +255,7 @@ impl Core {
     }
 
     /// Turns a write request into a txn and queues it on the log.
-    pub(super) fn propose_request(
+    pub(crate) fn propose_request(
         &mut self,
         conn_id: ConnId,
         xid: i32,
@@ -282,7 +282,7 @@ impl Core {
         self.propose(&caller, xid, txn, origin);
     }
 
-    pub(super) fn set_watches(
+    pub(crate) fn set_watches(
         &mut self,
         conn: ConnId,
         xid: i32,

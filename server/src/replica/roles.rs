@@ -6,7 +6,7 @@ use crate::tree::SessionId;
 use crate::zab::{Role, Sid};
 
 impl Core {
-    pub(super) fn role(&self) -> Role {
+    pub(crate) fn role(&self) -> Role {
         self.replica.role
     }
 
@@ -36,22 +36,22 @@ impl Core {
     }
 
     /// Whether clients are served: when following or leading.
-    pub(super) fn serving(&self) -> bool {
+    pub(crate) fn serving(&self) -> bool {
         self.role() != Role::Looking
     }
 
     /// Whether this server may stamp txns (the established leader; standalone, always).
-    pub(super) fn may_propose(&self) -> bool {
+    pub(crate) fn may_propose(&self) -> bool {
         self.role() == Role::Leading
     }
 
     /// The zxid the next prepped txn gets, if this server may propose one now.
-    pub(super) fn prep_zxid(&self) -> Option<i64> {
+    pub(crate) fn prep_zxid(&self) -> Option<i64> {
         self.replica.peer.next_zxid()
     }
 
     /// Entering LOOKING: counts the election and opens its span.
-    pub(super) fn start_election(&mut self) {
+    pub(crate) fn start_election(&mut self) {
         let now = self.io.now();
         let replica = &mut self.replica;
         if replica.election.is_none() {
@@ -73,7 +73,7 @@ impl Core {
         }
     }
 
-    pub(super) fn on_role_changed(&mut self, role: Role, leader: Option<Sid>, epoch: i64) {
+    pub(crate) fn on_role_changed(&mut self, role: Role, leader: Option<Sid>, epoch: i64) {
         if role == Role::Looking {
             self.start_election();
         }

@@ -2,8 +2,8 @@
 //! It executes requests in arrival order, stamps writes with zxids and time, delivers watch
 //! events and replies, expires sessions and reaps containers/TTL nodes on a timer.
 
+use ::core::net::SocketAddr;
 use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,7 +24,7 @@ pub const VERSION: &str =
 
 /// The target of the per-request TRACE lines (`reply`, `write applied`), wherever they are
 /// logged from: `RUST_LOG=info,ferrokeeper_server::server::core=trace` (docs/tracing.md).
-pub(super) const TRACE_TARGET: &str = "ferrokeeper_server::server::core";
+pub(crate) const TRACE_TARGET: &str = "ferrokeeper_server::server::core";
 
 /// Why a request body could not be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,10 +34,10 @@ pub enum RequestFault {
 }
 
 /// A sampled write's open span (see [`crate::telemetry`]); `None` for nearly every write.
-pub(super) type Trace = Option<Box<RequestTrace>>;
+pub(crate) type Trace = Option<Box<RequestTrace>>;
 
 /// Who waits for a txn to be applied.
-pub(super) enum Origin {
+pub(crate) enum Origin {
     /// A client request: reply to it.
     Client { conn: ConnId, xid: i32, op: i32, received: Instant, trace: Trace },
     /// A new session: send the ConnectResponse.
@@ -51,7 +51,7 @@ pub(super) enum Origin {
 }
 
 impl Origin {
-    pub(super) fn take_trace(&mut self) -> Trace {
+    pub(crate) fn take_trace(&mut self) -> Trace {
         match self {
             Origin::Client { trace, .. } | Origin::Close { trace, .. } | Origin::Forwarded { trace, .. } => {
                 trace.take()
@@ -61,7 +61,7 @@ impl Origin {
     }
 
     /// The ids a forwarded write carries to the leader when it is traced.
-    pub(super) fn trace_parent(&self) -> Option<crate::quorum::wire::TraceParent> {
+    pub(crate) fn trace_parent(&self) -> Option<crate::quorum::wire::TraceParent> {
         match self {
             Origin::Client { trace: Some(trace), .. } | Origin::Close { trace: Some(trace), .. } => {
                 trace.parent()
@@ -72,10 +72,10 @@ impl Origin {
 }
 
 /// An entry of the commit queue: a txn in the log, applied once committed.
-pub(super) struct Pending {
-    pub(super) record: TxnRecord,
-    pub(super) origin: Origin,
-    pub(super) proposed: Instant,
+pub(crate) struct Pending {
+    pub(crate) record: TxnRecord,
+    pub(crate) origin: Origin,
+    pub(crate) proposed: Instant,
 }
 
 pub struct ConnState {
@@ -109,33 +109,33 @@ pub struct Core {
     pub connections: HashMap<ConnId, ConnState>,
     pub session_conn: HashMap<SessionId, ConnId>,
     /// Connections with frames waiting in `pending`.
-    pub(super) dirty: Vec<ConnId>,
+    pub(crate) dirty: Vec<ConnId>,
     pub started: Instant,
     pub packets_received: u64,
     pub packets_sent: u64,
     pub latency: LatencyStats,
-    pub(super) last_reap: Instant,
+    pub(crate) last_reap: Instant,
     pub trace_mask: i64,
     /// Every effect on the world: clients, peers, the log, files, the clock (`io.rs`).
-    pub(super) io: Box<dyn Io>,
+    pub(crate) io: Box<dyn Io>,
     /// Logged txns waiting for their commit, in zxid order.
-    pub(super) pending: VecDeque<Pending>,
+    pub(crate) pending: VecDeque<Pending>,
     /// Txns applied since the last snapshot, and how many trigger the next one (snapCount/2 +
     /// a random part, so ensemble members do not snapshot together).
-    pub(super) txns_since_snapshot: u64,
-    pub(super) snapshot_after: u64,
-    pub(super) snapshot_running: Arc<std::sync::atomic::AtomicBool>,
+    pub(crate) txns_since_snapshot: u64,
+    pub(crate) snapshot_after: u64,
+    pub(crate) snapshot_running: Arc<std::sync::atomic::AtomicBool>,
     /// The snapshot being serialized, a chunk per loop iteration.
-    pub(super) snapshot: Option<Box<SnapshotWork>>,
+    pub(crate) snapshot: Option<Box<SnapshotWork>>,
     /// Learners asking for a snapshot while another one is being serialized.
-    pub(super) snapshot_waiting: Vec<crate::zab::Sid>,
-    pub(super) last_snapshot_bytes: usize,
-    pub(super) last_purge: Instant,
-    pub(super) metrics: crate::metrics::ServerMetrics,
+    pub(crate) snapshot_waiting: Vec<crate::zab::Sid>,
+    pub(crate) last_snapshot_bytes: usize,
+    pub(crate) last_purge: Instant,
+    pub(crate) metrics: crate::metrics::ServerMetrics,
     /// The Zab peer (one voter when standalone) and the replica's bookkeeping.
-    pub(super) replica: Box<super::replica::Replica>,
+    pub(crate) replica: Box<super::consensus::Replica>,
     /// Request and commit-stage spans; `None` (the default) when OTLP export is off.
-    pub(super) tracer: Option<RequestTracer>,
+    pub(crate) tracer: Option<RequestTracer>,
 }
 
 impl Core {
@@ -149,7 +149,7 @@ impl Core {
         tree: DataTree,
         mut io: Box<dyn Io>,
         metrics: crate::metrics::ServerMetrics,
-        replica: super::replica::Replica,
+        replica: super::consensus::Replica,
         server_id: u8,
         tail: Vec<TxnRecord>,
     ) -> Core {
@@ -195,7 +195,7 @@ impl Core {
     }
 
     /// Monotonic milliseconds, for session expiry.
-    pub(super) fn mono_ms(&self) -> i64 {
+    pub(crate) fn mono_ms(&self) -> i64 {
         self.io.now().saturating_duration_since(self.started).as_millis() as i64
     }
 

@@ -44,23 +44,23 @@ pub struct Replica {
     pub role: Role,
     pub leader: Option<Sid>,
     /// The leader's own proposals between `Propose` and their `Persist` output.
-    pub(super) proposing: HashMap<Zxid, (TxnRecord, Origin)>,
+    pub(crate) proposing: HashMap<Zxid, (TxnRecord, Origin)>,
     /// Writes this follower forwarded, by (session, cxid), until their txn is logged.
-    pub(super) awaiting: HashMap<(SessionId, i32), Awaiting>,
+    pub(crate) awaiting: HashMap<(SessionId, i32), Awaiting>,
     /// Order of forwarding (a re-forward after a leader change keeps each session's order).
-    pub(super) forward_seq: u64,
+    pub(crate) forward_seq: u64,
     /// Connections with a sync at the front of their held queue.
-    pub(super) sync_waiters: HashSet<ConnId>,
+    pub(crate) sync_waiters: HashSet<ConnId>,
     /// Sessions active since the last `Touch` (follower).
-    pub(super) touched: HashSet<SessionId>,
-    pub(super) tree_config: TreeConfig,
+    pub(crate) touched: HashSet<SessionId>,
+    pub(crate) tree_config: TreeConfig,
     /// The election under way (LOOKING): its span and start.
-    pub(super) election: Option<(tracing::Span, Instant)>,
+    pub(crate) election: Option<(tracing::Span, Instant)>,
     /// Requests of kept connections that arrived while LOOKING, in arrival order.
-    pub(super) parked: VecDeque<Parked>,
+    pub(crate) parked: VecDeque<Parked>,
     /// Leader: writes waiting for a zxid (the outstanding-proposal bound was reached), in
     /// arrival order. Proposed as commits free room; never dropped.
-    pub(super) waiting_zxid: VecDeque<WaitingWrite>,
+    pub(crate) waiting_zxid: VecDeque<WaitingWrite>,
 }
 
 impl Replica {
@@ -84,7 +84,7 @@ impl Replica {
     }
 }
 
-pub(super) fn origin_conn(origin: &Origin) -> Option<ConnId> {
+pub(crate) fn origin_conn(origin: &Origin) -> Option<ConnId> {
     match origin {
         Origin::Client { conn, .. } | Origin::Connect { conn, .. } | Origin::Close { conn, .. } => {
             Some(*conn)
@@ -95,11 +95,11 @@ pub(super) fn origin_conn(origin: &Origin) -> Option<ConnId> {
 
 impl Core {
     /// Sends a message to another server (best effort: zab copes with loss).
-    pub(super) fn send_peer(&mut self, to: Sid, message: &PeerMessage) -> bool {
+    pub(crate) fn send_peer(&mut self, to: Sid, message: &PeerMessage) -> bool {
         self.io.send(to, message.encode())
     }
 
-    pub(super) fn zab_now_ms(&self) -> u64 {
+    pub(crate) fn zab_now_ms(&self) -> u64 {
         self.io.now().saturating_duration_since(self.started).as_millis() as u64
     }
 
@@ -114,7 +114,7 @@ impl Core {
     }
 
     /// One input, then its outputs in order (duty 1).
-    pub(super) fn zab_step(&mut self, input: Input) {
+    pub(crate) fn zab_step(&mut self, input: Input) {
         let mut queue = VecDeque::from([input]);
         while let Some(input) = queue.pop_front() {
             let mut out = Vec::new();
@@ -127,11 +127,11 @@ impl Core {
         }
     }
 
-    pub(super) fn fail(&mut self, reason: String) {
+    pub(crate) fn fail(&mut self, reason: String) {
         self.io.fatal(reason);
     }
 
-    pub(super) fn zab_output(&mut self, output: Output) -> Option<Input> {
+    pub(crate) fn zab_output(&mut self, output: Output) -> Option<Input> {
         match output {
             Output::Send { to, msg } => {
                 self.send_peer(to, &PeerMessage::Zab(msg));
@@ -186,7 +186,7 @@ impl Core {
     }
 
     /// Duty 2: append to the log; remember the txn (and who waits for it) until committed.
-    pub(super) fn persist_entry(&mut self, zxid: Zxid, payload: Bytes) {
+    pub(crate) fn persist_entry(&mut self, zxid: Zxid, payload: Bytes) {
         let replica = &mut self.replica;
         let (record, origin) = match replica.proposing.remove(&zxid) {
             Some(proposed) => proposed,
@@ -209,14 +209,14 @@ impl Core {
 
     /// Stops the log, cuts it, starts it again with `durable` as its durable watermark
     /// (duty 1: done before the next output).
-    pub(super) fn restart_log(&mut self, durable: Zxid, cut: LogCut) {
+    pub(crate) fn restart_log(&mut self, durable: Zxid, cut: LogCut) {
         if let Err(reason) = self.io.log_restart(durable, cut) {
             self.fail(reason);
         }
     }
 
     /// Duty 5: replace the state and the log with the leader's snapshot.
-    pub(super) fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
+    pub(crate) fn install_snapshot(&mut self, zxid: Zxid, data: Bytes) {
         let tree_config = self.replica.tree_config.clone();
         tracing::info!(
             zxid = format_args!("0x{zxid:x}"),

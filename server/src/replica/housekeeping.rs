@@ -10,7 +10,7 @@ use super::core::{Core, Origin};
 use crate::tree::Caller;
 
 impl Core {
-    pub(super) fn update_gauges(&self) {
+    pub(crate) fn update_gauges(&self) {
         let m = &self.metrics;
         m.connections.set(self.connections.len() as i64);
         m.sessions.set(self.tree.sessions().len() as i64);

@@ -21,14 +21,14 @@ use crate::zab::{Role, Sid};
 /// A follower's client write as the leader received it.
 pub struct ForwardedWrite {
     /// The follower that forwarded it.
-    pub(super) from: Sid,
-    pub(super) session: SessionId,
-    pub(super) cxid: i32,
-    pub(super) op: i32,
-    pub(super) auth: Vec<Id>,
-    pub(super) body: Bytes,
-    pub(super) trace: Option<TraceParent>,
-    pub(super) received: Instant,
+    pub(crate) from: Sid,
+    pub(crate) session: SessionId,
+    pub(crate) cxid: i32,
+    pub(crate) op: i32,
+    pub(crate) auth: Vec<Id>,
+    pub(crate) body: Bytes,
+    pub(crate) trace: Option<TraceParent>,
+    pub(crate) received: Instant,
 }
 
 /// A write at the leader that waits for room under the outstanding-proposal bound.
@@ -40,7 +40,7 @@ pub enum WaitingWrite {
 impl Core {
     /// The leader preps a follower's write with the caller's session and auth and proposes it.
     #[allow(clippy::too_many_arguments)]
-    pub(super) fn on_forward(
+    pub(crate) fn on_forward(
         &mut self,
         from: Sid,
         session: SessionId,
@@ -65,7 +65,7 @@ impl Core {
     }
 
     /// Preps and proposes a forwarded write (a zxid is available).
-    pub(super) fn propose_forwarded(&mut self, write: ForwardedWrite) {
+    pub(crate) fn propose_forwarded(&mut self, write: ForwardedWrite) {
         let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received, .. } = write;
         let Some(zxid) = self.prep_zxid() else { return };
         let caller = Caller { session_id: session, conn: 0, auth };
@@ -84,7 +84,7 @@ impl Core {
     /// Preps a write that a follower forwarded as (opcode, request body) with the caller's
     /// session and auth: createSession carries its timeout, an undecodable body is an error
     /// txn. `None` for a body that is not a write.
-    pub(super) fn forwarded_txn(
+    pub(crate) fn forwarded_txn(
         &mut self,
         caller: &Caller,
         op_code: i32,
@@ -117,7 +117,7 @@ impl Core {
     /// Runs `propose` for a write of `conn` whose place in the connection's order is already
     /// held (queued for a zxid, or forwarded to a leader that is gone): the proposal adds a
     /// placeholder of its own at the back, which is dropped again.
-    pub(super) fn propose_in_held_place(&mut self, conn: ConnId, propose: impl FnOnce(&mut Core)) {
+    pub(crate) fn propose_in_held_place(&mut self, conn: ConnId, propose: impl FnOnce(&mut Core)) {
         let Some(before) = self.connections.get(&conn).map(|state| state.held.len()) else { return };
         propose(self);
         if let Some(state) = self.connections.get_mut(&conn)
@@ -131,7 +131,7 @@ impl Core {
 
     /// Leader: a client write of this server, proposed now or, when the outstanding-proposal
     /// bound is reached, queued behind the writes already waiting.
-    pub(super) fn leader_write(
+    pub(crate) fn leader_write(
         &mut self,
         conn: ConnId,
         xid: i32,
@@ -152,7 +152,7 @@ impl Core {
     }
 
     /// Leader, after commits freed room: proposes the waiting writes, in order, while room lasts.
-    pub(super) fn propose_waiting(&mut self) {
+    pub(crate) fn propose_waiting(&mut self) {
         loop {
             let r = &mut self.replica;
             if r.role != Role::Leading || r.peer.next_zxid().is_none() {
@@ -172,7 +172,7 @@ impl Core {
     /// Requests this server holds that are not yet in the commit queue: forwarded writes
     /// waiting for their txn (follower), writes waiting for a zxid (leader), parked requests.
     /// Counted with the commit queue against `globalOutstandingLimit`.
-    pub(super) fn replica_outstanding(&self) -> usize {
+    pub(crate) fn replica_outstanding(&self) -> usize {
         let r = &self.replica;
         r.awaiting.len() + r.waiting_zxid.len() + r.parked.len()
     }

@@ -22,7 +22,7 @@ pub enum Held {
 }
 
 impl Core {
-    pub(super) fn hold_write(&mut self, conn: ConnId) {
+    pub(crate) fn hold_write(&mut self, conn: ConnId) {
         if let Some(state) = self.connections.get_mut(&conn) {
             state.queued += 1;
             state.held.push_back(Held::Write { done: false });
@@ -30,7 +30,7 @@ impl Core {
     }
 
     /// A txn of this connection was applied (its reply is queued): run what waited behind it.
-    pub(super) fn write_applied(&mut self, conn: ConnId) {
+    pub(crate) fn write_applied(&mut self, conn: ConnId) {
         let Some(state) = self.connections.get_mut(&conn) else { return };
         for held in state.held.iter_mut() {
             if let Held::Write { done } = held
@@ -44,7 +44,7 @@ impl Core {
     }
 
     /// Completes the connection's held requests from the front while they can complete.
-    pub(super) fn drain_held(&mut self, conn: ConnId) {
+    pub(crate) fn drain_held(&mut self, conn: ConnId) {
         loop {
             let applied = self.tree.last_processed_zxid();
             let Some(state) = self.connections.get_mut(&conn) else { return };
@@ -77,7 +77,7 @@ impl Core {
         }
     }
 
-    pub(super) fn drain_sync_waiters(&mut self) {
+    pub(crate) fn drain_sync_waiters(&mut self) {
         let r = &mut self.replica;
         if r.sync_waiters.is_empty() {
             return;

@@ -10,9 +10,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use ferrokeeper_proto::request::Request;
 
+use super::consensus::origin_conn;
 use super::core::{Core, Origin};
 use super::ordering::Held;
-use super::replica::origin_conn;
 use crate::quorum::wire::PeerMessage;
 use crate::tree::{ConnId, SessionId};
 use crate::zab::Role;
@@ -20,19 +20,19 @@ use crate::zab::Role;
 /// A write this follower forwarded and has not yet seen as a proposal: enough to forward it
 /// again (or propose it, as the new leader) if the leader changes before it is logged.
 pub struct Awaiting {
-    pub(super) origin: Origin,
-    pub(super) op: i32,
-    pub(super) body: Bytes,
-    pub(super) seq: u64,
+    pub(crate) origin: Origin,
+    pub(crate) op: i32,
+    pub(crate) body: Bytes,
+    pub(crate) seq: u64,
 }
 
 /// A client request that arrived while the server had no leader.
 pub struct Parked {
-    pub(super) conn: ConnId,
-    pub(super) xid: i32,
-    pub(super) op: i32,
-    pub(super) request: Result<Request, ()>,
-    pub(super) received: Instant,
+    pub(crate) conn: ConnId,
+    pub(crate) xid: i32,
+    pub(crate) op: i32,
+    pub(crate) request: Result<Request, ()>,
+    pub(crate) received: Instant,
 }
 
 impl Core {
@@ -41,7 +41,7 @@ impl Core {
     /// (a leader forgets forwards when it steps down): they go to the new leader again, in
     /// their original order (or are proposed here, if this server leads now); syncs are asked
     /// again. Then the requests parked meanwhile run.
-    pub(super) fn resume_after_election(&mut self) {
+    pub(crate) fn resume_after_election(&mut self) {
         let r = &mut self.replica;
         let mut lost: Vec<((SessionId, i32), Awaiting)> = r.awaiting.drain().collect();
         lost.sort_by_key(|(_, a)| a.seq);
@@ -102,7 +102,7 @@ impl Core {
 
     /// Follower: a write the old leader never logged goes to the new one (its place in the
     /// connection's order is still held).
-    pub(super) fn forward_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
+    pub(crate) fn forward_again(&mut self, conn: ConnId, session: SessionId, cxid: i32, awaiting: Awaiting) {
         let caller = self.caller(conn);
         let trace = awaiting.origin.trace_parent();
         let r = &mut self.replica;
@@ -126,7 +126,7 @@ impl Core {
     }
 
     /// New leader: a write it had forwarded to the old leader, never logged, is proposed here.
-    pub(super) fn propose_again(&mut self, conn: ConnId, cxid: i32, awaiting: Awaiting) {
+    pub(crate) fn propose_again(&mut self, conn: ConnId, cxid: i32, awaiting: Awaiting) {
         let Some(zxid) = self.prep_zxid() else {
             self.close_connection(conn);
             return;
@@ -142,7 +142,7 @@ impl Core {
 
     /// A request while LOOKING: parked until the server serves again (bounded by
     /// `globalOutstandingLimit`; beyond it the connection is closed).
-    pub(super) fn park(
+    pub(crate) fn park(
         &mut self,
         conn: ConnId,
         xid: i32,
@@ -160,7 +160,7 @@ impl Core {
     }
 
     /// Serving again: the parked requests run in arrival order.
-    pub(super) fn unpark(&mut self) {
+    pub(crate) fn unpark(&mut self) {
         let r = &mut self.replica;
         let parked = std::mem::take(&mut r.parked);
         for Parked { conn, xid, op, request, received } in parked {
@@ -172,7 +172,7 @@ impl Core {
 
     /// Core tick while LOOKING: connections kept longer than their grace are closed, so their
     /// clients try another server.
-    pub(super) fn expire_parked(&mut self) {
+    pub(crate) fn expire_parked(&mut self) {
         let r = &self.replica;
         if r.role != Role::Looking {
             return;

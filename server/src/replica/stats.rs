@@ -14,7 +14,7 @@ pub struct LatencyStats {
 }
 
 impl LatencyStats {
-    pub(super) fn record(&mut self, ms: u64) {
+    pub(crate) fn record(&mut self, ms: u64) {
         if self.count == 0 || ms < self.min_ms {
             self.min_ms = ms;
         }

@@ -12,7 +12,7 @@ use crate::zab::Role;
 
 impl Core {
     /// A new session: a txn at the leader, forwarded from a follower.
-    pub(super) fn create_session(
+    pub(crate) fn create_session(
         &mut self,
         conn: ConnId,
         session: SessionId,
@@ -39,7 +39,7 @@ impl Core {
         }
     }
 
-    pub(super) fn touch_later(&mut self, session: SessionId) {
+    pub(crate) fn touch_later(&mut self, session: SessionId) {
         let r = &mut self.replica;
         if r.role == Role::Following {
             r.touched.insert(session);
@@ -47,7 +47,7 @@ impl Core {
     }
 
     /// Follower, every core tick: report the active sessions to the leader.
-    pub(super) fn send_touches(&mut self) {
+    pub(crate) fn send_touches(&mut self) {
         let r = &mut self.replica;
         if r.role != Role::Following || r.touched.is_empty() {
             return;
@@ -59,7 +59,7 @@ impl Core {
 
     /// After a txn was applied: a closeSession (expiry at the leader, or a client's close
     /// elsewhere) ends the session's local connection too.
-    pub(super) fn txn_applied(&mut self, header: &TxnHeader, origin_conn: Option<ConnId>) {
+    pub(crate) fn txn_applied(&mut self, header: &TxnHeader, origin_conn: Option<ConnId>) {
         if header.txn_type == op::CLOSE_SESSION {
             self.tracker.remove(header.client_id);
             if let Some(conn) = self.session_conn.get(&header.client_id).copied()

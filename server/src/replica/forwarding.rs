@@ -13,7 +13,7 @@ use crate::tree::ConnId;
 use crate::zab::{Input, Role, Sid};
 
 /// A forwarded write whose body could not be decoded at the follower.
-pub(super) const FORWARD_MALFORMED: i32 = i32::MIN;
+pub(crate) const FORWARD_MALFORMED: i32 = i32::MIN;
 
 impl Core {
     /// The connection with another server ended (after its last message). Its forwarded
@@ -69,7 +69,7 @@ impl Core {
     }
 
     /// A follower sends a client's write to the leader and waits for its txn.
-    pub(super) fn forward(&mut self, conn: ConnId, cxid: i32, op_code: i32, body: Bytes, origin: Origin) {
+    pub(crate) fn forward(&mut self, conn: ConnId, cxid: i32, op_code: i32, body: Bytes, origin: Origin) {
         let Some(leader) = self.replica.leader else {
             self.close_connection(conn);
             return;

@@ -10,7 +10,7 @@ use super::io::SnapshotFile;
 const SNAPSHOT_CHUNK_NODES: usize = 1024;
 
 /// A snapshot being serialized by the core, a chunk at a time.
-pub(super) struct SnapshotWork {
+pub(crate) struct SnapshotWork {
     encoder: crate::txlog::snapshot::Encoder,
     /// Written to the snapshot directory (a periodic snapshot), or only handed to learners.
     to_disk: bool,
@@ -25,7 +25,7 @@ pub(super) struct SnapshotWork {
 }
 
 /// ZooKeeper's SyncRequestProcessor: snapshot after snapCount/2 + rand[0, snapCount/2) txns.
-pub(super) fn snapshot_threshold(snap_count: u64, random: u64) -> u64 {
+pub(crate) fn snapshot_threshold(snap_count: u64, random: u64) -> u64 {
     let half = (snap_count / 2).max(1);
     half + random % half
 }
@@ -35,7 +35,7 @@ impl Core {
     /// serializes it a chunk of nodes per loop iteration ([`Core::snapshot_step`]), between
     /// batches of requests, while txns keep being applied (the tree keeps the pre-images of
     /// nodes that change before their turn); a thread of its own writes the file.
-    pub(super) fn take_snapshot(&mut self) {
+    pub(crate) fn take_snapshot(&mut self) {
         use std::sync::atomic::Ordering;
         if self.snapshot.is_some() {
             // A snapshot for a learner is under way; try again after the next txn.
@@ -52,7 +52,7 @@ impl Core {
     }
 
     /// Starts serializing the applied tree, a chunk per loop turn (`snapshot_step`).
-    pub(super) fn begin_snapshot(&mut self, to_disk: bool, for_peers: Vec<crate::zab::Sid>) {
+    pub(crate) fn begin_snapshot(&mut self, to_disk: bool, for_peers: Vec<crate::zab::Sid>) {
         let (zxid, sessions) = self.tree.snapshot_begin();
         let span = tracing::info_span!("snapshot", zxid = format_args!("0x{zxid:x}"), to_disk);
         self.snapshot = Some(Box::new(SnapshotWork {
@@ -74,7 +74,7 @@ impl Core {
 
     /// A learner needs a SNAP sync: serialize the tree in chunks like a periodic snapshot (no
     /// pause that grows with the tree), after the one under way if any.
-    pub(super) fn snapshot_for_peer(&mut self, to: crate::zab::Sid) {
+    pub(crate) fn snapshot_for_peer(&mut self, to: crate::zab::Sid) {
         match self.snapshot.as_mut() {
             Some(_) => {
                 if !self.snapshot_waiting.contains(&to) {
