@@ -21,7 +21,9 @@
 //! `leader_queue.rs` (writes waiting for a zxid), `snapshotter.rs`, `housekeeping.rs`
 //! (timer), `stats.rs`; this file executes zab's outputs.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use super::{Map, Set};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -44,15 +46,15 @@ pub struct Replica {
     pub role: Role,
     pub leader: Option<Sid>,
     /// The leader's own proposals between `Propose` and their `Persist` output.
-    pub(crate) proposing: HashMap<Zxid, (TxnRecord, Origin)>,
+    pub(crate) proposing: Map<Zxid, (TxnRecord, Origin)>,
     /// Writes this follower forwarded, by (session, cxid), until their txn is logged.
-    pub(crate) awaiting: HashMap<(SessionId, i32), Awaiting>,
+    pub(crate) awaiting: Map<(SessionId, i32), Awaiting>,
     /// Order of forwarding (a re-forward after a leader change keeps each session's order).
     pub(crate) forward_seq: u64,
     /// Connections with a sync at the front of their held queue.
-    pub(crate) sync_waiters: HashSet<ConnId>,
+    pub(crate) sync_waiters: Set<ConnId>,
     /// Sessions active since the last `Touch` (follower).
-    pub(crate) touched: HashSet<SessionId>,
+    pub(crate) touched: Set<SessionId>,
     pub(crate) tree_config: TreeConfig,
     /// The election under way (LOOKING): its span and start.
     pub(crate) election: Option<(tracing::Span, Instant)>,
@@ -72,11 +74,11 @@ impl Replica {
             role: Role::Looking,
             election: None,
             leader: None,
-            proposing: HashMap::new(),
-            awaiting: HashMap::new(),
+            proposing: Map::default(),
+            awaiting: Map::default(),
             forward_seq: 0,
-            sync_waiters: HashSet::new(),
-            touched: HashSet::new(),
+            sync_waiters: Set::default(),
+            touched: Set::default(),
             parked: VecDeque::new(),
             waiting_zxid: VecDeque::new(),
             tree_config,

@@ -3,7 +3,9 @@
 //! events and replies, expires sessions and reaps containers/TTL nodes on a timer.
 
 use ::core::net::SocketAddr;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use super::Map;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -106,8 +108,8 @@ pub struct Core {
     pub config: Arc<Config>,
     pub tree: DataTree,
     pub tracker: SessionTracker,
-    pub connections: HashMap<ConnId, ConnState>,
-    pub session_conn: HashMap<SessionId, ConnId>,
+    pub connections: Map<ConnId, ConnState>,
+    pub session_conn: Map<SessionId, ConnId>,
     /// Connections with frames waiting in `pending`.
     pub(crate) dirty: Vec<ConnId>,
     pub started: Instant,
@@ -171,8 +173,8 @@ impl Core {
             metrics,
             config,
             tree,
-            connections: HashMap::new(),
-            session_conn: HashMap::new(),
+            connections: Map::default(),
+            session_conn: Map::default(),
             dirty: Vec::new(),
             started,
             packets_received: 0,

@@ -39,13 +39,44 @@ impl Core {
     /// Serving again after an election (synced with the new leader): writes forwarded to the
     /// old leader that the sync did not bring are not in the new history and never will be
     /// (a leader forgets forwards when it steps down): they go to the new leader again, in
-    /// their original order (or are proposed here, if this server leads now); syncs are asked
-    /// again. Then the requests parked meanwhile run.
+    /// their original order (or are proposed here, if this server leads now), after the syncs
+    /// are asked again. Then the requests parked meanwhile run.
     pub(crate) fn resume_after_election(&mut self) {
         let r = &mut self.replica;
         let mut lost: Vec<((SessionId, i32), Awaiting)> = r.awaiting.drain().collect();
         lost.sort_by_key(|(_, a)| a.seq);
         let leading = r.role == Role::Leading;
+        // Every held sync is asked again, first: a point the old leader gave may not exist in
+        // the new history, and a sync answered after a write of the same connection that
+        // follows it would reach its client out of order.
+        let last = self.replica.peer.last_zxid();
+        let leader = self.replica.leader;
+        let mut asks = Vec::new();
+        for (conn, state) in self.connections.iter_mut() {
+            let mut any = false;
+            for held in state.held.iter_mut() {
+                if let Held::Sync { xid, target, .. } = held {
+                    *target = leading.then_some(last);
+                    asks.push((*conn, state.caller.session_id, *xid));
+                    any = true;
+                }
+            }
+            if any && leading {
+                self.replica.sync_waiters.insert(*conn);
+            }
+        }
+        for (_, session, xid) in asks.iter().filter(|_| !leading) {
+            if let Some(leader) = leader {
+                let (session, cxid) = (*session, *xid);
+                self.send_peer(leader, &PeerMessage::SyncRequest { session, cxid });
+            }
+        }
+        if leading {
+            let waiters: Vec<ConnId> = self.replica.sync_waiters.iter().copied().collect();
+            for conn in waiters {
+                self.drain_held(conn);
+            }
+        }
         for ((session, cxid), awaiting) in lost {
             let Some(conn) = origin_conn(&awaiting.origin) else { continue };
             if !self.connections.contains_key(&conn) {
@@ -62,39 +93,6 @@ impl Core {
                 self.propose_again(conn, cxid, awaiting);
             } else {
                 self.forward_again(conn, session, cxid, awaiting);
-            }
-        }
-        let syncs: Vec<(ConnId, SessionId, i32)> = self
-            .connections
-            .iter()
-            .flat_map(|(conn, state)| {
-                state.held.iter().filter_map(move |h| match h {
-                    Held::Sync { xid, target: None, .. } => Some((*conn, state.caller.session_id, *xid)),
-                    _ => None,
-                })
-            })
-            .collect();
-        for (conn, session, xid) in syncs {
-            let r = &self.replica;
-            match r.leader {
-                _ if leading => {
-                    let last = r.peer.last_zxid();
-                    if let Some(state) = self.connections.get_mut(&conn) {
-                        for held in state.held.iter_mut() {
-                            if let Held::Sync { xid: x, target, .. } = held
-                                && *x == xid
-                                && target.is_none()
-                            {
-                                *target = Some(last);
-                            }
-                        }
-                    }
-                    self.drain_held(conn);
-                }
-                Some(leader) => {
-                    self.send_peer(leader, &PeerMessage::SyncRequest { session, cxid: xid });
-                }
-                None => {}
             }
         }
         self.unpark();

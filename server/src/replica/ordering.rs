@@ -45,6 +45,20 @@ impl Core {
 
     /// Completes the connection's held requests from the front while they can complete.
     pub(crate) fn drain_held(&mut self, conn: ConnId) {
+        self.complete_held(conn, false);
+    }
+
+    /// A write of `conn` is about to be applied: everything the connection asked before it
+    /// completes now, against the tree without it, so that replies keep request order and a
+    /// read does not see a later write. A sync still waiting for its point (its answer from
+    /// the leader was lost in an election, or comes later) is answered at the current zxid:
+    /// every write committed before the sync was sent precedes this later write of the same
+    /// client in the history, so it is applied already.
+    pub(crate) fn complete_before_write(&mut self, conn: ConnId) {
+        self.complete_held(conn, true);
+    }
+
+    fn complete_held(&mut self, conn: ConnId, before_write: bool) {
         loop {
             let applied = self.tree.last_processed_zxid();
             let Some(state) = self.connections.get_mut(&conn) else { return };
@@ -53,17 +67,16 @@ impl Core {
                 Some(Held::Write { done: true }) => {
                     state.held.pop_front();
                 }
-                Some(Held::Sync { target: Some(target), .. }) if *target <= applied => {
+                Some(Held::Sync { target, .. })
+                    if before_write || target.is_some_and(|target| target <= applied) =>
+                {
                     let Some(Held::Sync { xid, path, received, .. }) = state.held.pop_front() else { return };
                     state.queued = state.queued.saturating_sub(1);
                     let response = Ok(R::Sync(SyncResponse { path }));
                     self.reply(conn, xid, applied, response, op::SYNC, received);
                 }
                 Some(Held::Sync { .. }) => {
-                    {
-                        let r = &mut self.replica;
-                        r.sync_waiters.insert(conn);
-                    }
+                    self.replica.sync_waiters.insert(conn);
                     return;
                 }
                 Some(Held::Read { .. }) => {

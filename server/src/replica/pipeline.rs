@@ -106,6 +106,9 @@ impl Core {
     /// Applies a txn and answers whoever waits for it; returns the reply's error code (0: ok).
     pub(crate) fn apply(&mut self, record: TxnRecord, origin: Origin) -> i32 {
         let zxid = record.header.zxid;
+        if let Some(conn) = origin_conn(&origin) {
+            self.complete_before_write(conn);
+        }
         let outcome = self.tree.apply(&record.header, &record.txn);
         let err = outcome.reply.as_ref().err().map_or(0, |code| code.as_i32());
         self.txns_since_snapshot += 1;
