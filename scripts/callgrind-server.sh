@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request inside a ferrokeeper server's core and connection tasks (callgrind,
 # stable on a noisy machine, unlike ops/s): runs BIN under valgrind with collection toggled on in
-# `Core::run` and `Connection::run`, drives fkload against it (8 sessions x 4 in flight, 10 s),
+# the core task (`shell::run`, `Core::run` in builds before it) and `Connection::run`, drives fkload against it (8 sessions x 4 in flight, 10 s),
 # and divides the instructions by zk_packets_received. Compare two builds with two calls.
 #
 #   bash scripts/callgrind-server.sh [BIN] [workload ...]
@@ -38,7 +38,7 @@ for wl in "${workloads[@]}"; do
   printf 'tickTime=2000\ndataDir=%s/data\nclientPort=%s\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n' \
     "$work" "$port" >"$work/zoo.cfg"
   valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
-    --toggle-collect='*Core*run*' --toggle-collect='*Connection*run*' \
+    --toggle-collect='*Core*run*' --toggle-collect='*shell*run*' --toggle-collect='*Connection*run*' \
     "$bin" --config "$work/zoo.cfg" 2>"$work/server.log" &
   pid=$!
   for _ in $(seq 120); do

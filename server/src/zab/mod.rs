@@ -87,7 +87,7 @@ mod message;
 mod peer;
 
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod tests;
 
