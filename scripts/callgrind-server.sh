@@ -50,6 +50,8 @@ for wl in "${workloads[@]}"; do
   packets=$(fourlw "$port" mntr | awk '$1 == "zk_packets_received" { print $2 }')
   kill -TERM "$pid"; wait "$pid" || true; pid=""
   ir=$(callgrind_annotate "$work/cg.out" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')
+  # FK_CALLGRIND_KEEP=DIR keeps each workload's callgrind output (for callgrind_annotate).
+  if [ -n "${FK_CALLGRIND_KEEP:-}" ]; then mkdir -p "$FK_CALLGRIND_KEEP"; cp "$work/cg.out" "$FK_CALLGRIND_KEEP/$wl.out"; fi
   python3 -c "import sys; ir, p = int(sys.argv[1]), int(sys.argv[2]); print(f'{sys.argv[3]}: {p} requests, {ir} instructions, {ir / p:.0f} per request')" \
     "$ir" "$packets" "$wl"
 done
