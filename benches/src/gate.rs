@@ -50,7 +50,7 @@ pub fn find(name: &str) -> Option<&'static Case> {
     CASES.iter().find(|case| case.name == name)
 }
 
-static CASES: [Case; 14] = [
+static CASES: [Case; 15] = [
     Case { name: "empty", operations: 1, about: "nothing: the floor of the measurement", run: run_empty },
     Case {
         name: "decode_get_data",
@@ -129,6 +129,13 @@ static CASES: [Case; 14] = [
         operations: 16,
         about: "writer batch: 64 queued 1 KiB payloads framed into one reused buffer",
         run: run_log_batch_encode,
+    },
+    Case {
+        name: "quorum_set_data_1k",
+        operations: 1000,
+        about: "3 replicas in memory (replica::sim, no faults): setData 1 KiB from 4 clients spread over \
+                them, forward, propose, persist, ack, commit, apply on all three, reply",
+        run: run_quorum_set_data,
     },
 ];
 
@@ -274,4 +281,10 @@ fn run_log_batch_encode(case: &Case, _slowdown: bool) {
         written
     });
     assert!(written > 0, "{}: batches must be written", case.name);
+}
+
+fn run_quorum_set_data(case: &Case, _slowdown: bool) {
+    let mut sim = ferrokeeper_server::replica::sim::Sim::bench(3, 4);
+    let acked = benchgate_measured(|| sim.bench_writes(case.operations));
+    assert!(acked >= case.operations, "{}: every setData must be acknowledged", case.name);
 }

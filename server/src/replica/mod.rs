@@ -32,8 +32,7 @@ mod pipeline;
 mod requests;
 mod roles;
 mod sessions;
-#[cfg(test)]
-mod sim;
+pub mod sim;
 mod snapshotter;
 mod stats;
 

@@ -18,8 +18,15 @@
 //!
 //! Replay one seed: `FK_RSIM_SEED=7 cargo test -p ferrokeeper-server --lib replica::sim --
 //! --nocapture` (`FK_RSIM_TRACE=1` prints the events). `FK_RSIM_SEEDS` sets the seed count.
+//!
+//! Without faults the same machinery is the instruction-count gate's whole quorum write path
+//! ([`Sim::bench`]: replicas, network and disk in memory, deterministic), so this module is
+//! compiled outside tests too; like every `sim.rs`, the tidy test lets it use the clock for
+//! its base instant.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
+// The fault and checking half is used by the tests only.
+#![cfg_attr(not(test), allow(dead_code))]
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
@@ -41,8 +48,26 @@ use super::{Core, Replica};
 use crate::config::Config;
 use crate::tree::{ConnId, DataTree, TreeConfig};
 use crate::txlog::stats::LogStats;
-use crate::zab::sim::Rng;
 use crate::zab::{self, Sid, Zxid};
+
+/// The simulators' seeded PRNG (splitmix64).
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 > 1.0 - p
+    }
+}
 
 const STEP_MS: u64 = 2;
 const TICK_MS: u32 = 200;
@@ -192,8 +217,9 @@ struct Client {
     last_sent_ms: u64,
 }
 
+/// How often each fault strikes, per step.
 #[derive(Clone, Copy)]
-struct Faults {
+pub struct Faults {
     crash: f64,
     reset: f64,
     partition: f64,
@@ -201,7 +227,8 @@ struct Faults {
     delay_max_ms: u64,
 }
 
-struct Sim {
+/// N replicas, their clients, network and disks, on simulated time.
+pub struct Sim {
     rng: Rng,
     now: u64,
     clock: Arc<AtomicU64>,
@@ -222,6 +249,10 @@ struct Sim {
     trace: bool,
     last_roles: Vec<String>,
     stats: Stats,
+    /// Check digests after every step (off in the benchmark).
+    checking: bool,
+    /// Benchmark: writes of 1 KiB only, this many still to send.
+    bench_left: Option<u64>,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -283,6 +314,8 @@ impl Sim {
             faults,
             trace: std::env::var("FK_RSIM_TRACE").is_ok(),
             last_roles: Vec::new(),
+            checking: true,
+            bench_left: None,
             stats: Stats::default(),
         };
         for i in 0..peers {
@@ -421,6 +454,10 @@ impl Sim {
     }
 
     fn step(&mut self, faults_on: bool) {
+        self.step_with(faults_on, faults_on);
+    }
+
+    fn step_with(&mut self, faults_on: bool, load: bool) {
         self.now += STEP_MS;
         self.clock.store(self.now, Ordering::Relaxed);
         if faults_on {
@@ -438,11 +475,13 @@ impl Sim {
             self.timers(i);
             self.effects(i);
         }
-        self.clients_step(faults_on);
+        self.clients_step(load);
         for i in 0..self.nodes.len() {
             self.effects(i);
         }
-        self.check();
+        if self.checking {
+            self.check();
+        }
     }
 
     fn inject(&mut self) {
@@ -673,7 +712,7 @@ impl Sim {
         }
     }
 
-    fn clients_step(&mut self, faults_on: bool) {
+    fn clients_step(&mut self, load: bool) {
         for c in 0..self.clients.len() {
             let Some((node, conn, established)) = self.clients[c].conn else {
                 if self.clients[c].reconnect_at <= self.now {
@@ -685,7 +724,16 @@ impl Sim {
                 continue;
             }
             let idle = self.now - self.clients[c].last_sent_ms;
-            if faults_on && self.clients[c].outstanding.len() < 4 && self.rng.chance(0.3) {
+            if load && self.bench_left == Some(0) {
+                continue;
+            }
+            if load
+                && self.clients[c].outstanding.len() < 4
+                && (self.bench_left.is_some() || self.rng.chance(0.3))
+            {
+                if let Some(left) = self.bench_left.as_mut() {
+                    *left -= 1;
+                }
                 let request = self.next_request(c);
                 self.send(c, node, conn, request);
             } else if idle >= 300 {
@@ -705,11 +753,16 @@ impl Sim {
             };
             return (Request::Create(create), path, None);
         }
-        match self.rng.below(10) {
+        let kind = if self.bench_left.is_some() { 0 } else { self.rng.below(10) };
+        match kind {
             0..=4 => {
                 let client = &mut self.clients[c];
                 client.writes += 1;
-                let value = Bytes::from(format!("c{c}-{}", client.writes));
+                let mut value = format!("c{c}-{}", client.writes).into_bytes();
+                if self.bench_left.is_some() {
+                    value.resize(1024, b'.');
+                }
+                let value = Bytes::from(value);
                 let set = SetDataRequest { path: path.clone(), data: Some(value.clone()), version: -1 };
                 (Request::SetData(set), path, Some(value))
             }
@@ -905,6 +958,50 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// The instruction-count gate's quorum write path: `peers` replicas with `clients`
+    /// clients (spread over the replicas by the seed), no faults, no per-step checks, settled
+    /// (a leader, every client connected with its node created).
+    pub fn bench(peers: usize, clients: usize) -> Sim {
+        let none = Faults { crash: 0.0, reset: 0.0, partition: 0.0, slow_fsync: 0.0, delay_max_ms: 1 };
+        let mut sim = Sim::new(1, peers, clients, none);
+        sim.checking = false;
+        sim.bench_left = Some(0);
+        for c in 0..clients {
+            let create = CreateRequest {
+                path: format!("/c{c}"),
+                data: None,
+                acl: ferrokeeper_proto::Acl::open_unsafe(),
+                flags: 0,
+            };
+            while !sim.clients[c].conn.is_some_and(|(_, _, established)| established) {
+                sim.step_with(false, false);
+                assert!(sim.now < 60_000, "the benchmark ensemble does not serve");
+            }
+            let (node, conn, _) = sim.clients[c].conn.unwrap();
+            sim.send(c, node, conn, (Request::Create(create), format!("/c{c}"), None));
+            while !sim.clients[c].outstanding.is_empty() {
+                sim.step_with(false, false);
+            }
+            assert!(sim.clients[c].created, "the benchmark's client could not create its node");
+        }
+        sim
+    }
+
+    /// Runs `writes` setData of 1 KiB, each client pipelining up to 4, until every one is
+    /// acknowledged; returns how many were.
+    pub fn bench_writes(&mut self, writes: u64) -> u64 {
+        let before = self.stats.acked_writes;
+        self.bench_left = Some(writes);
+        while self.stats.acked_writes - before < writes {
+            self.step_with(false, true);
+            assert!(self.clients.iter().all(|c| c.conn.is_some()), "a benchmark client lost its connection");
+        }
+        self.stats.acked_writes - before
+    }
+}
+
+#[cfg(test)]
 fn run(seed: u64, peers: usize, steps: u64) -> Stats {
     let faults = Faults { crash: 0.0008, reset: 0.001, partition: 0.001, slow_fsync: 0.02, delay_max_ms: 4 };
     let mut sim = Sim::new(seed, peers, 6, faults);
@@ -915,6 +1012,7 @@ fn run(seed: u64, peers: usize, steps: u64) -> Stats {
     sim.stats
 }
 
+#[cfg(test)]
 fn seeds() -> Vec<u64> {
     if let Ok(seed) = std::env::var("FK_RSIM_SEED") {
         return vec![seed.parse().unwrap()];
@@ -923,6 +1021,7 @@ fn seeds() -> Vec<u64> {
     (1..=count).collect()
 }
 
+#[cfg(test)]
 fn run_seeds(peers: usize, steps: u64) {
     let mut total = Stats::default();
     for seed in seeds() {
@@ -949,6 +1048,7 @@ fn run_seeds(peers: usize, steps: u64) {
     println!("replica sim, {peers} replicas, {} seeds: {total:?}", seeds().len());
 }
 
+#[cfg(test)]
 mod tests {
     #[test]
     fn three_replicas() {

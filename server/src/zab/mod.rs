@@ -87,7 +87,7 @@ mod message;
 mod peer;
 
 #[cfg(test)]
-pub(crate) mod sim;
+mod sim;
 #[cfg(test)]
 mod tests;
 
