@@ -90,10 +90,10 @@ impl Log {
         // Entries are in zxid order: a binary search, not a walk of the window at every step.
         let applied_count = self.entries.partition_point(|entry| entry.0 <= upto);
         let drop = applied_count.saturating_sub(keep);
-        if drop > 0 {
-            if let Some((zxid, _)) = self.entries.drain(..drop).last() {
-                self.base = zxid;
-            }
+        if drop > 0
+            && let Some((zxid, _)) = self.entries.drain(..drop).last()
+        {
+            self.base = zxid;
         }
     }
 
