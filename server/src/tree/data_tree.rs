@@ -276,7 +276,7 @@ impl DataTree {
     /// Preps the createSession txn of a new session so that writes prepped after it (an
     /// ephemeral create) see the session as live before the txn is applied.
     pub fn prep_create_session(&mut self, session_id: SessionId, timeout_ms: i32, zxid: i64) -> Txn {
-        self.pending.put_session(session_id, zxid, true);
+        self.pending.sessions.insert(session_id, (zxid, true));
         Txn::CreateSession(CreateSessionTxn { time_out: timeout_ms })
     }
 
@@ -492,7 +492,7 @@ impl DataTree {
                 self.pending.put(p, zxid, None);
             }
         }
-        self.pending.put_session(session, zxid, false);
+        self.pending.sessions.insert(session, (zxid, false));
         // ZooKeeper lists them from a HashSet: watchers see the deletions in that order.
         let mut paths: Vec<String> = es.into_iter().collect();
         super::acl::java_hash_set_order(&mut paths);

@@ -4,7 +4,7 @@
 //! so each prepped write leaves a record of what it changed here. Apply drops the records of
 //! txns it has applied.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use ferrokeeper_proto::{Acl, StatPersisted};
@@ -33,47 +33,17 @@ pub(crate) struct Overlay {
     pub(crate) changes: BTreeMap<String, Change>,
     /// Session → (zxid of the pending txn, whether the session is live after it).
     pub(crate) sessions: BTreeMap<SessionId, (i64, bool)>,
-    /// Every record put, in zxid order: applying a txn drops only its own records (no walk
-    /// of the whole overlay per applied txn, which grows with the writes in flight).
-    order: VecDeque<(i64, Key)>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    Path(String),
-    Session(SessionId),
 }
 
 impl Overlay {
     pub(crate) fn put(&mut self, path: &str, zxid: i64, node: Option<PNode>) {
         self.changes.insert(path.to_owned(), Change { zxid, node });
-        self.order.push_back((zxid, Key::Path(path.to_owned())));
-    }
-
-    /// A pending session creation (`live`) or close.
-    pub(crate) fn put_session(&mut self, session: SessionId, zxid: i64, live: bool) {
-        self.sessions.insert(session, (zxid, live));
-        self.order.push_back((zxid, Key::Session(session)));
     }
 
     /// Forgets every change made by txns up to `zxid` (they are now in the tree).
     pub(crate) fn applied(&mut self, zxid: i64) {
-        while self.order.front().is_some_and(|(z, _)| *z <= zxid) {
-            let Some((_, key)) = self.order.pop_front() else { break };
-            // A later pending change of the same path or session stays.
-            match key {
-                Key::Path(path) => {
-                    if self.changes.get(&path).is_some_and(|c| c.zxid <= zxid) {
-                        self.changes.remove(&path);
-                    }
-                }
-                Key::Session(session) => {
-                    if self.sessions.get(&session).is_some_and(|(z, _)| *z <= zxid) {
-                        self.sessions.remove(&session);
-                    }
-                }
-            }
-        }
+        self.changes.retain(|_, c| c.zxid > zxid);
+        self.sessions.retain(|_, (z, _)| *z > zxid);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
