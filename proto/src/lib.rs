@@ -17,6 +17,7 @@
 //! - [`op`] — opcodes, special xids, flags and watch types.
 //! - [`frame`] — `int32 length | payload` framing with a size limit.
 //! - [`path`] — `PathUtils.validatePath`.
+//! - [`zkfile`] — Apache ZooKeeper's snapshot and log files (offline import, fkload replay).
 
 pub mod code;
 pub mod frame;
@@ -28,6 +29,7 @@ pub mod records;
 pub mod request;
 pub mod response;
 pub mod txn;
+pub mod zkfile;
 
 pub use code::Code;
 pub use jute::{DecodeError, Jute, Reader};
