@@ -15,11 +15,13 @@
 //! - [`txn`] — transaction records (what is logged and replicated).
 //! - [`code`] — `KeeperException.Code`.
 //! - [`op`] — opcodes, special xids, flags and watch types.
+//! - [`fksnap`] — ferrokeeper's own snapshot file as records.
 //! - [`frame`] — `int32 length | payload` framing with a size limit.
 //! - [`path`] — `PathUtils.validatePath`.
 //! - [`zkfile`] — Apache ZooKeeper's snapshot and log files (offline import, fkload replay).
 
 pub mod code;
+pub mod fksnap;
 pub mod frame;
 pub mod jute;
 pub mod multi;
