@@ -43,28 +43,30 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
     // (path, data, ephemeralOwner) in the snapshot's order.
-    let (format, zxid, raw): (&'static str, i64, Vec<(String, Option<Bytes>, i64)>) =
-        if bytes.starts_with(&fksnap::MAGIC) {
-            let snap = fksnap::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            let raw = snap.nodes.into_iter().map(|(p, d, _, stat)| (p, d, stat.ephemeral_owner)).collect();
-            ("ferrokeeper", snap.zxid, raw)
-        } else if bytes.starts_with(&zkfile::snap::MAGIC.to_be_bytes()) {
-            let zxid = zkfile::zxid_from_name(name, "snapshot").unwrap_or(0);
-            let state = zkfile::snap::decode(&bytes, zxid)
-                .map_err(|(offset, why)| anyhow::anyhow!("{}: at offset {offset}: {why}", path.display()))?;
-            let raw = state
-                .reachable()
-                .into_iter()
-                .map(|(p, n)| (p.to_owned(), n.data.clone(), n.stat.ephemeral_owner))
-                .collect();
-            ("zookeeper", zxid, raw)
-        } else {
-            anyhow::bail!("{}: neither a ZooKeeper (ZKSN) nor a ferrokeeper (FKSN) snapshot", path.display());
-        };
+    let (format, zxid, raw): (&'static str, i64, Vec<RawNode>) = if bytes.starts_with(&fksnap::MAGIC) {
+        let snap = fksnap::decode(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let raw = snap.nodes.into_iter().map(|(p, d, _, stat)| (p, d, stat.ephemeral_owner)).collect();
+        ("ferrokeeper", snap.zxid, raw)
+    } else if bytes.starts_with(&zkfile::snap::MAGIC.to_be_bytes()) {
+        let zxid = zkfile::zxid_from_name(name, "snapshot").unwrap_or(0);
+        let state = zkfile::snap::decode(&bytes, zxid)
+            .map_err(|(offset, why)| anyhow::anyhow!("{}: at offset {offset}: {why}", path.display()))?;
+        let raw = state
+            .reachable()
+            .into_iter()
+            .map(|(p, n)| (p.to_owned(), n.data.clone(), n.stat.ephemeral_owner))
+            .collect();
+        ("zookeeper", zxid, raw)
+    } else {
+        anyhow::bail!("{}: neither a ZooKeeper (ZKSN) nor a ferrokeeper (FKSN) snapshot", path.display());
+    };
     Ok(select(format, zxid, raw))
 }
 
-fn select(format: &'static str, zxid: i64, raw: Vec<(String, Option<Bytes>, i64)>) -> Loaded {
+/// A snapshot's node as far as a run needs it: path, data, ephemeralOwner.
+type RawNode = (String, Option<Bytes>, i64);
+
+fn select(format: &'static str, zxid: i64, raw: Vec<RawNode>) -> Loaded {
     let total = raw.len();
     let kept: Vec<(String, Bytes)> = raw
         .into_iter()
@@ -149,6 +151,7 @@ pub async fn create(zk: &ZooKeeper, loaded: &Loaded) -> anyhow::Result<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

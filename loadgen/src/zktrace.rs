@@ -271,6 +271,7 @@ pub fn create_mode(mode: Option<&str>) -> ferrokeeper_client::CreateMode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use ferrokeeper_proto::op;
