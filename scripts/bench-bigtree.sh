@@ -63,7 +63,8 @@ now() { date +%s.%N; }
 secs() { printf '%.2f' "$(echo "$(now) - $1" | bc)"; }
 ratio() { if [ -n "$2" ] && [ "$(echo "$2 > 0" | bc)" = 1 ]; then printf '%.2f' "$(echo "scale=4; $1 / $2" | bc)"; else echo -; fi; }
 
-# start KIND DIR CFG LOG HEAP: starts a server, echoes its pid.
+# start KIND CFG LOG: starts a server, echoes its pid (callers add it to PIDS: this runs in a
+# command substitution's subshell).
 start() {
     local kind=$1 cfg=$2 log=$3
     if [ "$kind" = ferrokeeper ]; then
@@ -73,7 +74,6 @@ start() {
             -Dzookeeper.root.logger=INFO,CONSOLE -Dzookeeper.jmx.log4j.disable=true \
             -cp "$ZK_CP" org.apache.zookeeper.server.quorum.QuorumPeerMain "$cfg" >"$log" 2>&1 &
     fi
-    PIDS+=("$!")
     echo "$!"
 }
 wait_mode() { # wait_mode PORT REGEX LIMIT_SECS
@@ -118,7 +118,7 @@ declare -A EMPTY_RSS
 for kind in ferrokeeper zookeeper; do
     d=$WORK/empty-$kind; mkdir -p "$d/data"; port=$(free_port)
     cfg_standalone "$d/data" "$port" >"$d/zoo.cfg"
-    pid=$(start "$kind" "$d/zoo.cfg" "$d/server.log")
+    pid=$(start "$kind" "$d/zoo.cfg" "$d/server.log"); PIDS+=("$pid")
     wait_mode "$port" standalone 60; sleep 3
     EMPTY_RSS[$kind]=$(rss_kb "$pid"); stop "$pid"
 done
@@ -140,7 +140,7 @@ for N in $SIZES; do
         if [ "$kind" = ferrokeeper ]; then cp -r "$W/fk-src" "$d/data"; else cp -r "$W/zk-src" "$d/data"; fi
         port=$(free_port)
         cfg_standalone "$d/data" "$port" >"$d/zoo.cfg"
-        t0=$(now); pid=$(start "$kind" "$d/zoo.cfg" "$d/server.log")
+        t0=$(now); pid=$(start "$kind" "$d/zoo.cfg" "$d/server.log"); PIDS+=("$pid")
         wait_mode "$port" standalone 900
         R[$kind.startup_s]=$(secs "$t0")
         sleep 5
@@ -188,12 +188,16 @@ EOF
             { cfg_standalone "$e/n$i/data" "${ports[$((i-1))]}"
               echo "initLimit=300"; echo "syncLimit=10"; printf '%s' "$servers"; } >"$e/n$i/zoo.cfg"
         done
-        for i in 1 2; do pids+=("$(start "$kind" "$e/n$i/zoo.cfg" "$e/n$i/server.log")"); done
+        for i in 1 2; do pids+=("$(start "$kind" "$e/n$i/zoo.cfg" "$e/n$i/server.log")"); PIDS+=("${pids[-1]}"); done
         wait_mode "${ports[0]}" 'leader|follower' 900; wait_mode "${ports[1]}" 'leader|follower' 900
         leader_port=${ports[0]}; [ "$(mode "${ports[1]}")" = leader ] && leader_port=${ports[1]}
-        t0=$(now); pids+=("$(start "$kind" "$e/n3/zoo.cfg" "$e/n3/server.log")")
+        t0=$(now); pids+=("$(start "$kind" "$e/n3/zoo.cfg" "$e/n3/server.log")"); PIDS+=("${pids[-1]}")
         wait_mode "${ports[2]}" follower 900
-        until [ -n "$(zxid "${ports[2]}")" ] && [ "$(zxid "${ports[2]}")" = "$(zxid "$leader_port")" ]; do sleep 0.05; done
+        deadline=$(( $(date +%s) + 900 ))
+        until [ -n "$(zxid "${ports[2]}")" ] && [ "$(zxid "${ports[2]}")" = "$(zxid "$leader_port")" ]; do
+            [ "$(date +%s)" -lt "$deadline" ] || { echo "the new member never caught up" >&2; exit 1; }
+            sleep 0.05
+        done
         R[$kind.sync_s]=$(secs "$t0")
         R[$kind.follower_rss_kb]=$(rss_kb "${pids[2]}")
         for pid in "${pids[@]}"; do stop "$pid"; done

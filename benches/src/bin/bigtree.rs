@@ -225,3 +225,35 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_generated_snapshot_is_the_tree_described() {
+        let dir = std::env::temp_dir().join(format!("bigtree-gen-{}", std::process::id()));
+        let nodes = generate(50, 1000, 50, &dir).unwrap();
+        let bytes = std::fs::read(dir.join(format!("version-2/snapshot.{ZXID:x}"))).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let state = snap::decode(&bytes, ZXID).unwrap();
+        let reachable = state.reachable();
+        assert_eq!(reachable.len() as u64, nodes);
+        assert_eq!(state.nodes["/bench/wide"].children.len(), 50);
+        let leaves: Vec<_> =
+            reachable.iter().filter(|(p, _)| p.starts_with("/bench/deep/") && p.len() > 90).collect();
+        assert_eq!(leaves.len(), 1000);
+        for (path, node) in
+            reachable.iter().filter(|(p, _)| p.starts_with("/bench/wide/")).chain(leaves.iter().copied())
+        {
+            assert!((99..=101).contains(&path.len()), "{path}");
+            assert_eq!(node.data.as_ref().unwrap().len(), 50);
+            assert!(node.children.is_empty());
+        }
+        // Inner nodes' cversion is their child count, as ZooKeeper's creates would leave it.
+        for (_, node) in &reachable {
+            assert_eq!(node.stat.cversion as usize, node.children.len());
+        }
+    }
+}
