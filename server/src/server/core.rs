@@ -1132,7 +1132,9 @@ impl Core {
             let data = state.pending.split().freeze();
             let queued =
                 state.control.queued_bytes.fetch_add(data.len(), std::sync::atomic::Ordering::AcqRel);
-            let over = queued + data.len() > self.config.connection_outbound_bytes_max;
+            // A client that has read everything gets this batch whatever its size (one reply
+            // may exceed the bound, e.g. a 1 M-child getChildren, which ZooKeeper sends too).
+            let over = queued > 0 && queued + data.len() > self.config.connection_outbound_bytes_max;
             if over || state.outbound.try_send(Outbound::Data(data)).is_err() {
                 tracing::warn!(conn, peer = %state.peer, queued, "client is not reading its replies; closing connection");
                 state.control.abort.notify_one();
