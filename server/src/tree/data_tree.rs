@@ -30,11 +30,17 @@ use super::prep::{Overlay, PNode};
 use super::watch::{PERSISTENT, RECURSIVE, STANDARD, WatchStats, Watches};
 use super::{ApplyOutcome, Caller, ConnId, SessionId, TreeConfig, Txn, TxnHeader};
 
+/// A node's ACL list, shared: a node created with its parent's ACL (the common case: most
+/// trees use one or a few ACLs) points at the parent's list instead of holding a copy (one
+/// `Vec<Acl>` with an `Acl` and two small strings per node otherwise: ~150 bytes). Watch
+/// events carry the same `Arc`.
+type SharedAcl = Arc<Vec<Acl>>;
+
 /// One znode as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
     data: Option<Bytes>,
-    acl: Vec<Acl>,
+    acl: SharedAcl,
     stat: StatPersisted,
     children: BTreeSet<String>,
 }
@@ -72,7 +78,7 @@ struct SnapshotCut {
 
 struct SavedNode {
     data: Option<Bytes>,
-    acl: Vec<Acl>,
+    acl: SharedAcl,
     stat: StatPersisted,
 }
 
@@ -155,7 +161,7 @@ impl DataTree {
         let empty = || Some(Bytes::new());
         let mk = |acl: Vec<Acl>, children: &[&str]| Node {
             data: empty(),
-            acl,
+            acl: Arc::new(acl),
             stat: StatPersisted::default(),
             children: children.iter().map(|c| (*c).to_owned()).collect(),
         };
@@ -226,7 +232,7 @@ impl DataTree {
         Ok(PNode {
             stat: node.stat.clone(),
             child_count: node.children.len() as i32,
-            acl: node.acl.clone(),
+            acl: node.acl.to_vec(),
             data: node.data.clone(),
         })
     }
@@ -672,7 +678,7 @@ impl DataTree {
                 node.stat.mzxid = zxid;
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
                 if !fired.is_empty() {
-                    let acl = Arc::new(node.acl.clone());
+                    let acl = node.acl.clone();
                     let changed = |c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone());
                     events.extend(fired.into_iter().map(changed));
                 }
@@ -682,7 +688,7 @@ impl DataTree {
             Txn::SetAcl(t) => {
                 self.preserve(&t.path);
                 let node = self.nodes.get_mut(&t.path).ok_or(Code::NoNode)?;
-                node.acl = t.acl.clone();
+                node.acl = Arc::new(t.acl.clone());
                 node.stat.aversion = t.version;
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
@@ -755,9 +761,10 @@ impl DataTree {
         }
         let inserted = parent.children.insert(name);
         debug_assert!(inserted, "child index out of sync with the node map");
+        let acl = if parent.acl[..] == *acl { parent.acl.clone() } else { Arc::new(acl.to_vec()) };
         let node = Node {
             data: data.clone(),
-            acl: acl.to_vec(),
+            acl: acl.clone(),
             stat: new_stat(zxid, time, owner),
             children: BTreeSet::new(),
         };
@@ -770,7 +777,6 @@ impl DataTree {
         let none = BTreeSet::new();
         let fired = self.watches.data.trigger(path, &none);
         if !fired.is_empty() {
-            let acl = Arc::new(acl.to_vec());
             events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
         }
         self.fire_children_changed(&parent_path, events);
@@ -804,7 +810,7 @@ impl DataTree {
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
         if !data_fired.is_empty() || !child_fired.is_empty() {
-            let acl = Arc::new(node.acl);
+            let acl = node.acl;
             let deleted = |c| (c, event(event_type::NODE_DELETED, path), acl.clone());
             events.extend(data_fired.into_iter().chain(child_fired).map(deleted));
         }
@@ -818,7 +824,7 @@ impl DataTree {
         if fired.is_empty() {
             return;
         }
-        let acl = Arc::new(self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default());
+        let acl = self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default();
         let changed = |c| (c, event(event_type::NODE_CHILDREN_CHANGED, parent_path), acl.clone());
         events.extend(fired.into_iter().map(changed));
     }
@@ -876,7 +882,7 @@ impl DataTree {
                 self.check_acl(&n.acl, perms::READ | perms::ADMIN, caller)?;
                 let stat = self.client_stat(n);
                 let acl = if self.check_acl(&n.acl, perms::ADMIN, caller).is_ok() {
-                    n.acl.clone()
+                    n.acl.to_vec()
                 } else {
                     acl::mask_digests(&n.acl)
                 };
@@ -1141,7 +1147,7 @@ impl DataTree {
                 h.i64(i64::from(v));
             }
             h.i64(n.acl.len() as i64);
-            for a in &n.acl {
+            for a in n.acl.iter() {
                 h.i64(i64::from(a.perms));
                 h.str(&a.id.scheme);
                 h.str(&a.id.id);
@@ -1173,10 +1179,20 @@ impl DataTree {
     ) -> Result<DataTree, String> {
         let mut tree = DataTree::new(config);
         tree.nodes.clear();
+        // Nodes come in path order: a node shares its parent's ACL list, or the previous
+        // node's (a sibling's), when it is the same.
+        let mut last: Option<SharedAcl> = None;
         for (path, data, acl, stat) in snapshot_nodes {
             if path != "/" && path::validate(&path).is_err() {
                 return Err(format!("invalid path {path:?} in snapshot"));
             }
+            let parent = if path == "/" { None } else { tree.nodes.get(path::parent(&path)) };
+            let acl = match (parent, &last) {
+                (Some(p), _) if *p.acl == acl => p.acl.clone(),
+                (_, Some(l)) if **l == acl => l.clone(),
+                _ => Arc::new(acl),
+            };
+            last = Some(acl.clone());
             let node = Node { data, acl, stat, children: BTreeSet::new() };
             if tree.nodes.insert(path.clone(), node).is_some() {
                 return Err(format!("path {path} appears twice in snapshot"));
