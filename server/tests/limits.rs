@@ -1,5 +1,6 @@
 //! Limits and lifecycle: maxClientCnxns per client IP, a client that stops reading is cut off
-//! without hurting other sessions, and SIGTERM stops the server promptly and cleanly.
+//! without hurting other sessions (while one big reply reaches a client that reads), and SIGTERM
+//! stops the server promptly and cleanly.
 #![allow(clippy::unwrap_used)]
 
 mod support;
