@@ -247,7 +247,7 @@ mod tests {
         for (path, node) in
             reachable.iter().filter(|(p, _)| p.starts_with("/bench/wide/")).chain(leaves.iter().copied())
         {
-            assert!((99..=101).contains(&path.len()), "{path}");
+            assert!((100..=103).contains(&path.len()), "{path}");
             assert_eq!(node.data.as_ref().unwrap().len(), 50);
             assert!(node.children.is_empty());
         }
