@@ -42,7 +42,9 @@ struct Node {
     data: Option<Bytes>,
     acl: SharedAcl,
     stat: StatPersisted,
-    children: BTreeSet<String>,
+    /// How many children it has. Their names are not kept apart: they are the keys just
+    /// under `path + "/"` in the node map ([`DataTree::child_names`]), so a name is stored once.
+    children: u32,
 }
 
 /// Events produced while applying, in delivery order, each with the ACL of the node it is
@@ -163,7 +165,7 @@ impl DataTree {
             data: empty(),
             acl: Arc::new(acl),
             stat: StatPersisted::default(),
-            children: children.iter().map(|c| (*c).to_owned()).collect(),
+            children: children.len() as u32,
         };
         nodes.insert("/".to_owned(), mk(Acl::open_unsafe(), &["zookeeper"]));
         nodes.insert("/zookeeper".to_owned(), mk(Acl::open_unsafe(), &["quota", "config"]));
@@ -201,7 +203,7 @@ impl DataTree {
 
     /// DataNode.copyStat: the stat a client sees.
     fn client_stat(&self, node: &Node) -> Stat {
-        let n = node.children.len() as i32;
+        let n = node.children as i32;
         let s = &node.stat;
         Stat {
             czxid: s.czxid,
@@ -231,7 +233,7 @@ impl DataTree {
         let node = self.nodes.get(path).ok_or(Code::NoNode)?;
         Ok(PNode {
             stat: node.stat.clone(),
-            child_count: node.children.len() as i32,
+            child_count: node.children as i32,
             acl: node.acl.to_vec(),
             data: node.data.clone(),
         })
@@ -747,7 +749,6 @@ impl DataTree {
             return Err(Code::NodeExists);
         }
         let parent_path = path::parent(path).to_owned();
-        let name = path::name(path).to_owned();
         self.preserve(&parent_path);
         let parent = self.nodes.get_mut(&parent_path).ok_or(Code::NoNode)?;
         let mut cv = parent_cversion;
@@ -759,15 +760,10 @@ impl DataTree {
             parent.stat.cversion = cv;
             parent.stat.pzxid = zxid;
         }
-        let inserted = parent.children.insert(name);
-        debug_assert!(inserted, "child index out of sync with the node map");
+        parent.children += 1;
         let acl = if parent.acl[..] == *acl { parent.acl.clone() } else { Arc::new(acl.to_vec()) };
-        let node = Node {
-            data: data.clone(),
-            acl: acl.clone(),
-            stat: new_stat(zxid, time, owner),
-            children: BTreeSet::new(),
-        };
+        let node =
+            Node { data: data.clone(), acl: acl.clone(), stat: new_stat(zxid, time, owner), children: 0 };
         let stat = self.client_stat(&node);
         self.nodes.insert(path.to_owned(), node);
         if self.is_session_owner(owner) {
@@ -789,11 +785,11 @@ impl DataTree {
         }
         self.preserve(path);
         let node = self.nodes.remove(path).ok_or(Code::NoNode)?;
-        debug_assert!(node.children.is_empty(), "deleting a node with children");
+        debug_assert!(node.children == 0, "deleting a node with children");
         let parent_path = path::parent(path).to_owned();
         self.preserve(&parent_path);
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent.children.remove(path::name(path));
+            parent.children = parent.children.saturating_sub(1);
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -1006,6 +1002,32 @@ impl DataTree {
         Ok(out)
     }
 
+    /// The names of `path`'s children, in byte order: the keys of the node map just under
+    /// `path + "/"`, found by one seek per child (a child's own subtree is skipped by seeking
+    /// past `child + "/"`, i.e. to `child + "0"`, '0' being the byte after '/').
+    fn child_names(&self, path: &str) -> Vec<String> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+        let mut names = Vec::new();
+        let mut from: (std::ops::Bound<String>, std::ops::Bound<String>) =
+            (Excluded(prefix.clone()), Unbounded);
+        'seek: loop {
+            for key in self.nodes.range::<String, _>(from.clone()).map(|(k, _)| k) {
+                let Some(rest) = key.strip_prefix(prefix.as_str()) else { break 'seek };
+                match rest.find('/') {
+                    None => names.push(rest.to_owned()),
+                    Some(slash) => {
+                        // A grandchild: skip the rest of that child's subtree.
+                        from = (Included(format!("{prefix}{}0", &rest[..slash])), Unbounded);
+                        continue 'seek;
+                    }
+                }
+            }
+            break;
+        }
+        names
+    }
+
     fn get_children(
         &mut self,
         caller: &Caller,
@@ -1014,7 +1036,7 @@ impl DataTree {
     ) -> Result<(Vec<String>, Stat), Code> {
         let n = self.get(path).ok_or(Code::NoNode)?;
         self.check_acl(&n.acl, perms::READ, caller)?;
-        let out = (n.children.iter().cloned().collect(), self.client_stat(n));
+        let out = (self.child_names(norm(path)), self.client_stat(n));
         if watch {
             self.watches.child.add(path, caller.conn, STANDARD);
         }
@@ -1107,7 +1129,7 @@ impl DataTree {
         let max_never_used = self.config.container_max_never_used_interval_ms;
         self.nodes
             .iter()
-            .filter(|(_, n)| n.children.is_empty())
+            .filter(|(_, n)| n.children == 0)
             .filter(|(_, n)| {
                 let owner = n.stat.ephemeral_owner;
                 let elapsed = now_ms - n.stat.mtime;
@@ -1193,7 +1215,7 @@ impl DataTree {
                 _ => Arc::new(acl),
             };
             last = Some(acl.clone());
-            let node = Node { data, acl, stat, children: BTreeSet::new() };
+            let node = Node { data, acl, stat, children: 0 };
             if tree.nodes.insert(path.clone(), node).is_some() {
                 return Err(format!("path {path} appears twice in snapshot"));
             }
@@ -1204,11 +1226,10 @@ impl DataTree {
         let paths: Vec<String> = tree.nodes.keys().filter(|p| p.as_str() != "/").cloned().collect();
         for child in paths {
             let parent = path::parent(&child);
-            let name = path::name(&child).to_owned();
             let Some(parent_node) = tree.nodes.get_mut(parent) else {
                 return Err(format!("node {child} has no parent in snapshot"));
             };
-            parent_node.children.insert(name);
+            parent_node.children += 1;
             let owner = tree.nodes.get(&child).map_or(0, |n| n.stat.ephemeral_owner);
             if tree.is_session_owner(owner) {
                 tree.ephemerals.entry(owner).or_default().insert(child);
