@@ -5,6 +5,8 @@
 //! [`hdrlog`] (interval logs), [`mntr`] (server-side view), [`report`] (table, HTML),
 //! [`compare`], [`metrics`] (Prometheus), [`trace`] (record / replay), [`cpu`], [`worker`]
 //! (one of N processes: shares, start time, clock offset), [`merge`] (adding workers' results).
+//! [`zktrace`] (Apache ZooKeeper transaction and audit logs as traces), [`snaptree`] (runs from a
+//! snapshot's tree).
 
 pub mod compare;
 pub mod cpu;
@@ -16,7 +18,9 @@ pub mod metrics;
 pub mod mntr;
 pub mod report;
 pub mod run;
+pub mod snaptree;
 pub mod stats;
 pub mod trace;
 pub mod worker;
 pub mod workload;
+pub mod zktrace;

@@ -96,6 +96,10 @@ enum Cmd {
         /// '{at: 20, action: kill, target: leader, restart_at: 40}'. Repeatable.
         #[arg(long)]
         fault: Vec<String>,
+        /// Start from this snapshot's tree (Apache ZooKeeper's `snapshot.*` or ferrokeeper's
+        /// `fk-snap/snapshot.*`): its nodes are created and its leaves become the keys.
+        #[arg(long, value_name = "SNAPSHOT")]
+        tree_from: Option<PathBuf>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -129,7 +133,8 @@ enum Cmd {
         #[arg(long, default_value = "10%")]
         threshold: String,
     },
-    /// Replay a recorded trace (JSON lines) open-loop.
+    /// Replay a trace open-loop: fkload's JSON lines, an Apache ZooKeeper transaction log
+    /// (`log.*`, or a directory of them) or a ZooKeeper audit log.
     Replay {
         trace: PathBuf,
         #[arg(long, short, default_value = "127.0.0.1:2181")]
@@ -144,6 +149,9 @@ enum Cmd {
         /// Do not create the tree named in the trace's header.
         #[arg(long)]
         skip_setup: bool,
+        /// First create this snapshot's tree (e.g. the ZooKeeper snapshot the log follows).
+        #[arg(long, value_name = "SNAPSHOT")]
+        tree_from: Option<PathBuf>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -196,6 +204,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             start_at,
             samples,
             fault,
+            tree_from,
             outputs,
         } => {
             let worker = match worker {
@@ -246,6 +255,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 worker,
                 start_at,
                 samples,
+                tree_from,
             };
             // A hard bound on the whole command, so a misbehaving target (a server that accepts
             // but never answers) cannot hang fkload: the planned time plus two minutes of setup.
@@ -292,8 +302,17 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{text}");
             Ok(if regressed { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Cmd::Replay { trace: path, target, speed, sessions, inflight, skip_setup, outputs } => {
-            let r = trace::replay(&target, &path, speed, sessions, inflight, !skip_setup).await?;
+        Cmd::Replay { trace: path, target, speed, sessions, inflight, skip_setup, tree_from, outputs } => {
+            let r = trace::replay_with(
+                &target,
+                &path,
+                speed,
+                sessions,
+                inflight,
+                !skip_setup,
+                tree_from.as_deref(),
+            )
+            .await?;
             write_outputs(&r, &outputs)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -60,6 +60,9 @@ pub struct RunOptions {
     pub start_at: Option<f64>,
     /// Write every raw sample of the measured phase here (`--samples`; text, one per line).
     pub samples: Option<PathBuf>,
+    /// Create a snapshot's tree and use its nodes as keys instead of the synthetic tree
+    /// (`--tree-from`, [`crate::snaptree`]).
+    pub tree_from: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -77,6 +80,7 @@ impl RunOptions {
             server_stats: true,
             worker: WorkerSpec::SOLE,
             start_at: None,
+            tree_from: None,
             samples: None,
         }
     }
@@ -720,7 +724,17 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     } else {
         Recorder::new(metrics)
     });
-    let tree = Tree::new(w);
+    let snapshot = opts.tree_from.as_deref().map(crate::snaptree::load).transpose()?;
+    let tree = match &snapshot {
+        Some(loaded) => {
+            anyhow::ensure!(
+                w.ops.get(&MixOp::GetMissing).copied().unwrap_or(0) == 0,
+                "get_missing reads a synthetic subtree and cannot run on a snapshot's tree"
+            );
+            crate::snaptree::run_tree(loaded)?
+        }
+        None => Tree::new(w),
+    };
     let mut value = vec![0u8; w.value_size.max().max(16)];
     SmallRng::seed_from_u64(opts.seed).fill_bytes(&mut value);
     for b in &mut value {
@@ -731,8 +745,18 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?.clone();
     let mut setup_requests = BTreeMap::new();
     if !opts.skip_setup {
-        setup_requests.insert("create".to_owned(), prepare(&first, w, &tree, &value, me).await?);
-        if me.count > 1 {
+        let creates = match &snapshot {
+            // The fixed nodes, then the snapshot's tree (every worker creates it whole; nodes
+            // already there are left alone).
+            Some(loaded) => {
+                let empty = Tree { keys: Vec::new(), dirs: Vec::new(), missing: Vec::new() };
+                prepare(&first, w, &empty, &value, me).await?
+                    + crate::snaptree::create(&first, loaded).await?
+            }
+            None => prepare(&first, w, &tree, &value, me).await?,
+        };
+        setup_requests.insert("create".to_owned(), creates);
+        if me.count > 1 && snapshot.is_none() {
             wait_for_tree(&first, &tree, Duration::from_secs(120)).await?;
         }
         // The tree was created through one server; a session on another (a follower behind the
@@ -757,7 +781,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
     let ctx = Arc::new(Ctx {
         recorder: recorder.clone(),
         mix: Mix::new(w),
-        keys: Keys::new(&w.keys, w.znodes),
+        keys: Keys::new(&w.keys, tree.keys.len()),
         sizes: Sizes::new(&w.value_size),
         tree,
         value,

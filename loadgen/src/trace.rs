@@ -14,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use ferrokeeper_client::{Acl, CreateMode, ZooKeeper};
+use ferrokeeper_client::{Acl, Multi, ZooKeeper};
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 
@@ -33,6 +33,32 @@ pub struct TraceEvent {
     pub size: usize,
     #[serde(default)]
     pub latency_us: u64,
+    /// The session that issued it in the source (a ZooKeeper log or audit log): events of one
+    /// session are replayed in order by one worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<i64>,
+    /// A create's mode: `persistent` (default), `ephemeral`, `container`, `ttl`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// A TTL create's TTL (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+    /// A multi's sub-ops (`create`, `delete`, `set`, `check`), as logged by ZooKeeper.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ops: Vec<TraceSubOp>,
+}
+
+/// One operation of a replayed multi.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceSubOp {
+    pub op: String,
+    pub path: String,
+    #[serde(default)]
+    pub size: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
 }
 
 impl TraceEvent {
@@ -44,6 +70,10 @@ impl TraceEvent {
             path: path.to_owned(),
             size,
             latency_us: latency.as_micros() as u64,
+            session: None,
+            mode: None,
+            ttl: None,
+            ops: Vec::new(),
         }
     }
 }
@@ -97,8 +127,45 @@ impl TraceWriter {
     }
 }
 
-/// Reads a trace: the header's workload (if any) and the events sorted by time.
+/// Reads a trace: the header's workload (if any) and the events sorted by time. Besides
+/// fkload's JSON lines, `path` may be an Apache ZooKeeper transaction log (`log.*`), a directory
+/// of them (a dataDir / dataLogDir or its `version-2`), or a ZooKeeper audit log
+/// ([`crate::zktrace`]); what they hold that cannot be replayed is reported on stderr.
 pub fn read(path: &Path) -> anyhow::Result<(Option<Workload>, Vec<TraceEvent>)> {
+    let converted = if path.is_dir() {
+        Some(crate::zktrace::from_zk_logs(&crate::zktrace::log_files(path)?)?)
+    } else {
+        let mut head = vec![0u8; 64 * 1024];
+        let n = {
+            use std::io::Read;
+            let mut f =
+                std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+            let mut n = 0;
+            while n < head.len() {
+                match f.read(&mut head[n..])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            n
+        };
+        match crate::zktrace::kind_of(&head[..n]) {
+            crate::zktrace::Kind::ZkLog => Some(crate::zktrace::from_zk_logs(&[path.to_owned()])?),
+            crate::zktrace::Kind::AuditLog => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+                Some(crate::zktrace::from_audit_log(&text, path)?)
+            }
+            crate::zktrace::Kind::FkloadTrace => None,
+        }
+    };
+    if let Some(c) = converted {
+        if !c.skipped.is_empty() {
+            let list: Vec<String> = c.skipped.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            eprintln!("fkload: {}: not replayed: {}", path.display(), list.join(", "));
+        }
+        return Ok((None, c.events));
+    }
     let file = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
     let mut workload = None;
     let mut events = Vec::new();
@@ -137,20 +204,53 @@ pub async fn replay(
     inflight: usize,
     setup: bool,
 ) -> anyhow::Result<RunResult> {
+    replay_with(connect, path, speed, sessions, inflight, setup, None).await
+}
+
+/// [`replay`], first creating the tree of the snapshot `tree_from` (ZooKeeper's or
+/// ferrokeeper's, [`crate::snaptree`]) when given, e.g. the snapshot a ZooKeeper log follows.
+/// Events that carry their source session are assigned to workers by session (one session's
+/// events in order on one worker); others round-robin.
+pub async fn replay_with(
+    connect: &str,
+    path: &Path,
+    speed: f64,
+    sessions: usize,
+    inflight: usize,
+    setup: bool,
+    tree_from: Option<&Path>,
+) -> anyhow::Result<RunResult> {
     let (workload, events) = read(path)?;
+    let snapshot = tree_from.map(crate::snaptree::load).transpose()?;
     anyhow::ensure!(speed > 0.0, "--speed must be > 0");
     let sessions_n = sessions.max(1);
     let workers = sessions_n * inflight.max(1);
     let zks = connect_all(connect, sessions_n).await?;
-    let max_size = events.iter().map(|e| e.size).max().unwrap_or(0).max(16);
+    let max_size = events
+        .iter()
+        .map(|e| e.ops.iter().map(|o| o.size).max().unwrap_or(0).max(e.size))
+        .max()
+        .unwrap_or(0)
+        .max(16);
     let value = Bytes::from(vec![b'r'; max_size]);
     if setup && let (Some(w), Some(zk)) = (&workload, zks.first()) {
         prepare(zk, w, &Tree::new(w), &value, crate::worker::WorkerSpec::SOLE).await?;
     }
+    if let (Some(loaded), Some(zk)) = (&snapshot, zks.first()) {
+        crate::snaptree::create(zk, loaded).await?;
+    }
     let recorder = Arc::new(Recorder::new(None));
     let mut buckets: Vec<Vec<TraceEvent>> = (0..workers).map(|_| Vec::new()).collect();
+    let mut by_session: std::collections::HashMap<i64, usize> = std::collections::HashMap::new();
     for (i, ev) in events.into_iter().enumerate() {
-        buckets[i % workers].push(ev);
+        let worker = match ev.session {
+            Some(s) => {
+                let next = by_session.len();
+                *by_session.entry(s).or_insert(next) % workers
+            }
+            None => i % workers,
+        };
+        buckets[worker].push(ev);
     }
     let t0 = Instant::now() + Duration::from_millis(50);
     let cpu_before = process_cpu_seconds();
@@ -252,8 +352,11 @@ async fn replay_one(zk: &ZooKeeper, rec: &Recorder, ev: &TraceEvent, value: &Byt
         OpKind::Set | OpKind::WatchSet => zk.set_data(&ev.path, data, -1).await.map(|_| ()),
         OpKind::SetStale => zk.set_data(&ev.path, data, crate::run::STALE_VERSION).await.map(|_| ()),
         OpKind::Create => {
-            zk.create(&ev.path, data, &Acl::open_unsafe(), CreateMode::Persistent, None).await.map(|_| ())
+            let mode = crate::zktrace::create_mode(ev.mode.as_deref());
+            let ttl = if mode.is_ttl() { Some(ev.ttl.unwrap_or(60_000).max(1)) } else { None };
+            zk.create(&ev.path, data, &Acl::open_unsafe(), mode, ttl).await.map(|_| ())
         }
+        OpKind::Multi if !ev.ops.is_empty() => zk.multi(multi_of(&ev.ops, value)).await.map(|_| ()),
         OpKind::Delete => zk.delete(&ev.path, -1).await,
         OpKind::Exists => zk.exists(&ev.path).await.map(|_| ()),
         OpKind::Children => zk.get_children(&ev.path).await.map(|_| ()),
@@ -267,4 +370,23 @@ async fn replay_one(zk: &ZooKeeper, rec: &Recorder, ev: &TraceEvent, value: &Byt
         Some(end.saturating_duration_since(intended)),
         r.as_ref().err().map(|e| e.code().message()),
     );
+}
+
+/// A logged multi's sub-ops as a client multi.
+fn multi_of(ops: &[TraceSubOp], value: &Bytes) -> Multi {
+    let mut m = Multi::new();
+    for op in ops {
+        let data = &value[..op.size.min(value.len())];
+        m = match op.op.as_str() {
+            "create" => {
+                let mode = crate::zktrace::create_mode(op.mode.as_deref());
+                let ttl = if mode.is_ttl() { Some(op.ttl.unwrap_or(60_000).max(1)) } else { None };
+                m.create(&op.path, data, &Acl::open_unsafe(), mode, ttl)
+            }
+            "delete" => m.delete(&op.path, -1),
+            "set" => m.set_data(&op.path, data, -1),
+            _ => m.check(&op.path, -1),
+        };
+    }
+    m
 }

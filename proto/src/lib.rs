@@ -15,10 +15,13 @@
 //! - [`txn`] — transaction records (what is logged and replicated).
 //! - [`code`] — `KeeperException.Code`.
 //! - [`op`] — opcodes, special xids, flags and watch types.
+//! - [`fksnap`] — ferrokeeper's own snapshot file as records.
 //! - [`frame`] — `int32 length | payload` framing with a size limit.
 //! - [`path`] — `PathUtils.validatePath`.
+//! - [`zkfile`] — Apache ZooKeeper's snapshot and log files (offline import, fkload replay).
 
 pub mod code;
+pub mod fksnap;
 pub mod frame;
 pub mod jute;
 pub mod multi;
@@ -28,6 +31,7 @@ pub mod records;
 pub mod request;
 pub mod response;
 pub mod txn;
+pub mod zkfile;
 
 pub use code::Code;
 pub use jute::{DecodeError, Jute, Reader};

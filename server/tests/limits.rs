@@ -1,5 +1,6 @@
 //! Limits and lifecycle: maxClientCnxns per client IP, a client that stops reading is cut off
-//! without hurting other sessions, and SIGTERM stops the server promptly and cleanly.
+//! without hurting other sessions (while one big reply reaches a client that reads), and SIGTERM
+//! stops the server promptly and cleanly.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -62,6 +63,30 @@ fn a_client_that_stops_reading_is_cut_off_alone() {
     let exists = Request::Exists(ExistsRequest { path: "/big".into(), watch: false });
     assert_eq!(bystander.call(&exists).unwrap().0.err, 0);
     assert!(support::four_letter(server.port, "srvr").unwrap().contains("Mode: standalone"));
+}
+
+/// One reply larger than `connection.outboundBytesMax` (a getChildren of a big child list) is
+/// sent to a client that reads, as ZooKeeper sends it; the bound is for clients that stop
+/// reading.
+#[test]
+fn one_reply_over_the_outbound_bound_reaches_a_reading_client() {
+    let server = ServerProcess::start(ServerKind::Ferrokeeper, &[("connection.outboundBytesMax", "1000000")]);
+    let mut client = TestClient::connect(server.port).unwrap();
+    let create =
+        |path: String| Request::Create(CreateRequest { path, data: None, acl: Acl::open_unsafe(), flags: 0 });
+    assert_eq!(client.call(&create("/wide".into())).unwrap().0.err, 0);
+    for i in 0..20 {
+        let name = format!("{i:0>60000}");
+        assert_eq!(client.call(&create(format!("/wide/{name}"))).unwrap().0.err, 0);
+    }
+    let list = Request::GetChildren(GetChildrenRequest { path: "/wide".into(), watch: false });
+    let (header, reply) = client.call(&list).unwrap();
+    assert_eq!(header.err, 0);
+    let Ok(ferrokeeper_proto::response::Response::GetChildren(children)) = reply else { panic!("{reply:?}") };
+    assert_eq!(children.children.len(), 20, "a 1.2 MB reply over a 1 MB bound");
+    // The session goes on.
+    let exists = Request::Exists(ExistsRequest { path: "/wide".into(), watch: false });
+    assert_eq!(client.call(&exists).unwrap().0.err, 0);
 }
 
 #[test]

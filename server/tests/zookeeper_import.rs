@@ -591,3 +591,287 @@ fn a_stopped_zookeeper_ensemble_restarts_as_ferrokeeper() {
     with_config.insert("/zookeeper/config".into(), dump(cluster.port(leader))["/zookeeper/config"].clone());
     check_served(&with_config, cluster.port(leader), &live);
 }
+
+/// What the traffic threads of the rolling migration saw.
+#[derive(Default)]
+struct Traffic {
+    stop: std::sync::atomic::AtomicBool,
+    /// The highest counter value a setData was acknowledged for.
+    acked: std::sync::atomic::AtomicU64,
+    /// The highest counter value read.
+    max_read: std::sync::atomic::AtomicU64,
+    reads: std::sync::atomic::AtomicU64,
+    /// Reads that returned less than an earlier read (the tree going back in time).
+    went_back: std::sync::Mutex<Vec<String>>,
+    /// Reads that found the never-committed node.
+    saw_uncommitted: std::sync::atomic::AtomicU64,
+    /// The longest time without an acknowledged write, in ms.
+    longest_write_gap_ms: std::sync::atomic::AtomicU64,
+}
+
+const COUNTER: &str = "/m/counter";
+const UNCOMMITTED: &str = "/m/uncommitted";
+
+/// A session on one of `ports` (trying them in turn from `*next`), announcing `last_zxid` so
+/// that a server behind what the client saw refuses it, as a ZooKeeper client's reconnect does.
+fn connect_any(ports: &[u16], next: &mut usize, last_zxid: i64) -> Option<TestClient> {
+    for _ in 0..ports.len() {
+        let port = ports[*next % ports.len()];
+        *next += 1;
+        let options = ConnectOptions {
+            last_zxid_seen: last_zxid,
+            handshake_timeout: Duration::from_secs(1),
+            ..ConnectOptions::default()
+        };
+        if let Ok(client) = TestClient::connect_with(port, &options) {
+            client.set_read_timeout(Duration::from_secs(1)).ok()?;
+            return Some(client);
+        }
+    }
+    None
+}
+
+fn writer(ports: Vec<u16>, traffic: std::sync::Arc<Traffic>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut next, mut last_zxid) = (0usize, 0i64);
+    let mut last_ack = std::time::Instant::now();
+    while !traffic.stop.load(Relaxed) {
+        let Some(mut client) = connect_any(&ports, &mut next, last_zxid) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        while !traffic.stop.load(Relaxed) {
+            let value = traffic.acked.load(Relaxed) + 1;
+            let request = Request::SetData(SetDataRequest {
+                path: COUNTER.into(),
+                data: bytes(&value.to_string()),
+                version: -1,
+            });
+            match client.call(&request) {
+                Ok((header, _)) if header.err == 0 => {
+                    last_zxid = last_zxid.max(header.zxid);
+                    traffic.acked.store(value, Relaxed);
+                    let gap = last_ack.elapsed().as_millis() as u64;
+                    traffic.longest_write_gap_ms.fetch_max(gap, Relaxed);
+                    last_ack = std::time::Instant::now();
+                }
+                _ => break,
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn reader(ports: Vec<u16>, traffic: std::sync::Arc<Traffic>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (mut next, mut last_zxid) = (1usize, 0i64);
+    while !traffic.stop.load(Relaxed) {
+        let Some(mut client) = connect_any(&ports, &mut next, last_zxid) else {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        };
+        // A few reads per server, then the next one: every member is read from.
+        for _ in 0..10 {
+            let request = Request::GetData(GetDataRequest { path: COUNTER.into(), watch: false });
+            let Ok((header, Ok(Response::GetData(reply)))) = client.call(&request) else { break };
+            last_zxid = last_zxid.max(header.zxid);
+            let value: u64 =
+                reply.data.as_deref().and_then(|d| std::str::from_utf8(d).ok()?.parse().ok()).unwrap_or(0);
+            let before = traffic.max_read.fetch_max(value, Relaxed);
+            if value < before {
+                traffic
+                    .went_back
+                    .lock()
+                    .unwrap()
+                    .push(format!("read {value} after {before} (zxid {:#x})", header.zxid));
+            }
+            traffic.reads.fetch_add(1, Relaxed);
+            let exists = Request::Exists(ExistsRequest { path: UNCOMMITTED.into(), watch: false });
+            match client.call(&exists) {
+                Ok((header, _)) if header.err == 0 => {
+                    traffic.saw_uncommitted.fetch_add(1, Relaxed);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Waits until both traffic threads made progress (5 acknowledged writes, 5 reads).
+fn progress(cluster: &support::Ensemble, traffic: &Traffic, budget: Duration, what: &str) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (writes, reads) = (traffic.acked.load(Relaxed), traffic.reads.load(Relaxed));
+    wait_for(cluster, budget, what, || {
+        traffic.acked.load(Relaxed) >= writes + 5 && traffic.reads.load(Relaxed) >= reads + 5
+    });
+}
+
+/// Waits until `done` holds, polling; panics with the ensemble's logs after `budget`.
+fn wait_for(cluster: &support::Ensemble, budget: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + budget;
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} within {budget:?}\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether ZooKeeper's log files in `version_dir` hold a create of `path`.
+fn zk_logs_create(version_dir: &Path, path: &str) -> bool {
+    use ferrokeeper_proto::txn::Txn;
+    std::fs::read_dir(version_dir).unwrap().any(|entry| {
+        let file = entry.unwrap().path();
+        if !file.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("log.")) {
+            return false;
+        }
+        let (entries, _) = ferrokeeper_proto::zkfile::log::decode(&std::fs::read(&file).unwrap()).unwrap();
+        entries.iter().any(|e| matches!(&e.txn, Txn::Create { txn, .. } if txn.path == path))
+    })
+}
+
+/// A running 3-node ZooKeeper ensemble replaced member by member, under a client writing and a
+/// client reading throughout (fresh sessions on every member in turn, each announcing the
+/// highest zxid it saw, as a ZooKeeper client reconnects):
+///
+/// 1. a ZooKeeper follower is stopped and started as ferrokeeper on its zoo.cfg (it imports its
+///    dataDir and waits for a ferrokeeper quorum; the ZooKeeper pair keeps serving);
+/// 2. the other follower is frozen (SIGSTOP), and a write sent to the ZooKeeper leader then is
+///    logged by it but never committed; the leader loses its quorum. The frozen follower is
+///    stopped and started as ferrokeeper: the two ferrokeeper members form a quorum and serve
+///    every acknowledged write;
+/// 3. the old ZooKeeper leader, whose log ends in that uncommitted proposal, is stopped and
+///    started as ferrokeeper: it joins, and the proposal is dropped (the new leader's sync
+///    replaces its state), as ZooKeeper's own recovery would drop it without that member.
+///
+/// No read ever returns less than an earlier read, the uncommitted node is never seen, every
+/// acknowledged write is on every member, and the members converge on the whole tree.
+#[test]
+fn a_running_zookeeper_ensemble_migrates_member_by_member() {
+    use std::sync::Arc;
+    use std::sync::atomic::Ordering::Relaxed;
+    if !support::oracle_available() {
+        return;
+    }
+    let superdigest = support::digest("super", support::SUPER_PASSWORD);
+    let extras = [
+        ("autopurge.purgeInterval", "0"),
+        ("extendedTypesEnabled", "true"),
+        ("DigestAuthenticationProvider.superDigest", superdigest.as_str()),
+    ];
+    let mut cluster = support::Ensemble::build(ServerKind::ZooKeeper, &extras, false);
+    for i in 0..support::ENSEMBLE_SIZE {
+        cluster.start(i);
+    }
+    let leader = cluster.wait_stable(Duration::from_secs(40));
+    let followers: Vec<usize> = (0..support::ENSEMBLE_SIZE).filter(|&i| i != leader).collect();
+    let (first, second) = (followers[0], followers[1]);
+    let ports: Vec<u16> = (0..support::ENSEMBLE_SIZE).map(|i| cluster.port(i)).collect();
+    let live = write_tree(cluster.port(leader));
+    let mut setup = TestClient::connect(cluster.port(leader)).unwrap();
+    create(&mut setup, "/m", "", open(), 0);
+    create(&mut setup, COUNTER, "0", open(), 0);
+    drop(setup);
+    let mut before = dump(cluster.port(leader));
+    // Not replicated in ZooKeeper (each member's own), and the counter moves.
+    before.remove("/zookeeper/config");
+    before.remove(COUNTER);
+
+    let traffic = Arc::new(Traffic::default());
+    let threads: Vec<_> = [writer as fn(Vec<u16>, Arc<Traffic>), reader]
+        .into_iter()
+        .map(|f| {
+            let (ports, traffic) = (ports.clone(), traffic.clone());
+            std::thread::spawn(move || f(ports, traffic))
+        })
+        .collect();
+    progress(&cluster, &traffic, Duration::from_secs(10), "traffic on ZooKeeper");
+
+    // 1. The first follower becomes ferrokeeper; ZooKeeper's remaining pair serves on.
+    cluster.kill(first);
+    cluster.set_kind(ServerKind::Ferrokeeper);
+    cluster.start(first);
+    std::thread::sleep(Duration::from_millis(500));
+    progress(
+        &cluster,
+        &traffic,
+        Duration::from_secs(10),
+        "ZooKeeper's pair serving beside a ferrokeeper member",
+    );
+    assert_eq!(cluster.mode(first), "not serving", "a lone ferrokeeper member must not serve");
+
+    // 2. An uncommitted proposal in the ZooKeeper leader's log: its last follower frozen, a
+    // write sent to it (no reply can come), then its quorum is lost.
+    let mut doomed = TestClient::connect(cluster.port(leader)).unwrap();
+    cluster.signal(second, "-STOP");
+    doomed
+        .send(&Request::Create(CreateRequest {
+            path: UNCOMMITTED.into(),
+            data: bytes("never"),
+            acl: open(),
+            flags: 0,
+        }))
+        .unwrap();
+    wait_for(&cluster, Duration::from_secs(10), "the ZooKeeper leader losing its quorum", || {
+        cluster.mode(leader) != "leader"
+    });
+    cluster.kill(second);
+    cluster.start(second);
+    wait_for(&cluster, Duration::from_secs(30), "a ferrokeeper quorum of two", || {
+        let modes = [cluster.mode(first), cluster.mode(second)];
+        modes.contains(&"leader".to_owned()) && modes.contains(&"follower".to_owned())
+    });
+    progress(&cluster, &traffic, Duration::from_secs(20), "traffic on the ferrokeeper pair");
+
+    // 3. The old ZooKeeper leader, its log ending in the uncommitted create, becomes ferrokeeper.
+    cluster.kill(leader);
+    drop(doomed);
+    let version_dir = cluster.log_path(leader).with_file_name("data").join("version-2");
+    assert!(zk_logs_create(&version_dir, UNCOMMITTED), "the ZooKeeper leader did not log the doomed create");
+    cluster.start(leader);
+    cluster.wait_stable(Duration::from_secs(30));
+    cluster.wait_converged(Duration::from_secs(30));
+    progress(&cluster, &traffic, Duration::from_secs(20), "traffic on the ferrokeeper ensemble");
+    traffic.stop.store(true, Relaxed);
+    for thread in threads {
+        thread.join().unwrap();
+    }
+
+    let went_back = traffic.went_back.lock().unwrap().clone();
+    assert!(went_back.is_empty(), "the tree went back in time: {went_back:?}");
+    assert_eq!(traffic.saw_uncommitted.load(Relaxed), 0, "a read saw the never-committed create");
+    let acked = traffic.acked.load(Relaxed);
+    eprintln!(
+        "member-by-member: {acked} writes acknowledged, {} reads, longest time without an acknowledged write {} ms",
+        traffic.reads.load(Relaxed),
+        traffic.longest_write_gap_ms.load(Relaxed)
+    );
+    let reference = dump(cluster.port(leader));
+    for i in 0..support::ENSEMBLE_SIZE {
+        let tree = dump(cluster.port(i));
+        assert!(!tree.contains_key(UNCOMMITTED), "node {}: the uncommitted create was resurrected", i + 1);
+        let line = &tree[COUNTER];
+        let value: u64 = line.split('"').nth(1).unwrap().parse().unwrap();
+        assert!(value >= acked, "node {}: counter {value} < acknowledged {acked}", i + 1);
+        assert_eq!(tree, reference, "node {} differs", i + 1);
+    }
+    // The tree written before the migration is served as ZooKeeper served it, every stat
+    // field included, and the session open throughout still resumes.
+    for (path, line) in &before {
+        assert_eq!(reference.get(path), Some(line), "{path} differs from what ZooKeeper served");
+    }
+    check_resumes(&live, cluster.port(leader));
+}
+
+/// The session `live` (opened on ZooKeeper) resumes on `port`.
+fn check_resumes(live: &TestClient, port: u16) {
+    let options = ConnectOptions {
+        session_id: live.session_id,
+        passwd: live.passwd.clone(),
+        timeout_ms: SESSION_TIMEOUT_MS,
+        last_zxid_seen: live.last_zxid,
+        ..ConnectOptions::default()
+    };
+    let resumed = TestClient::connect_with(port, &options).expect("reconnect");
+    assert_eq!(resumed.session_id, live.session_id, "the session did not survive");
+}

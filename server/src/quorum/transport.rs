@@ -16,8 +16,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
-/// Largest frame between servers (a SNAP of a big tree is sent in chunks below this).
+/// Largest frame between servers. A larger message (the SNAP of a big tree: ~250 MB at 1 M
+/// znodes) travels as pieces of at most this size: each piece but the last has
+/// [`PIECE_FOLLOWS`] set in its length; the receiver joins them into one message.
 pub const PEER_FRAME_MAX: usize = 64 * 1024 * 1024;
+/// The length bit that marks a piece of a message continued by the next frame.
+const PIECE_FOLLOWS: u32 = 0x8000_0000;
+/// Largest message a peer may send in pieces (a sanity bound far above any snapshot).
+const PEER_MESSAGE_MAX: u64 = 64 * 1024 * 1024 * 1024;
 /// Messages queued towards one peer before new ones are dropped.
 const PEER_QUEUE_MAX: usize = 16 * 1024;
 const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -225,6 +231,13 @@ async fn run_link_with_input(
     let write_side = async {
         let mut buffer = BytesMut::new();
         while let Some(message) = outbound.recv().await {
+            if message.len() > PEER_FRAME_MAX {
+                // A big message goes out piece by piece, without a copy.
+                if let Err(error) = write_pieces(&mut writer, &message, PEER_FRAME_MAX).await {
+                    return format!("write: {error}");
+                }
+                continue;
+            }
             buffer.clear();
             push_frame(&mut buffer, &message);
             while let Ok(more) = outbound.try_recv() {
@@ -245,9 +258,27 @@ async fn run_link_with_input(
     }
 }
 
+/// Appends one frame; `message` must fit in one (the writer sends bigger ones with
+/// [`write_pieces`]).
 fn push_frame(buffer: &mut BytesMut, message: &[u8]) {
     buffer.extend_from_slice(&(message.len() as u32).to_be_bytes());
     buffer.extend_from_slice(message);
+}
+
+/// Writes `message` as frames of at most `piece_max` bytes, all but the last flagged
+/// [`PIECE_FOLLOWS`].
+async fn write_pieces<W: AsyncWriteExt + Unpin>(
+    writer: &mut W,
+    message: &[u8],
+    piece_max: usize,
+) -> std::io::Result<()> {
+    let mut pieces = message.chunks(piece_max.max(1)).peekable();
+    while let Some(piece) = pieces.next() {
+        let flag = if pieces.peek().is_some() { PIECE_FOLLOWS } else { 0 };
+        writer.write_all(&(piece.len() as u32 | flag).to_be_bytes()).await?;
+        writer.write_all(piece).await?;
+    }
+    Ok(())
 }
 
 async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
@@ -264,15 +295,44 @@ async fn read_frame_from<R: AsyncReadExt + Unpin>(
     reader: &mut R,
     input: &mut BytesMut,
 ) -> std::io::Result<Bytes> {
+    read_message(reader, input, PEER_FRAME_MAX).await
+}
+
+/// Reads one message: a frame, or pieces joined (see [`PEER_FRAME_MAX`]).
+async fn read_message<R: AsyncReadExt + Unpin>(
+    reader: &mut R,
+    input: &mut BytesMut,
+    frame_max: usize,
+) -> std::io::Result<Bytes> {
+    let mut joined: Option<BytesMut> = None;
     loop {
         if input.len() >= 4 {
-            let length = u32::from_be_bytes([input[0], input[1], input[2], input[3]]) as usize;
-            if length > PEER_FRAME_MAX {
+            let word = u32::from_be_bytes([input[0], input[1], input[2], input[3]]);
+            let follows = word & PIECE_FOLLOWS != 0;
+            let length = (word & !PIECE_FOLLOWS) as usize;
+            if length > frame_max {
                 return Err(std::io::Error::other(format!("peer frame of {length} bytes is over the limit")));
             }
             if input.len() >= 4 + length {
                 input.advance(4);
-                return Ok(input.split_to(length).freeze());
+                let frame = input.split_to(length);
+                let so_far = joined.as_ref().map_or(0, |j| j.len()) as u64;
+                if so_far + length as u64 > PEER_MESSAGE_MAX {
+                    return Err(std::io::Error::other("peer message over the limit"));
+                }
+                match (follows, joined.take()) {
+                    (false, None) => return Ok(frame.freeze()),
+                    (false, Some(mut whole)) => {
+                        whole.extend_from_slice(&frame);
+                        return Ok(whole.freeze());
+                    }
+                    (true, None) => joined = Some(frame),
+                    (true, Some(mut whole)) => {
+                        whole.extend_from_slice(&frame);
+                        joined = Some(whole);
+                    }
+                }
+                continue;
             }
         }
         if reader.read_buf(input).await? == 0 {
@@ -285,6 +345,27 @@ async fn read_frame_from<R: AsyncReadExt + Unpin>(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[tokio::test]
+    async fn a_message_over_the_frame_limit_travels_in_pieces() {
+        let big: Vec<u8> = (0..1000u32).map(|i| i as u8).collect();
+        let mut wire = Vec::new();
+        write_pieces(&mut wire, &big, 64).await.unwrap();
+        let mut small = BytesMut::new();
+        push_frame(&mut small, b"after");
+        wire.extend_from_slice(&small);
+        // 16 pieces (15 flagged), then a plain frame.
+        let flagged = wire.chunks(68).take(15).filter(|c| c[0] & 0x80 != 0).count();
+        assert_eq!(flagged, 15);
+        let (mut reader, mut input) = (&wire[..], BytesMut::new());
+        assert_eq!(&read_message(&mut reader, &mut input, 64).await.unwrap()[..], &big[..]);
+        assert_eq!(&read_message(&mut reader, &mut input, 64).await.unwrap()[..], b"after");
+        // A single frame over the limit is still refused.
+        let mut over = BytesMut::new();
+        push_frame(&mut over, &[0u8; 65]);
+        let (mut reader, mut input) = (&over[..], BytesMut::new());
+        assert!(read_message(&mut reader, &mut input, 64).await.is_err());
+    }
 
     fn free_addr() -> SocketAddr {
         std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()

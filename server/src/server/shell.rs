@@ -131,7 +131,9 @@ impl Io for TokioIo {
     fn deliver(&mut self, conn: ConnId, data: Bytes) -> bool {
         let Some(link) = self.conns.get(&conn) else { return false };
         let queued = link.control.queued_bytes.fetch_add(data.len(), Ordering::AcqRel);
-        let over = queued + data.len() > self.config.connection_outbound_bytes_max;
+        // A client that has read everything gets this batch whatever its size (one reply may
+        // exceed the bound, e.g. a 1 M-child getChildren, which ZooKeeper sends too).
+        let over = queued > 0 && queued + data.len() > self.config.connection_outbound_bytes_max;
         if over || link.outbound.try_send(Outbound::Data(data)).is_err() {
             tracing::warn!(conn, peer = %link.peer, queued, "client is not reading its replies; closing connection");
             link.control.abort.notify_one();

@@ -30,13 +30,21 @@ use super::prep::{Overlay, PNode};
 use super::watch::{PERSISTENT, RECURSIVE, STANDARD, WatchStats, Watches};
 use super::{ApplyOutcome, Caller, ConnId, SessionId, TreeConfig, Txn, TxnHeader};
 
+/// A node's ACL list, shared: a node created with its parent's ACL (the common case: most
+/// trees use one or a few ACLs) points at the parent's list instead of holding a copy (one
+/// `Vec<Acl>` with an `Acl` and two small strings per node otherwise: ~150 bytes). Watch
+/// events carry the same `Arc`.
+type SharedAcl = Arc<Vec<Acl>>;
+
 /// One znode as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Node {
     data: Option<Bytes>,
-    acl: Vec<Acl>,
+    acl: SharedAcl,
     stat: StatPersisted,
-    children: BTreeSet<String>,
+    /// How many children it has. Their names are not kept apart: they are the keys just
+    /// under `path + "/"` in the node map ([`DataTree::child_names`]), so a name is stored once.
+    children: u32,
 }
 
 /// Events produced while applying, in delivery order, each with the ACL of the node it is
@@ -72,7 +80,7 @@ struct SnapshotCut {
 
 struct SavedNode {
     data: Option<Bytes>,
-    acl: Vec<Acl>,
+    acl: SharedAcl,
     stat: StatPersisted,
 }
 
@@ -155,9 +163,9 @@ impl DataTree {
         let empty = || Some(Bytes::new());
         let mk = |acl: Vec<Acl>, children: &[&str]| Node {
             data: empty(),
-            acl,
+            acl: Arc::new(acl),
             stat: StatPersisted::default(),
-            children: children.iter().map(|c| (*c).to_owned()).collect(),
+            children: children.len() as u32,
         };
         nodes.insert("/".to_owned(), mk(Acl::open_unsafe(), &["zookeeper"]));
         nodes.insert("/zookeeper".to_owned(), mk(Acl::open_unsafe(), &["quota", "config"]));
@@ -195,7 +203,7 @@ impl DataTree {
 
     /// DataNode.copyStat: the stat a client sees.
     fn client_stat(&self, node: &Node) -> Stat {
-        let n = node.children.len() as i32;
+        let n = node.children as i32;
         let s = &node.stat;
         Stat {
             czxid: s.czxid,
@@ -225,8 +233,8 @@ impl DataTree {
         let node = self.nodes.get(path).ok_or(Code::NoNode)?;
         Ok(PNode {
             stat: node.stat.clone(),
-            child_count: node.children.len() as i32,
-            acl: node.acl.clone(),
+            child_count: node.children as i32,
+            acl: node.acl.to_vec(),
             data: node.data.clone(),
         })
     }
@@ -672,7 +680,7 @@ impl DataTree {
                 node.stat.mzxid = zxid;
                 let fired = self.watches.data.trigger(&t.path, &BTreeSet::new());
                 if !fired.is_empty() {
-                    let acl = Arc::new(node.acl.clone());
+                    let acl = node.acl.clone();
                     let changed = |c| (c, event(event_type::NODE_DATA_CHANGED, &t.path), acl.clone());
                     events.extend(fired.into_iter().map(changed));
                 }
@@ -682,7 +690,7 @@ impl DataTree {
             Txn::SetAcl(t) => {
                 self.preserve(&t.path);
                 let node = self.nodes.get_mut(&t.path).ok_or(Code::NoNode)?;
-                node.acl = t.acl.clone();
+                node.acl = Arc::new(t.acl.clone());
                 node.stat.aversion = t.version;
                 let stat = self.get(&t.path).map(|n| self.client_stat(n)).ok_or(Code::NoNode)?;
                 Ok(OpResult::SetData { stat })
@@ -741,7 +749,6 @@ impl DataTree {
             return Err(Code::NodeExists);
         }
         let parent_path = path::parent(path).to_owned();
-        let name = path::name(path).to_owned();
         self.preserve(&parent_path);
         let parent = self.nodes.get_mut(&parent_path).ok_or(Code::NoNode)?;
         let mut cv = parent_cversion;
@@ -753,14 +760,10 @@ impl DataTree {
             parent.stat.cversion = cv;
             parent.stat.pzxid = zxid;
         }
-        let inserted = parent.children.insert(name);
-        debug_assert!(inserted, "child index out of sync with the node map");
-        let node = Node {
-            data: data.clone(),
-            acl: acl.to_vec(),
-            stat: new_stat(zxid, time, owner),
-            children: BTreeSet::new(),
-        };
+        parent.children += 1;
+        let acl = if parent.acl[..] == *acl { parent.acl.clone() } else { Arc::new(acl.to_vec()) };
+        let node =
+            Node { data: data.clone(), acl: acl.clone(), stat: new_stat(zxid, time, owner), children: 0 };
         let stat = self.client_stat(&node);
         self.nodes.insert(path.to_owned(), node);
         if self.is_session_owner(owner) {
@@ -770,7 +773,6 @@ impl DataTree {
         let none = BTreeSet::new();
         let fired = self.watches.data.trigger(path, &none);
         if !fired.is_empty() {
-            let acl = Arc::new(acl.to_vec());
             events.extend(fired.into_iter().map(|c| (c, event(event_type::NODE_CREATED, path), acl.clone())));
         }
         self.fire_children_changed(&parent_path, events);
@@ -783,11 +785,11 @@ impl DataTree {
         }
         self.preserve(path);
         let node = self.nodes.remove(path).ok_or(Code::NoNode)?;
-        debug_assert!(node.children.is_empty(), "deleting a node with children");
+        debug_assert!(node.children == 0, "deleting a node with children");
         let parent_path = path::parent(path).to_owned();
         self.preserve(&parent_path);
         if let Some(parent) = self.nodes.get_mut(&parent_path) {
-            parent.children.remove(path::name(path));
+            parent.children = parent.children.saturating_sub(1);
             if zxid > parent.stat.pzxid {
                 parent.stat.pzxid = zxid;
             }
@@ -804,7 +806,7 @@ impl DataTree {
         let data_fired = self.watches.data.trigger(path, &BTreeSet::new());
         let child_fired = self.watches.child.trigger(path, &data_fired);
         if !data_fired.is_empty() || !child_fired.is_empty() {
-            let acl = Arc::new(node.acl);
+            let acl = node.acl;
             let deleted = |c| (c, event(event_type::NODE_DELETED, path), acl.clone());
             events.extend(data_fired.into_iter().chain(child_fired).map(deleted));
         }
@@ -818,7 +820,7 @@ impl DataTree {
         if fired.is_empty() {
             return;
         }
-        let acl = Arc::new(self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default());
+        let acl = self.nodes.get(parent_path).map(|p| p.acl.clone()).unwrap_or_default();
         let changed = |c| (c, event(event_type::NODE_CHILDREN_CHANGED, parent_path), acl.clone());
         events.extend(fired.into_iter().map(changed));
     }
@@ -876,7 +878,7 @@ impl DataTree {
                 self.check_acl(&n.acl, perms::READ | perms::ADMIN, caller)?;
                 let stat = self.client_stat(n);
                 let acl = if self.check_acl(&n.acl, perms::ADMIN, caller).is_ok() {
-                    n.acl.clone()
+                    n.acl.to_vec()
                 } else {
                     acl::mask_digests(&n.acl)
                 };
@@ -1000,6 +1002,32 @@ impl DataTree {
         Ok(out)
     }
 
+    /// The names of `path`'s children, in byte order: the keys of the node map just under
+    /// `path + "/"`, found by one seek per child (a child's own subtree is skipped by seeking
+    /// past `child + "/"`, i.e. to `child + "0"`, '0' being the byte after '/').
+    fn child_names(&self, path: &str) -> Vec<String> {
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let prefix = if path == "/" { "/".to_owned() } else { format!("{path}/") };
+        let mut names = Vec::new();
+        let mut from: (std::ops::Bound<String>, std::ops::Bound<String>) =
+            (Excluded(prefix.clone()), Unbounded);
+        'seek: loop {
+            for key in self.nodes.range::<String, _>(from.clone()).map(|(k, _)| k) {
+                let Some(rest) = key.strip_prefix(prefix.as_str()) else { break 'seek };
+                match rest.find('/') {
+                    None => names.push(rest.to_owned()),
+                    Some(slash) => {
+                        // A grandchild: skip the rest of that child's subtree.
+                        from = (Included(format!("{prefix}{}0", &rest[..slash])), Unbounded);
+                        continue 'seek;
+                    }
+                }
+            }
+            break;
+        }
+        names
+    }
+
     fn get_children(
         &mut self,
         caller: &Caller,
@@ -1008,7 +1036,7 @@ impl DataTree {
     ) -> Result<(Vec<String>, Stat), Code> {
         let n = self.get(path).ok_or(Code::NoNode)?;
         self.check_acl(&n.acl, perms::READ, caller)?;
-        let out = (n.children.iter().cloned().collect(), self.client_stat(n));
+        let out = (self.child_names(norm(path)), self.client_stat(n));
         if watch {
             self.watches.child.add(path, caller.conn, STANDARD);
         }
@@ -1101,7 +1129,7 @@ impl DataTree {
         let max_never_used = self.config.container_max_never_used_interval_ms;
         self.nodes
             .iter()
-            .filter(|(_, n)| n.children.is_empty())
+            .filter(|(_, n)| n.children == 0)
             .filter(|(_, n)| {
                 let owner = n.stat.ephemeral_owner;
                 let elapsed = now_ms - n.stat.mtime;
@@ -1141,7 +1169,7 @@ impl DataTree {
                 h.i64(i64::from(v));
             }
             h.i64(n.acl.len() as i64);
-            for a in &n.acl {
+            for a in n.acl.iter() {
                 h.i64(i64::from(a.perms));
                 h.str(&a.id.scheme);
                 h.str(&a.id.id);
@@ -1173,11 +1201,21 @@ impl DataTree {
     ) -> Result<DataTree, String> {
         let mut tree = DataTree::new(config);
         tree.nodes.clear();
+        // Nodes come in path order: a node shares its parent's ACL list, or the previous
+        // node's (a sibling's), when it is the same.
+        let mut last: Option<SharedAcl> = None;
         for (path, data, acl, stat) in snapshot_nodes {
             if path != "/" && path::validate(&path).is_err() {
                 return Err(format!("invalid path {path:?} in snapshot"));
             }
-            let node = Node { data, acl, stat, children: BTreeSet::new() };
+            let parent = if path == "/" { None } else { tree.nodes.get(path::parent(&path)) };
+            let acl = match (parent, &last) {
+                (Some(p), _) if *p.acl == acl => p.acl.clone(),
+                (_, Some(l)) if **l == acl => l.clone(),
+                _ => Arc::new(acl),
+            };
+            last = Some(acl.clone());
+            let node = Node { data, acl, stat, children: 0 };
             if tree.nodes.insert(path.clone(), node).is_some() {
                 return Err(format!("path {path} appears twice in snapshot"));
             }
@@ -1188,11 +1226,10 @@ impl DataTree {
         let paths: Vec<String> = tree.nodes.keys().filter(|p| p.as_str() != "/").cloned().collect();
         for child in paths {
             let parent = path::parent(&child);
-            let name = path::name(&child).to_owned();
             let Some(parent_node) = tree.nodes.get_mut(parent) else {
                 return Err(format!("node {child} has no parent in snapshot"));
             };
-            parent_node.children.insert(name);
+            parent_node.children += 1;
             let owner = tree.nodes.get(&child).map_or(0, |n| n.stat.ephemeral_owner);
             if tree.is_session_owner(owner) {
                 tree.ephemerals.entry(owner).or_default().insert(child);

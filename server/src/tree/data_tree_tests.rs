@@ -683,3 +683,38 @@ fn multi_create_kind_comes_from_the_flags() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Children are the node map's keys just under the parent: names that sort around '/' (a
+/// sibling "a-x" sorts between "a" and "a/..."), subtrees skipped, counts kept by create,
+/// delete and restore.
+#[test]
+fn children_come_from_the_node_map() {
+    let mut t = T::new();
+    for p in ["/p", "/p/a", "/p/a/deep", "/p/a/deep/er", "/p/a-x", "/p/a-x/y", "/p/a!", "/p/b", "/p/a0", "/q"]
+    {
+        assert!(t.create(p, 0).is_ok(), "{p}");
+    }
+    let list = |t: &mut T, path: &str| match t.tree.read(
+        &caller(1, 99),
+        &Request::GetChildren(ferrokeeper_proto::GetChildrenRequest { path: path.into(), watch: false }),
+    ) {
+        Ok(Response::GetChildren(r)) => r.children,
+        other => panic!("getChildren {path}: {other:?}"),
+    };
+    assert_eq!(list(&mut t, "/p"), ["a", "a!", "a-x", "a0", "b"]);
+    assert_eq!(list(&mut t, "/p/a"), ["deep"]);
+    assert_eq!(list(&mut t, "/p/b"), Vec::<String>::new());
+    assert_eq!(list(&mut t, "/"), ["p", "q", "zookeeper"]);
+    assert_eq!(t.stat("/p").num_children, 5);
+    let delete = Request::Delete(DeleteRequest { path: "/p/a!".into(), version: -1 });
+    assert!(t.write(&caller(1, 1), delete).reply.is_ok());
+    assert_eq!(list(&mut t, "/p"), ["a", "a-x", "a0", "b"]);
+    assert_eq!(t.stat("/p").num_children, 4);
+    // Restored from a snapshot: the same lists and counts.
+    let bytes = crate::txlog::snapshot::encode(&t.tree);
+    let mut restored =
+        T { tree: crate::txlog::snapshot::decode(&bytes, cfg()).expect("restore"), zxid: t.zxid };
+    assert_eq!(list(&mut restored, "/p"), ["a", "a-x", "a0", "b"]);
+    assert_eq!(restored.stat("/p").num_children, 4);
+    assert_eq!(restored.stat("/").num_children, 3);
+}

@@ -16,15 +16,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::{BufMut, Bytes};
-use ferrokeeper_proto::jute::{Jute, Reader};
+use ferrokeeper_proto::jute::Jute;
 use ferrokeeper_proto::{Acl, StatPersisted};
 
 use crate::tree::{DataTree, TreeConfig};
 
-const MAGIC: [u8; 4] = *b"FKSN";
-const END: [u8; 4] = *b"FKSE";
-const VERSION: u32 = 1;
-const HEADER_BYTES: usize = 32;
+use ferrokeeper_proto::fksnap::{self, END, MAGIC, VERSION};
 
 /// Serializes the tree as of its last applied zxid, in one go.
 pub fn encode(tree: &DataTree) -> Vec<u8> {
@@ -100,55 +97,8 @@ impl Encoder {
 
 /// Parses a snapshot file's bytes into a tree.
 pub fn decode(bytes: &[u8], config: TreeConfig) -> Result<DataTree, String> {
-    if bytes.len() < HEADER_BYTES + 8 {
-        return Err(format!("too short ({} bytes)", bytes.len()));
-    }
-    if bytes[0..4] != MAGIC {
-        return Err("bad magic: not a ferrokeeper snapshot".into());
-    }
-    let header_crc = u32::from_be_bytes([bytes[28], bytes[29], bytes[30], bytes[31]]);
-    if header_crc != crc32c::crc32c(&bytes[0..28]) {
-        return Err("header checksum mismatch".into());
-    }
-    let version = u32::from_be_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    if version != VERSION {
-        return Err(format!("unsupported snapshot version {version}"));
-    }
-    let mut zxid_bytes = [0u8; 8];
-    zxid_bytes.copy_from_slice(&bytes[8..16]);
-    let zxid = i64::from_be_bytes(zxid_bytes);
-    let trailer = bytes.len() - 8;
-    if bytes[trailer + 4..] != END {
-        return Err("missing end marker (incomplete file)".into());
-    }
-    let body = &bytes[HEADER_BYTES..trailer];
-    let body_crc =
-        u32::from_be_bytes([bytes[trailer], bytes[trailer + 1], bytes[trailer + 2], bytes[trailer + 3]]);
-    if body_crc != crc32c::crc32c(body) {
-        return Err("body checksum mismatch".into());
-    }
-    let mut r = Reader::new(body);
-    let fail = |e: ferrokeeper_proto::DecodeError| format!("undecodable body: {e}");
-    let session_count = r.read_i32().map_err(fail)?;
-    let mut sessions = BTreeMap::new();
-    for _ in 0..session_count.max(0) {
-        let id = r.read_i64().map_err(fail)?;
-        let timeout = r.read_i32().map_err(fail)?;
-        sessions.insert(id, timeout);
-    }
-    let node_count = r.read_i64().map_err(fail)?;
-    let mut nodes = Vec::with_capacity(node_count.clamp(0, 1 << 20) as usize);
-    for _ in 0..node_count.max(0) {
-        let path = String::read(&mut r).map_err(fail)?;
-        let data: Option<Bytes> = Jute::read(&mut r).map_err(fail)?;
-        let acl: Vec<Acl> = Jute::read(&mut r).map_err(fail)?;
-        let stat = StatPersisted::read(&mut r).map_err(fail)?;
-        nodes.push((path, data, acl, stat));
-    }
-    if r.remaining() != 0 {
-        return Err(format!("{} unexpected bytes after the nodes", r.remaining()));
-    }
-    DataTree::restore(config, zxid, sessions, nodes)
+    let snap = fksnap::decode(bytes)?;
+    DataTree::restore(config, snap.zxid, snap.sessions, snap.nodes)
 }
 
 pub fn file_name(zxid: i64) -> String {

@@ -12,8 +12,8 @@
 //! write). It then goes on with the next file, as ZooKeeper does. A checksum mismatch, a
 //! negative length or an undecodable payload is an error (ZooKeeper refuses to start).
 
-use ferrokeeper_proto::jute::{Jute, Reader};
-use ferrokeeper_proto::txn::{Txn, TxnHeader};
+use crate::jute::{Jute, Reader};
+use crate::txn::{Txn, TxnHeader};
 
 use super::adler32;
 
@@ -109,7 +109,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<(TxnHeader, Txn), (u64, String)>
     let mut r = Reader::new(payload);
     let header = TxnHeader::read(&mut r).map_err(|e| (r.position() as u64, format!("txn header: {e}")))?;
     let body_at = r.position() as u64;
-    let fail = |e: ferrokeeper_proto::DecodeError| {
+    let fail = |e: crate::DecodeError| {
         (body_at, format!("txn of type {} at zxid {:#x}: {e}", header.txn_type, header.zxid))
     };
     let txn = if header.txn_type == RECONFIG {

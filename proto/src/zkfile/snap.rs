@@ -16,9 +16,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::jute::{Jute, Reader};
+use crate::{Acl, StatPersisted};
 use bytes::BufMut;
-use ferrokeeper_proto::jute::{Jute, Reader};
-use ferrokeeper_proto::{Acl, StatPersisted};
 
 use super::{ZkNode, ZkState, adler32, open_acl_unsafe, split_path};
 
