@@ -624,6 +624,30 @@ pub struct ServerSpec {
     pub election_port: u16,
     pub peer_type: PeerType,
     pub client_addr: Option<std::net::SocketAddr>,
+    /// The client host as written (`0.0.0.0` when only a port was given), for
+    /// `/zookeeper/config`, which ZooKeeper renders with the host string, not the address.
+    pub client_host: String,
+}
+
+impl ServerSpec {
+    /// The value ZooKeeper's `QuorumServer.toString()` gives this member in
+    /// `/zookeeper/config`: `host:quorumPort:electionPort:role[;clientHost:clientPort]`.
+    pub fn membership_value(&self) -> String {
+        let role = match self.peer_type {
+            PeerType::Participant => "participant",
+            PeerType::Observer => "observer",
+        };
+        let mut value = format!("{}:{}:{}:{role}", self.host, self.quorum_port, self.election_port);
+        if let Some(addr) = self.client_addr {
+            let host = if self.client_host.contains(':') && !self.client_host.starts_with('[') {
+                format!("[{}]", self.client_host)
+            } else {
+                self.client_host.clone()
+            };
+            value.push_str(&format!(";{host}:{}", addr.port()));
+        }
+        value
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -649,6 +673,24 @@ impl QuorumConfig {
     pub fn participants(&self) -> impl Iterator<Item = &ServerSpec> {
         self.servers.iter().filter(|s| s.peer_type == PeerType::Participant)
     }
+
+    /// Members that only follow.
+    pub fn observers(&self) -> impl Iterator<Item = &ServerSpec> {
+        self.servers.iter().filter(|s| s.peer_type == PeerType::Observer)
+    }
+
+    /// The membership as ZooKeeper's `QuorumMaj.toString()` writes it into `/zookeeper/config`
+    /// and `conf`: one `server.N=...` line per member in id order, then `version=<hex>`, no
+    /// newline at the end. The version is the zxid of the reconfig that made the membership;
+    /// a static one (the only kind without `reconfig`) has version 0, as in ZooKeeper.
+    pub fn membership(&self) -> String {
+        let mut text = String::new();
+        for server in &self.servers {
+            text.push_str(&format!("server.{}={}\n", server.id, server.membership_value()));
+        }
+        text.push_str("version=0");
+        text
+    }
 }
 
 fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> {
@@ -670,6 +712,7 @@ fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> 
         Some(&"observer") => PeerType::Observer,
         Some(_) => return Err(bad("peer type must be participant or observer")),
     };
+    let mut client_host = String::new();
     let client_addr = match client {
         None => None,
         Some(c) => {
@@ -678,10 +721,19 @@ fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> 
                 None => ("0.0.0.0", c),
             };
             let port: u16 = port.parse().map_err(|_| bad("bad client port"))?;
+            client_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
             Some(std::net::SocketAddr::new(resolve_address(host)?, port))
         }
     };
-    Ok(ServerSpec { id, host: parts[0].to_owned(), quorum_port, election_port, peer_type, client_addr })
+    Ok(ServerSpec {
+        id,
+        host: parts[0].to_owned(),
+        quorum_port,
+        election_port,
+        peer_type,
+        client_addr,
+        client_host,
+    })
 }
 
 fn parse_quorum(

@@ -186,6 +186,29 @@ fn percentiles(name: &str, h: &crate::txlog::stats::Histogram) -> Vec<(String, S
 
 fn conf(core: &Core) -> String {
     let c = &core.config;
+    let mut text = conf_common(c);
+    if let Some(quorum) = &c.quorum
+        && let Some(me) = quorum.me()
+    {
+        // ZooKeeper's LearnerType ordinal: 0 participant, 1 observer.
+        let peer_type = match me.peer_type {
+            crate::config::PeerType::Participant => 0,
+            crate::config::PeerType::Observer => 1,
+        };
+        text.push_str(&format!(
+            "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={peer_type}\n\
+             membership: \n{}",
+            quorum.init_limit,
+            quorum.sync_limit,
+            me.election_port,
+            me.quorum_port,
+            quorum.membership(),
+        ));
+    }
+    text
+}
+
+fn conf_common(c: &crate::config::Config) -> String {
     format!(
         "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
          tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\

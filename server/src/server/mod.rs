@@ -52,10 +52,22 @@ pub struct Server {
 }
 
 fn tree_config(config: &Config) -> TreeConfig {
+    // The config node's mtime is when this server first set it up, as ZooKeeper's; every tree
+    // built later (a snapshot from the leader) keeps that time.
+    static STARTED_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let started_ms = *STARTED_MS.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    });
     TreeConfig {
         skip_acl: config.skip_acl,
         extended_types_enabled: config.extended_types_enabled,
         container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
+        config_node: config.quorum.as_ref().map(|quorum| crate::tree::ConfigNode {
+            data: bytes::Bytes::from(quorum.membership()),
+            mtime_ms: started_ms,
+        }),
     }
 }
 

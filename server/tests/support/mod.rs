@@ -663,7 +663,21 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<(bool,
 
 /// Servers in a test ensemble.
 pub const ENSEMBLE_SIZE: usize = 3;
-const N: usize = ENSEMBLE_SIZE;
+
+/// The members of an [`Ensemble`]: voters first, then observers.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub voters: usize,
+    pub observers: usize,
+    /// Each `server.N` line carries `;127.0.0.1:clientPort` (else only `clientPort=` is set).
+    pub client_in_server_lines: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout { voters: ENSEMBLE_SIZE, observers: 0, client_in_server_lines: false }
+    }
+}
 
 /// One member of an [`Ensemble`].
 struct Node {
@@ -673,12 +687,14 @@ struct Node {
     child: Option<Child>,
 }
 
-/// A 3-node ferrokeeper (or Apache ZooKeeper) ensemble on 127.0.0.1 (free ports), killed
+/// A ferrokeeper (or Apache ZooKeeper) ensemble (3 voters, or a [`Layout`]) on 127.0.0.1 (free ports), killed
 /// by pid on drop. With proxies, every server-to-server connection goes through a
 /// [`LinkProxy`] (node i reaches node j at a proxy of its own), so a test can cut a node off
 /// in silence, as a partition does (no FIN, no RST).
 pub struct Ensemble {
     nodes: Vec<Node>,
+    /// Nodes `0..voters` vote; the rest observe.
+    voters: usize,
     kind: ServerKind,
     proxies: Vec<LinkProxy>,
     _dir: TempDir,
@@ -719,11 +735,24 @@ impl Ensemble {
     /// An ensemble of `kind`; `extra` lines are appended to zoo.cfg (a later key wins);
     /// `proxied`: server-to-server connections go through [`LinkProxy`]s.
     pub fn build(kind: ServerKind, extra: &[(&str, &str)], proxied: bool) -> Ensemble {
+        Ensemble::build_layout(kind, extra, proxied, &Layout::default())
+    }
+
+    /// An ensemble of `layout.voters` voters then `layout.observers` observers (node indexes
+    /// in that order), otherwise as [`Ensemble::build`].
+    pub fn build_layout(
+        kind: ServerKind,
+        extra: &[(&str, &str)],
+        proxied: bool,
+        layout: &Layout,
+    ) -> Ensemble {
         let dir = TempDir::new("fk-quorum");
-        let quorum: Vec<(u16, u16)> = (0..N).map(|_| (free_port(), free_port())).collect();
+        let size = layout.voters + layout.observers;
+        let quorum: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let mut proxies = Vec::new();
         // addresses[i][j]: how node i reaches node j.
-        let mut addresses = vec![quorum.clone(); N];
+        let mut addresses = vec![quorum.clone(); size];
         if proxied {
             for (i, row) in addresses.iter_mut().enumerate() {
                 for (j, entry) in row.iter_mut().enumerate() {
@@ -743,7 +772,7 @@ impl Ensemble {
             let node_dir = dir.path().join(format!("node{id}"));
             std::fs::create_dir_all(node_dir.join("data")).unwrap();
             std::fs::write(node_dir.join("data/myid"), format!("{id}\n")).unwrap();
-            let client_port = free_port();
+            let client_port = client_ports[i];
             let mut cfg = format!(
                 "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=60000\ndataDir={}\n\
                  clientPort={client_port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
@@ -753,13 +782,22 @@ impl Ensemble {
             for (k, v) in extra {
                 cfg.push_str(&format!("{k}={v}\n"));
             }
+            if i >= layout.voters {
+                cfg.push_str("peerType=observer\n");
+            }
             for (j, (q, e)) in links.iter().enumerate() {
-                cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1));
+                let role = if j >= layout.voters { ":observer" } else { "" };
+                let client = if layout.client_in_server_lines {
+                    format!(";127.0.0.1:{}", client_ports[j])
+                } else {
+                    String::new()
+                };
+                cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}{client}\n", j + 1));
             }
             std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
             nodes.push(Node { id, client_port, dir: node_dir, child: None });
         }
-        Ensemble { nodes, kind, proxies, _dir: dir, env: Vec::new() }
+        Ensemble { nodes, voters: layout.voters, kind, proxies, _dir: dir, env: Vec::new() }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -873,13 +911,23 @@ impl Ensemble {
             .unwrap_or_else(|| "not serving".into())
     }
 
-    /// Waits until one running node leads and every other running node follows.
+    /// How many members (voters and observers).
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Waits until one running node leads, every other running voter follows and every
+    /// running observer observes.
     pub fn wait_stable(&self, budget: Duration) -> usize {
         let deadline = Instant::now() + budget;
         loop {
-            let modes: Vec<String> = (0..N).map(|i| self.mode(i)).collect();
-            let leaders: Vec<usize> = (0..N).filter(|&i| modes[i] == "leader").collect();
-            let all_ok = (0..N).all(|i| matches!(modes[i].as_str(), "leader" | "follower" | "down"));
+            let size = self.nodes.len();
+            let modes: Vec<String> = (0..size).map(|i| self.mode(i)).collect();
+            let leaders: Vec<usize> = (0..size).filter(|&i| modes[i] == "leader").collect();
+            let all_ok = (0..size).all(|i| {
+                let expected = if i < self.voters { ["leader", "follower"] } else { ["observer"; 2] };
+                modes[i] == "down" || expected.contains(&modes[i].as_str())
+            });
             if leaders.len() == 1 && all_ok {
                 return leaders[0];
             }
@@ -910,7 +958,7 @@ impl Ensemble {
     pub fn wait_converged(&self, budget: Duration) -> String {
         let deadline = Instant::now() + budget;
         loop {
-            let hashes: Vec<String> = (0..N)
+            let hashes: Vec<String> = (0..self.nodes.len())
                 .filter(|&i| self.nodes[i].child.is_some())
                 .map(|i| four_letter(self.port(i), "hash").unwrap_or_default())
                 .collect();
