@@ -88,6 +88,14 @@ pub struct Config {
     pub client_tls: Option<ClientTlsConfig>,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
+    /// ZooKeeper settings that were understood but ask for what ferrokeeper does not do
+    /// (`reconfigEnabled=true`, `localSessionsEnabled=true`, `dynamicConfigFile`): one
+    /// warning each at startup, saying what happens instead.
+    pub ignored_settings: Vec<String>,
+    /// `readonlymode.enabled` (ZooKeeper reads it as a system property; here a zoo.cfg key,
+    /// also as `zookeeper.readonlymode.enabled`): a member without a quorum serves reads to
+    /// clients that asked for read-only (`docs/ensembles.md`).
+    pub read_only_mode: bool,
 }
 
 /// The secure client port and its `ssl.*` keys (also read with the `zookeeper.` prefix), as
@@ -305,6 +313,7 @@ impl Config {
             "otlp.serviceName",
             "secureClientPort",
             "secureClientPortAddress",
+            "readonlymode.enabled",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -430,6 +439,8 @@ impl Config {
             )?,
             client_tls,
             unknown_keys,
+            ignored_settings: ignored_settings(&value_of),
+            read_only_mode: parse_bool(value_of("readonlymode.enabled"), "readonlymode.enabled")?,
         })
     }
 
@@ -779,6 +790,30 @@ fn parse_quorum(
         sync_limit: parse_value("syncLimit", sync_limit)?,
         listen_on_all_ips: parse_bool(value_of("quorumListenOnAllIPs"), "quorumListenOnAllIPs")?,
     }))
+}
+
+/// Settings understood but not honoured, each with what happens instead.
+fn ignored_settings<'a>(value_of: &dyn Fn(&str) -> Option<&'a str>) -> Vec<String> {
+    let enabled = |key: &str| value_of(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut ignored = Vec::new();
+    if enabled("reconfigEnabled") {
+        ignored.push(
+            "reconfigEnabled=true: dynamic reconfiguration is not supported; reconfig requests are \
+             answered ReconfigDisabled"
+                .to_owned(),
+        );
+    }
+    if enabled("localSessionsEnabled") {
+        ignored.push(
+            "localSessionsEnabled=true: local sessions are not supported; every session is global".to_owned(),
+        );
+    }
+    if let Some(file) = value_of("dynamicConfigFile") {
+        ignored.push(format!(
+            "dynamicConfigFile={file}: not read; the membership is the server.N lines of zoo.cfg"
+        ));
+    }
+    ignored
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {

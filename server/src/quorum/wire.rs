@@ -60,6 +60,7 @@ mod tag {
     pub const COMMIT: u8 = 10;
     pub const PING: u8 = 11;
     pub const PING_REPLY: u8 = 12;
+    pub const INFORM: u8 = 13;
     pub const FORWARD: u8 = 20;
     pub const SYNC_REQUEST: u8 = 21;
     pub const SYNC_DONE: u8 = 22;
@@ -249,6 +250,14 @@ fn encode_zab(out: &mut BytesMut, message: &Message) {
             out.put_i64(*zxid);
             put_bytes(out, payload);
         }
+        Message::Inform { conn, epoch, prev, zxid, payload } => {
+            out.put_u8(tag::INFORM);
+            out.put_u64(*conn);
+            out.put_i64(*epoch);
+            out.put_i64(*prev);
+            out.put_i64(*zxid);
+            put_bytes(out, payload);
+        }
         Message::Ack { conn, epoch, zxid } => {
             out.put_u8(tag::ACK);
             out.put_u64(*conn);
@@ -323,6 +332,13 @@ fn decode_zab(tag: u8, r: &mut Cursor<'_>) -> Result<Message, WireError> {
         tag::ACK_NEW_LEADER => Message::AckNewLeader { conn: r.u64()?, epoch: r.i64()?, zxid: r.i64()? },
         tag::UP_TO_DATE => Message::UpToDate { conn: r.u64()?, epoch: r.i64()?, commit: r.i64()? },
         tag::PROPOSAL => Message::Proposal {
+            conn: r.u64()?,
+            epoch: r.i64()?,
+            prev: r.i64()?,
+            zxid: r.i64()?,
+            payload: r.bytes()?,
+        },
+        tag::INFORM => Message::Inform {
             conn: r.u64()?,
             epoch: r.i64()?,
             prev: r.i64()?,
@@ -450,6 +466,7 @@ mod tests {
             Message::UpToDate { conn: 7, epoch: 3, commit: 6 },
             Message::Proposal { conn: 7, epoch: 3, prev: 6, zxid: 7, payload: b.clone() },
             Message::Ack { conn: 7, epoch: 3, zxid: 7 },
+            Message::Inform { conn: 7, epoch: 3, prev: 7, zxid: 8, payload: b.clone() },
             Message::Commit { conn: 7, epoch: 3, zxid: 7 },
             Message::Ping { conn: 7, epoch: 3, commit: 7, up_to_date: true },
             Message::PingReply { conn: 7, epoch: 3 },

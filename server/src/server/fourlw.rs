@@ -114,8 +114,14 @@ fn mntr(core: &Core) -> String {
     if let Some(peer_state) = core.peer_state() {
         lines.insert(2, ("zk_peer_state", peer_state.to_owned()));
     }
+    if let Some(master) = core.observer_master_id() {
+        lines.insert(3, ("zk_observer_master_id", master.to_string()));
+    }
     if let Some(synced) = core.synced_followers() {
         lines.push(("zk_synced_followers", synced.to_string()));
+    }
+    if let Some(synced) = core.synced_observers() {
+        lines.push(("zk_synced_observers", synced.to_string()));
     }
     let log = core.log_stats();
     // ZooKeeper's BASIC summaries: fsync time in ms, txns per group commit.

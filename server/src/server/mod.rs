@@ -18,6 +18,7 @@ mod failover;
 mod fourlw;
 mod http;
 mod leader_queue;
+mod observer;
 mod replica;
 pub mod tls;
 
@@ -287,17 +288,14 @@ async fn start_replica(
     tail: &[TxnRecord],
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<(replica::Replica, u8)> {
-    use crate::config::PeerType;
     use crate::quorum::epochs;
     let me = quorum.me().context("myid names no server.N line")?;
-    if me.peer_type == PeerType::Observer {
-        anyhow::bail!("observers are not implemented");
-    }
     let my_id = u8::try_from(quorum.my_id).context("server ids above 255 are not supported")?;
     // Peers are dialed by name, resolved at every attempt: a peer whose address changes (a
     // rescheduled pod) or does not resolve yet is reached once it does.
+    // Observers are linked too: the leader informs them, they forward writes to it.
     let peers: HashMap<u64, (String, u16)> =
-        quorum.participants().map(|s| (s.id, (s.host.clone(), s.quorum_port))).collect();
+        quorum.servers.iter().map(|s| (s.id, (s.host.clone(), s.quorum_port))).collect();
     let listen = if quorum.listen_on_all_ips {
         std::net::SocketAddr::from(([0, 0, 0, 0], me.quorum_port))
     } else {
@@ -323,7 +321,8 @@ async fn start_replica(
             .map(|record| (record.header.zxid, bytes::Bytes::from(record.encode_to_vec())))
             .collect(),
     };
-    let mut zab_config = crate::zab::Config::new(quorum.my_id, peers.keys().copied().collect());
+    let mut zab_config = crate::zab::Config::new(quorum.my_id, quorum.participants().map(|s| s.id).collect());
+    zab_config.observers = quorum.observers().map(|s| s.id).collect();
     zab_config.tick_ms = u64::from(config.tick_time_ms);
     zab_config.init_limit = u64::from(quorum.init_limit);
     zab_config.sync_limit = u64::from(quorum.sync_limit);
@@ -334,6 +333,7 @@ async fn start_replica(
         current_epoch,
         accepted_epoch,
         applied = format_args!("0x{applied:x}"),
+        peer_type = ?me.peer_type,
         "starting as an ensemble member"
     );
     let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);

@@ -134,6 +134,7 @@ impl Core {
         match self.role() {
             None => "standalone",
             Some(Role::Leading) => "leader",
+            Some(Role::Following) if self.is_observer() => "observer",
             Some(Role::Following) => "follower",
             Some(Role::Looking) => "looking",
         }
@@ -143,6 +144,7 @@ impl Core {
     pub fn peer_state(&self) -> Option<&'static str> {
         self.role().map(|role| match role {
             Role::Leading => "leading - broadcast",
+            Role::Following if self.is_observer() => "observing - broadcast",
             Role::Following => "following - broadcast",
             Role::Looking => "looking",
         })
@@ -382,11 +384,7 @@ impl Core {
             self.metrics.observe_election(seconds);
         }
         tracing::info!(?role, ?leader, epoch, "role changed");
-        self.metrics.set_role(match role {
-            Role::Leading => "leader",
-            Role::Following => "follower",
-            Role::Looking => "looking",
-        });
+        self.metrics.set_role(self.mode());
         if was == Role::Leading {
             // The leader's pipeline goes: clients reconnect elsewhere; the outcome of their
             // outstanding writes is unknown (forwarded ones: the followers close theirs).

@@ -671,11 +671,13 @@ pub struct Layout {
     pub observers: usize,
     /// Each `server.N` line carries `;127.0.0.1:clientPort` (else only `clientPort=` is set).
     pub client_in_server_lines: bool,
+    /// Each node serves `/metrics` on a port of its own ([`Ensemble::metrics`]).
+    pub metrics: bool,
 }
 
 impl Default for Layout {
     fn default() -> Layout {
-        Layout { voters: ENSEMBLE_SIZE, observers: 0, client_in_server_lines: false }
+        Layout { voters: ENSEMBLE_SIZE, observers: 0, client_in_server_lines: false, metrics: false }
     }
 }
 
@@ -683,6 +685,7 @@ impl Default for Layout {
 struct Node {
     id: usize,
     client_port: u16,
+    metrics_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -785,6 +788,12 @@ impl Ensemble {
             if i >= layout.voters {
                 cfg.push_str("peerType=observer\n");
             }
+            let metrics_port = layout.metrics.then(free_port);
+            if let Some(port) = metrics_port {
+                cfg.push_str(&format!(
+                    "metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"
+                ));
+            }
             for (j, (q, e)) in links.iter().enumerate() {
                 let role = if j >= layout.voters { ":observer" } else { "" };
                 let client = if layout.client_in_server_lines {
@@ -795,7 +804,7 @@ impl Ensemble {
                 cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}{client}\n", j + 1));
             }
             std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
-            nodes.push(Node { id, client_port, dir: node_dir, child: None });
+            nodes.push(Node { id, client_port, metrics_port, dir: node_dir, child: None });
         }
         Ensemble { nodes, voters: layout.voters, kind, proxies, _dir: dir, env: Vec::new() }
     }
@@ -899,6 +908,17 @@ impl Ensemble {
 
     pub fn port(&self, i: usize) -> u16 {
         self.nodes[i].client_port
+    }
+
+    /// Node `i`'s `/metrics` text (needs [`Layout::metrics`]); empty if it does not answer.
+    pub fn metrics(&self, i: usize) -> String {
+        let port = self.nodes[i].metrics_port.expect("an ensemble built with Layout::metrics");
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
     }
 
     pub fn mode(&self, i: usize) -> String {
@@ -1059,4 +1079,65 @@ fn pump(
     }
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
+}
+
+/// Acknowledged writes of [`write_load`]: (path, when sent, when acknowledged).
+pub type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant, Instant)>>>;
+
+/// Creates `{prefix}-{k}` nodes one at a time through the given client ports (moving to the
+/// next port when a connection fails) until `stop`, recording each acknowledged create. A
+/// create whose outcome is unknown (connection lost) is not recorded; the next key is new.
+pub fn write_load(
+    ports: Vec<u16>,
+    prefix: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: Acked,
+) {
+    use ferrokeeper_proto::{Acl, CreateRequest, request::Request};
+    let mut k = 0u64;
+    let mut next = 0usize;
+    let mut client: Option<TestClient> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = client.as_mut() else {
+            next += 1;
+            client = TestClient::connect(ports[next % ports.len()]).ok();
+            if client.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            continue;
+        };
+        let _ = c.set_read_timeout(Duration::from_secs(3));
+        let path = format!("{prefix}-{k:06}");
+        let request = Request::Create(CreateRequest {
+            path: path.clone(),
+            data: Some(bytes::Bytes::from(path.clone().into_bytes())),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        });
+        let sent = Instant::now();
+        match c.call(&request) {
+            Ok((header, _)) if header.err == 0 => {
+                acked.lock().unwrap().push((path, sent, Instant::now()));
+                k += 1;
+            }
+            Ok((header, _)) => panic!("unexpected error {} creating {path}", header.err),
+            Err(_) => {
+                k += 1;
+                client = None;
+            }
+        }
+    }
+}
+
+/// Every path in `acked` exists on the node at `port` (after a sync).
+pub fn assert_all_present(port: u16, acked: &[(String, Instant, Instant)], what: &str) {
+    use ferrokeeper_proto::{ExistsRequest, SyncRequest, request::Request};
+    let mut client = TestClient::connect_within(port, Duration::from_secs(20));
+    let (header, _) = client.call(&Request::Sync(SyncRequest { path: "/".into() })).unwrap();
+    assert_eq!(header.err, 0, "sync on {what}");
+    for (path, _, _) in acked {
+        let (header, _) =
+            client.call(&Request::Exists(ExistsRequest { path: path.clone(), watch: false })).unwrap();
+        assert_eq!(header.err, 0, "acknowledged write {path} missing on {what}");
+    }
 }
