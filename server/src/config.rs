@@ -254,6 +254,10 @@ impl Config {
             }
             None => {
                 four_letter_whitelist.insert("srvr".to_owned());
+                // ZooKeeper enables isro by default when read-only mode is on.
+                if value_of("readonlymode.enabled").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+                    four_letter_whitelist.insert("isro".to_owned());
+                }
             }
         }
         four_letter_whitelist.insert("srvr".to_owned());

@@ -214,6 +214,8 @@ pub struct Core {
     pub(super) ensemble: Option<Box<super::replica::Replica>>,
     /// Request and commit-stage spans; `None` (the default) when OTLP export is off.
     pub(super) tracer: Option<RequestTracer>,
+    /// Read-only mode (`readonly.rs`).
+    pub(super) read_only: super::readonly::ReadOnly,
 }
 
 pub(super) fn wall_ms() -> i64 {
@@ -265,6 +267,7 @@ impl Core {
             trace_mask: 0,
             ensemble: None,
             tracer: None,
+            read_only: Default::default(),
         }
     }
 
@@ -380,7 +383,10 @@ impl Core {
             Event::Closed { conn } => self.drop_connection(conn),
             Event::FourLetter { word, reply } => {
                 // Without a leader, ZooKeeper answers only the words that need no server.
-                let text = if self.serving() || matches!(word.as_str(), "ruok" | "envi" | "conf" | "isro") {
+                let text = if self.serving()
+                    || self.read_only_active()
+                    || matches!(word.as_str(), "ruok" | "envi" | "conf" | "isro")
+                {
                     super::fourlw::execute(self, &word)
                 } else {
                     "This ZooKeeper instance is not currently serving requests\n".to_owned()
@@ -399,7 +405,7 @@ impl Core {
         control: Arc<ConnControl>,
         tls_auth: Vec<Id>,
     ) {
-        if !self.serving() {
+        if !self.serving() && !self.read_only_admits(&request) {
             tracing::debug!(conn, "refusing a client: this server has no leader");
             let _ = outbound.try_send(Outbound::Close);
             return;
@@ -417,7 +423,7 @@ impl Core {
         }
         let timeout_ms = self.config.negotiate_timeout(request.timeout);
         let now = self.mono_ms();
-        let read_only = request.read_only.map(|_| false);
+        let read_only = request.read_only.map(|_| self.read_only_active());
         let session_id = if request.session_id == 0 {
             let session_id = self.tracker.next_session_id();
             self.tracker.add(session_id, timeout_ms, now);
@@ -487,7 +493,9 @@ impl Core {
             held: VecDeque::new(),
         };
         self.connections.insert(conn, state);
-        if request.session_id == 0 && self.ensemble.is_some() {
+        if self.read_only_active() {
+            self.read_only_admitted(conn, request.session_id == 0, response);
+        } else if request.session_id == 0 && self.ensemble.is_some() {
             self.ensemble_create_session(conn, session_id, timeout_ms, response);
         } else if request.session_id == 0 {
             // A new session is a txn: the client hears of it once it is durable.
@@ -531,6 +539,10 @@ impl Core {
                 received,
             );
             self.close_connection(conn_id);
+            return;
+        }
+        if self.read_only.has(conn_id) {
+            self.read_only_request(conn_id, xid, op_code, request, received);
             return;
         }
         if self.ensemble.is_some() && !matches!(request, Err(RequestFault::UnknownOp)) {
@@ -1178,6 +1190,7 @@ impl Core {
     }
 
     fn on_tick(&mut self) {
+        self.read_only_tick();
         self.update_gauges();
         let now = self.mono_ms();
         self.send_touches();

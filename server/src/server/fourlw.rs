@@ -25,7 +25,7 @@ pub fn execute(core: &mut Core, word: &str) -> String {
         "wchc" => wchc(core),
         "wchp" => wchp(core),
         "dump" => dump(core),
-        "isro" => "rw".to_owned(),
+        "isro" => if core.read_only_active() { "ro" } else { "rw" }.to_owned(),
         "dirs" => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
             dir_size(&core.config.data_dir),
@@ -54,6 +54,9 @@ pub fn java_double(value: f64) -> String {
 
 fn server_lines(core: &Core, with_clients: bool) -> String {
     let mut out = format!("Zookeeper version: {VERSION}\n");
+    if core.read_only_active() {
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
     if with_clients {
         out.push_str("Clients:\n");
         for state in core.connections.values() {

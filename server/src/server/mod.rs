@@ -19,6 +19,7 @@ mod fourlw;
 mod http;
 mod leader_queue;
 mod observer;
+mod readonly;
 mod replica;
 pub mod tls;
 

@@ -136,6 +136,7 @@ impl Core {
             Some(Role::Leading) => "leader",
             Some(Role::Following) if self.is_observer() => "observer",
             Some(Role::Following) => "follower",
+            Some(Role::Looking) if self.read_only_active() => "read-only",
             Some(Role::Looking) => "looking",
         }
     }

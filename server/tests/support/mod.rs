@@ -703,6 +703,8 @@ pub struct Ensemble {
     _dir: TempDir,
     /// Environment variables for every node started after they are set.
     pub env: Vec<(String, String)>,
+    /// Extra JVM flags (`-Dkey=value`) for ZooKeeper nodes started after they are set.
+    pub jvm_flags: Vec<String>,
 }
 
 impl Drop for Ensemble {
@@ -806,7 +808,15 @@ impl Ensemble {
             std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
             nodes.push(Node { id, client_port, metrics_port, dir: node_dir, child: None });
         }
-        Ensemble { nodes, voters: layout.voters, kind, proxies, _dir: dir, env: Vec::new() }
+        Ensemble {
+            nodes,
+            voters: layout.voters,
+            kind,
+            proxies,
+            _dir: dir,
+            env: Vec::new(),
+            jvm_flags: Vec::new(),
+        }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -827,6 +837,9 @@ impl Ensemble {
                     "-Dzookeeper.admin.enableServer=false",
                     "-Dzookeeper.root.logger=INFO,CONSOLE",
                     "-Dzookeeper.jmx.log4j.disable=true",
+                ]);
+                c.args(&self.jvm_flags);
+                c.args([
                     "-cp",
                     &format!("{ZK_CONF_DIR}:{}", zk_jar()),
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
