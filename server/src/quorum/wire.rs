@@ -34,6 +34,9 @@ pub enum PeerMessage {
     SyncDone { session: i64, cxid: i32, zxid: i64 },
     /// Follower → leader: sessions that showed activity since the last touch.
     Touch { sessions: Vec<i64> },
+    /// Follower → leader: a client connected here with this existing session (ZooKeeper's
+    /// REVALIDATE): this follower owns it now (SessionMoved for writes from elsewhere).
+    Revalidate { session: i64 },
 }
 
 /// A W3C trace context's ids: the span a forwarded write continues.
@@ -65,6 +68,7 @@ mod tag {
     pub const SYNC_REQUEST: u8 = 21;
     pub const SYNC_DONE: u8 = 22;
     pub const TOUCH: u8 = 23;
+    pub const REVALIDATE: u8 = 25;
     /// FORWARD followed by a [`super::TraceParent`] (untraced writes keep FORWARD's bytes).
     pub const FORWARD_TRACED: u8 = 24;
 }
@@ -122,6 +126,10 @@ impl PeerMessage {
                 out.put_i32(*cxid);
                 out.put_i64(*zxid);
             }
+            PeerMessage::Revalidate { session } => {
+                out.put_u8(tag::REVALIDATE);
+                out.put_i64(*session);
+            }
             PeerMessage::Touch { sessions } => {
                 out.put_u8(tag::TOUCH);
                 out.put_u32(sessions.len() as u32);
@@ -162,6 +170,7 @@ impl PeerMessage {
             }
             tag::SYNC_REQUEST => PeerMessage::SyncRequest { session: r.i64()?, cxid: r.i32()? },
             tag::SYNC_DONE => PeerMessage::SyncDone { session: r.i64()?, cxid: r.i32()?, zxid: r.i64()? },
+            tag::REVALIDATE => PeerMessage::Revalidate { session: r.i64()? },
             tag::TOUCH => {
                 let count = r.count(8)?;
                 let mut sessions = Vec::with_capacity(count);
@@ -491,6 +500,7 @@ mod tests {
         all.push(PeerMessage::SyncRequest { session: 0x100, cxid: 5 });
         all.push(PeerMessage::SyncDone { session: 0x100, cxid: 5, zxid: 9 });
         all.push(PeerMessage::Touch { sessions: vec![1, 2, 3] });
+        all.push(PeerMessage::Revalidate { session: 0x100 });
         all
     }
 

@@ -503,6 +503,7 @@ impl Core {
             let txn = self.tree.prep_create_session(session_id, timeout_ms, self.next_zxid);
             self.propose(&caller, 0, txn, Origin::Connect { conn, response });
         } else {
+            self.claim_session(session_id);
             self.send_connect_response(conn, &response);
         }
         tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
@@ -711,6 +712,9 @@ impl Core {
         let txn = match &request {
             // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
             Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+            _ if self.session_moved_here(caller.session_id, op_code) => {
+                Txn::Error(ErrorTxn { err: Code::SessionMoved.as_i32() })
+            }
             request => self.tree.prep(&caller, request, zxid, wall_ms()),
         };
         let close = matches!(request, Request::CloseSession);
@@ -1084,6 +1088,10 @@ impl Core {
             Ok(_) => 0,
             Err(code) => code.as_i32(),
         };
+        if super::session_moved::closes_instead_of_reply(err) {
+            self.close_connection(conn);
+            return;
+        }
         let header = ReplyHeader { xid, zxid, err };
         frame::write(&mut state.pending, |b| {
             header.write(b);

@@ -21,6 +21,7 @@ mod leader_queue;
 mod observer;
 mod readonly;
 mod replica;
+mod session_moved;
 pub mod tls;
 
 use std::collections::HashMap;

@@ -81,6 +81,8 @@ pub struct Replica {
     /// Leader: writes waiting for a zxid (the outstanding-proposal bound was reached), in
     /// arrival order. Proposed as commits free room; never dropped.
     pub(super) waiting_zxid: VecDeque<WaitingWrite>,
+    /// Leader: which server holds each session (`session_moved.rs`).
+    pub(super) owners: super::session_moved::Owners,
 }
 
 impl Replica {
@@ -105,6 +107,7 @@ impl Replica {
             touched: HashSet::new(),
             parked: VecDeque::new(),
             waiting_zxid: VecDeque::new(),
+            owners: Default::default(),
             tree_config,
             data_dir,
         }
@@ -466,6 +469,9 @@ impl Core {
                     }
                 }
                 self.drain_held(conn);
+            }
+            PeerMessage::Revalidate { session } if role == Some(Role::Leading) => {
+                self.set_owner(session, from)
             }
             PeerMessage::Touch { sessions } if role == Some(Role::Leading) => {
                 let now = self.mono_ms();
