@@ -568,8 +568,8 @@ fn a_stopped_zookeeper_ensemble_restarts_as_ferrokeeper() {
     let port = cluster.port(leader);
     let live = write_tree(port);
     let mut before = dump(port);
-    // Each ZooKeeper member writes its dynamic configuration into /zookeeper/config when it
-    // starts (not a txn, its own clock); ferrokeeper's ensemble does not publish it there.
+    // Each member writes the membership into /zookeeper/config when it starts (not a txn,
+    // its own clock), ZooKeeper and ferrokeeper alike: compared apart (`ensemble_config.rs`).
     assert!(before.remove("/zookeeper/config").is_some_and(|line| line.contains("server.1=")));
     for i in 0..support::ENSEMBLE_SIZE {
         cluster.kill(i);
