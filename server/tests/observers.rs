@@ -1,12 +1,13 @@
 //! Observers, with real processes: 3 voters + 2 observers (`server.N=...:observer`,
 //! `peerType=observer`). Observers say `Mode: observer` (`srvr`), `observing - broadcast` and
-//! their leader's id (`mntr`), `ferrokeeper_role{role="observer"}` in `/metrics`; the leader counts them apart (`zk_synced_observers`), and
-//! `/zookeeper/config` lists them as `:observer`; the same keys as Apache ZooKeeper 3.8 in the
-//! same layout. Writes through an observer are acknowledged and read back from the other
-//! observer; the leader is SIGKILLed under writes through the observers, a new leader takes
-//! over and no acknowledged write is lost on any member. Observers do not vote: with two of
-//! the three voters down, the last voter and the two observers elect no leader and serve
-//! nothing; one voter back, they serve again.
+//! their leader's id (`mntr`), `ferrokeeper_role{role="observer"}` (`/metrics`); the leader
+//! counts them apart (`zk_synced_observers`); `/zookeeper/config` lists them as `:observer`;
+//! roles and config as Apache ZooKeeper 3.8 shows them in the same layout. Writes through an
+//! observer are acknowledged and read back from the other observer; the leader is SIGKILLed
+//! under writes through the observers and a new leader takes over; every member (observers
+//! included) is restarted in turn; no acknowledged write is lost on any member. Observers do
+//! not vote: with two of the three voters down, the last voter and the two observers elect no
+//! leader and serve nothing; one voter back, they serve again.
 //!
 //! `FK_SKIP_ORACLE=1` skips the ZooKeeper half when it is not installed.
 #![allow(clippy::unwrap_used)]
@@ -201,11 +202,23 @@ fn observers_serve_survive_a_leader_kill_and_never_vote() {
     println!("writes through the observers served again {:?} after the leader kill", killed_at.elapsed());
     let new_leader = ensemble.wait_stable(BUDGET);
     assert!(new_leader < VOTERS, "a voter leads");
+    ensemble.start(leader);
+    ensemble.wait_stable(BUDGET);
+    // Rolling restart of every member, observers included, the writes going on.
+    for i in 0..ensemble.size() {
+        let restarted_at = Instant::now();
+        ensemble.kill(i);
+        ensemble.start(i);
+        ensemble.wait_stable(BUDGET);
+        let deadline = restarted_at + BUDGET;
+        while !acked.lock().unwrap().iter().any(|(_, sent, _)| *sent > restarted_at) {
+            assert!(Instant::now() < deadline, "no write served after restarting node {}", i + 1);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     load.join().unwrap();
-    ensemble.start(leader);
-    ensemble.wait_stable(BUDGET);
     ensemble.wait_converged(BUDGET);
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 10, "too few writes: {}", acked.len());
