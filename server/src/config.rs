@@ -992,6 +992,50 @@ mod tests {
     }
 
     #[test]
+    fn read_only_mode_and_settings_not_honoured() {
+        let config = parse("dataDir=/x\nclientPort=1\nreadonlymode.enabled=true\n").unwrap();
+        assert!(config.read_only_mode);
+        assert!(config.four_letter_whitelist.contains("isro"), "isro is on by default with the mode");
+        assert!(config.ignored_settings.is_empty());
+        let plain = parse("dataDir=/x\nclientPort=1\n").unwrap();
+        assert!(!plain.read_only_mode && !plain.four_letter_whitelist.contains("isro"));
+        let prefixed = parse("dataDir=/x\nclientPort=1\nzookeeper.readonlymode.enabled=true\n").unwrap();
+        assert!(prefixed.read_only_mode);
+        assert!(parse("dataDir=/x\nclientPort=1\nreadonlymode.enabled=maybe\n").is_err());
+        let asked = parse(
+            "dataDir=/x\nclientPort=1\nreconfigEnabled=true\nlocalSessionsEnabled=true\ndynamicConfigFile=/d\n",
+        )
+        .unwrap();
+        assert_eq!(asked.ignored_settings.len(), 3, "{:?}", asked.ignored_settings);
+        assert!(asked.ignored_settings[0].contains("ReconfigDisabled"));
+    }
+
+    #[test]
+    fn membership_as_zookeeper_writes_it() {
+        let spec =
+            |line: &str| parse_server_line(line.split_once('=').unwrap().0, line.split_once('=').unwrap().1);
+        let plain = spec("server.1=h1:2888:3888").unwrap();
+        assert_eq!(plain.membership_value(), "h1:2888:3888:participant");
+        let port_only = spec("server.2=h2:2888:3888:observer;2181").unwrap();
+        assert_eq!(port_only.membership_value(), "h2:2888:3888:observer;0.0.0.0:2181");
+        let with_host = spec("server.3=h3:2888:3888:participant;127.0.0.1:2182").unwrap();
+        assert_eq!(with_host.membership_value(), "h3:2888:3888:participant;127.0.0.1:2182");
+        let quorum = QuorumConfig {
+            my_id: 1,
+            servers: vec![plain, port_only, with_host],
+            init_limit: 10,
+            sync_limit: 5,
+            listen_on_all_ips: false,
+        };
+        assert_eq!(
+            quorum.membership(),
+            "server.1=h1:2888:3888:participant\nserver.2=h2:2888:3888:observer;0.0.0.0:2181\n\
+             server.3=h3:2888:3888:participant;127.0.0.1:2182\nversion=0"
+        );
+        assert_eq!(quorum.observers().count(), 1);
+    }
+
+    #[test]
     fn star_enables_every_word() {
         let config = parse("dataDir=/x\nclientPort=1\n4lw.commands.whitelist=*\n").unwrap();
         assert_eq!(config.four_letter_whitelist.len(), FOUR_LETTER_WORDS.len());
