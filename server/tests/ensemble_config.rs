@@ -3,7 +3,8 @@
 //! (`server.N=host:quorumPort:electionPort;clientHost:clientPort`) serve the same
 //! membership text (`server.N=...:participant;...` lines, `version=0`) with the same stat
 //! (mtime aside) on every member, list it in `conf`, keep a data watch on it (`wchs`), and
-//! zkCli.sh's `config`, `config -s` and `config -c` print the same. Ports are normalised,
+//! zkCli.sh's `config`, `config -s` and `config -c` print the same, and so does its
+//! `reconfig -add` (ReconfigDisabled: dynamic reconfiguration is off). Ports are normalised,
 //! since the two ensembles run on different ones. A ferrokeeper ensemble whose server lines
 //! carry no client address (only `clientPort=`) serves the lines without `;...`, as
 //! ZooKeeper does (checked by hand against 3.8: `server.1=127.0.0.1:22281:22381:participant`).
@@ -98,6 +99,8 @@ struct Seen {
     wchs: String,
     zkcli_config_s: Vec<String>,
     zkcli_config_c: Vec<String>,
+    /// zkCli's `reconfig -add` (reconfigEnabled=false: ReconfigDisabled on both).
+    zkcli_reconfig: Vec<String>,
 }
 
 fn observe(ensemble: &Ensemble) -> Seen {
@@ -133,7 +136,15 @@ fn observe(ensemble: &Ensemble) -> Seen {
             *line = format!("{version} {}", items.join(","));
         }
     }
-    Seen { data, stat, conf_tail, wchs, zkcli_config_s: zkcli(ensemble.port(2), "config -s"), zkcli_config_c }
+    Seen {
+        data,
+        stat,
+        conf_tail,
+        wchs,
+        zkcli_config_s: zkcli(ensemble.port(2), "config -s"),
+        zkcli_config_c,
+        zkcli_reconfig: zkcli(ensemble.port(0), "reconfig -add server.9=127.0.0.1:1:2;3"),
+    }
 }
 
 #[test]
@@ -152,6 +163,7 @@ fn config_node_matches_zookeeper() {
     assert_eq!(ours.data, expected_lines.join("\n"));
     assert_eq!((ours.stat.mzxid, ours.stat.version, ours.stat.aversion), (0, -1, -1));
     assert!(ours.conf_tail.ends_with(&format!("membership: \n{}", ours.data)), "{}", ours.conf_tail);
+    assert!(ours.zkcli_reconfig.iter().any(|l| l.contains("Reconfig is disabled")), "{:?}", ours.zkcli_reconfig);
     if let Some(oracle) = oracle {
         assert_eq!(ours, oracle, "ferrokeeper (left) and Apache ZooKeeper 3.8 (right) differ");
     }
