@@ -89,13 +89,19 @@ pub struct Config {
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
     /// ZooKeeper settings that were understood but ask for what ferrokeeper does not do
-    /// (`reconfigEnabled=true`, `localSessionsEnabled=true`, `dynamicConfigFile`): one
+    /// (`reconfigEnabled=true`, `dynamicConfigFile`): one
     /// warning each at startup, saying what happens instead.
     pub ignored_settings: Vec<String>,
     /// `readonlymode.enabled` (ZooKeeper reads it as a system property; here a zoo.cfg key,
     /// also as `zookeeper.readonlymode.enabled`): a member without a quorum serves reads to
     /// clients that asked for read-only (`docs/ensembles.md`).
     pub read_only_mode: bool,
+    /// `localSessionsEnabled`: in an ensemble, a new session is local to the server it was
+    /// made on (no txn) until it creates an ephemeral node (`server/local_sessions.rs`).
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session creating an ephemeral node becomes
+    /// global first; otherwise that create fails with EphemeralOnLocalSession.
+    pub local_sessions_upgrading: bool,
 }
 
 /// The secure client port and its `ssl.*` keys (also read with the `zookeeper.` prefix), as
@@ -157,8 +163,6 @@ const KNOWN_NOT_YET_USED: &[&str] = &[
     "peerType",
     "reconfigEnabled",
     "syncEnabled",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "snapSizeLimitInKb",
     "fsync.warningthresholdms",
     "maxWriteQueuePollTime",
@@ -318,6 +322,8 @@ impl Config {
             "secureClientPort",
             "secureClientPortAddress",
             "readonlymode.enabled",
+            "localSessionsEnabled",
+            "localSessionsUpgradingEnabled",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -445,6 +451,11 @@ impl Config {
             unknown_keys,
             ignored_settings: ignored_settings(&value_of),
             read_only_mode: parse_bool(value_of("readonlymode.enabled"), "readonlymode.enabled")?,
+            local_sessions: parse_bool(value_of("localSessionsEnabled"), "localSessionsEnabled")?,
+            local_sessions_upgrading: parse_bool(
+                value_of("localSessionsUpgradingEnabled"),
+                "localSessionsUpgradingEnabled",
+            )?,
         })
     }
 
@@ -807,11 +818,6 @@ fn ignored_settings<'a>(value_of: &dyn Fn(&str) -> Option<&'a str>) -> Vec<Strin
                 .to_owned(),
         );
     }
-    if enabled("localSessionsEnabled") {
-        ignored.push(
-            "localSessionsEnabled=true: local sessions are not supported; every session is global".to_owned(),
-        );
-    }
     if let Some(file) = value_of("dynamicConfigFile") {
         ignored.push(format!(
             "dynamicConfigFile={file}: not read; the membership is the server.N lines of zoo.cfg"
@@ -1006,7 +1012,8 @@ mod tests {
             "dataDir=/x\nclientPort=1\nreconfigEnabled=true\nlocalSessionsEnabled=true\ndynamicConfigFile=/d\n",
         )
         .unwrap();
-        assert_eq!(asked.ignored_settings.len(), 3, "{:?}", asked.ignored_settings);
+        assert_eq!(asked.ignored_settings.len(), 2, "{:?}", asked.ignored_settings);
+        assert!(asked.local_sessions && !asked.local_sessions_upgrading);
         assert!(asked.ignored_settings[0].contains("ReconfigDisabled"));
     }
 

@@ -163,7 +163,11 @@ fn config_node_matches_zookeeper() {
     assert_eq!(ours.data, expected_lines.join("\n"));
     assert_eq!((ours.stat.mzxid, ours.stat.version, ours.stat.aversion), (0, -1, -1));
     assert!(ours.conf_tail.ends_with(&format!("membership: \n{}", ours.data)), "{}", ours.conf_tail);
-    assert!(ours.zkcli_reconfig.iter().any(|l| l.contains("Reconfig is disabled")), "{:?}", ours.zkcli_reconfig);
+    assert!(
+        ours.zkcli_reconfig.iter().any(|l| l.contains("Reconfig is disabled")),
+        "{:?}",
+        ours.zkcli_reconfig
+    );
     if let Some(oracle) = oracle {
         assert_eq!(ours, oracle, "ferrokeeper (left) and Apache ZooKeeper 3.8 (right) differ");
     }

@@ -216,6 +216,8 @@ pub struct Core {
     pub(super) tracer: Option<RequestTracer>,
     /// Read-only mode (`readonly.rs`).
     pub(super) read_only: super::readonly::ReadOnly,
+    /// Sessions local to this server (`local_sessions.rs`).
+    pub(super) local_sessions: super::local_sessions::LocalSessions,
 }
 
 pub(super) fn wall_ms() -> i64 {
@@ -268,6 +270,7 @@ impl Core {
             ensemble: None,
             tracer: None,
             read_only: Default::default(),
+            local_sessions: Default::default(),
         }
     }
 
@@ -437,7 +440,7 @@ impl Core {
                 self.close_connection(old);
             }
             let password = tree::session_password(id);
-            let valid = self.tree.sessions().contains_key(&id)
+            let valid = (self.tree.sessions().contains_key(&id) || self.local_sessions.contains(id))
                 && (!self.may_propose() || self.tracker.is_live(id))
                 && request.passwd.as_deref() == Some(&password[..]);
             if !valid {
@@ -496,7 +499,9 @@ impl Core {
         if self.read_only_active() {
             self.read_only_admitted(conn, request.session_id == 0, response);
         } else if request.session_id == 0 && self.ensemble.is_some() {
-            self.ensemble_create_session(conn, session_id, timeout_ms, response);
+            if !self.local_session_created(conn, &response) {
+                self.ensemble_create_session(conn, session_id, timeout_ms, response);
+            }
         } else if request.session_id == 0 {
             // A new session is a txn: the client hears of it once it is durable.
             let caller = Caller { session_id, conn, auth: Vec::new() };
@@ -544,6 +549,20 @@ impl Core {
         }
         if self.read_only.has(conn_id) {
             self.read_only_request(conn_id, xid, op_code, request, received);
+            return;
+        }
+        if self.local_sessions.contains(session_id)
+            && let Ok(local) = &request
+            && matches!(
+                local,
+                Request::CloseSession | Request::Create(_) | Request::Create2(_) | Request::Multi(_)
+            )
+        {
+            if !self.local_session_request(conn_id, xid, op_code, local, received)
+                && let Ok(request) = request
+            {
+                self.ensemble_request(conn_id, xid, op_code, Ok(request), received);
+            }
             return;
         }
         if self.ensemble.is_some() && !matches!(request, Err(RequestFault::UnknownOp)) {
@@ -1199,6 +1218,7 @@ impl Core {
 
     fn on_tick(&mut self) {
         self.read_only_tick();
+        self.expire_local_sessions();
         self.update_gauges();
         let now = self.mono_ms();
         self.send_touches();

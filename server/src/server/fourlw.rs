@@ -110,8 +110,9 @@ fn mntr(core: &Core) -> String {
         ("zk_max_file_descriptor_count", max_fds.to_string()),
         ("zk_uptime", core.started.elapsed().as_millis().to_string()),
         ("zk_global_sessions", core.tree.sessions().len().to_string()),
-        // zk_local_sessions and zk_last_proposal_size are left out: ferrokeeper has no local
-        // sessions and does not track proposal sizes, and a constant would read as a measure.
+        // zk_local_sessions is shown only with localSessionsEnabled (below), and
+        // zk_last_proposal_size is left out: proposal sizes are not tracked, and a constant
+        // would read as a measure.
     ];
     let mut lines = lines;
     if let Some(peer_state) = core.peer_state() {
@@ -122,6 +123,9 @@ fn mntr(core: &Core) -> String {
     }
     if let Some(synced) = core.synced_followers() {
         lines.push(("zk_synced_followers", synced.to_string()));
+    }
+    if let Some(local) = core.local_session_count() {
+        lines.push(("zk_local_sessions", local.to_string()));
     }
     if let Some(synced) = core.synced_observers() {
         lines.push(("zk_synced_observers", synced.to_string()));

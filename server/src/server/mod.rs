@@ -18,6 +18,7 @@ mod failover;
 mod fourlw;
 mod http;
 mod leader_queue;
+mod local_sessions;
 mod observer;
 mod readonly;
 mod replica;
