@@ -10,7 +10,8 @@
 # Environment: FK_CLUSTER_DIR (default /tmp/fk-cluster-<impl>), FK_IMPL=zookeeper|ferrokeeper,
 # FK_BIN (ferrokeeper binary, default target/release/ferrokeeper), FK_CLIENT_PORT_BASE (21810:
 # node i listens on base+i), FK_PEER_PORT_BASE (22880) / FK_ELECTION_PORT_BASE (23880),
-# FORCE_SYNC (yes), FK_EXTRA_CFG (extra zoo.cfg lines), ZK_JVM_OPTS (-Xmx1g).
+# FORCE_SYNC (yes), FK_EXTRA_CFG (extra zoo.cfg lines), ZK_JVM_OPTS (-Xmx1g), FK_OBSERVERS (0: the
+# last FK_OBSERVERS of the N nodes are observers, `server.i=...:observer` and peerType=observer).
 # Only 127.0.0.1 is used.
 set -euo pipefail
 cmd=${1:-status}
@@ -73,13 +74,16 @@ start() {
       echo "maxClientCnxns=0"
       echo "forceSync=${FORCE_SYNC:-yes}"
       if [ "$n" -gt 1 ]; then
-        local j
+        local j observers=${FK_OBSERVERS:-0}
+        [ "$i" -gt $((n - observers)) ] && echo "peerType=observer"
         for j in $(seq 1 "$n"); do
+          local role=""
+          [ "$j" -gt $((n - observers)) ] && role=":observer"
           # ZooKeeper insists the client address here equals clientPortAddress:clientPort;
           # ferrokeeper takes the port alone.
           local client="127.0.0.1:$((client_base + j))"
           [ "$impl" = ferrokeeper ] && client=$((client_base + j))
-          echo "server.$j=127.0.0.1:$((peer_base + j)):$((election_base + j));$client"
+          echo "server.$j=127.0.0.1:$((peer_base + j)):$((election_base + j))$role;$client"
         done
       fi
       [ -n "${FK_EXTRA_CFG:-}" ] && printf '%s\n' "$FK_EXTRA_CFG"

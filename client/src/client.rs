@@ -360,6 +360,21 @@ impl ZooKeeper {
         }
     }
 
+    /// The ensemble's configuration, `/zookeeper/config` (Java's `getConfig`): `server.N=...`
+    /// lines and `version=<hex>` (empty on a standalone server). The path is not under the
+    /// chroot, as in Java; `watch` sets a data watch on it delivered to [`Events`].
+    pub async fn get_config(&self, watch: bool) -> Result<(Bytes, Stat)> {
+        const CONFIG_NODE: &str = "/zookeeper/config";
+        let reg =
+            watch.then(|| WatchReg { kind: WatchKind::Data, path: CONFIG_NODE.to_owned(), notify: None });
+        let request = Request::GetData(GetDataRequest { path: CONFIG_NODE.to_owned(), watch });
+        let body = self.call(request, reg, CONFIG_NODE).await?;
+        match Self::decode(op::GET_DATA, &body)? {
+            Response::GetData(r) => Ok((r.data.unwrap_or_default(), r.stat)),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Creates `path` and any missing ancestors as empty persistent nodes (open ACL);
     /// succeeds if it already exists.
     pub async fn ensure_path(&self, path: &str) -> Result<()> {

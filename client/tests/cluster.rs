@@ -85,6 +85,7 @@ async fn session_and_watches_survive_losing_the_connected_server() {
     let connect = ensemble.run(&["connect", "3"]).trim().to_owned();
 
     let (zk, mut events) = within(T, ZooKeeper::connect(&connect, Duration::from_secs(10))).await.unwrap();
+    check_config(&zk, client_base, &connect).await;
     let session = zk.session_id();
     let eph =
         within(T, zk.create("/fo-eph", b"", &Acl::open_unsafe(), CreateMode::Ephemeral, None)).await.unwrap();
@@ -143,4 +144,31 @@ async fn session_and_watches_survive_losing_the_connected_server() {
     assert!(saw_disconnect, "a Disconnected event was delivered");
     within(T, zk.close()).await.unwrap();
     within(T, other.close()).await.unwrap();
+}
+
+/// `getConfig` lists the three members with their client ports and `version=0`, as
+/// `/zookeeper/config` holds it; `fkcli config -c` prints the version and client addresses.
+async fn check_config(zk: &ZooKeeper, client_base: u16, connect: &str) {
+    let (data, stat) = within(T, zk.get_config(true)).await.unwrap();
+    let text = String::from_utf8(data.to_vec()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (j, line) in lines[..3].iter().enumerate() {
+        let client_port = client_base + j as u16 + 1;
+        assert!(line.starts_with(&format!("server.{}=127.0.0.1:", j + 1)), "{text}");
+        assert!(line.contains(":participant;") && line.ends_with(&format!(":{client_port}")), "{text}");
+    }
+    assert_eq!(lines[3], "version=0");
+    assert_eq!((stat.mzxid, stat.version, stat.data_length as usize), (0, -1, text.len()));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fkcli"))
+        .args(["-server", connect, "config", "-c"])
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let (version, clients) =
+        printed.split_once(' ').unwrap_or_else(|| panic!("fkcli config -c: {printed:?}"));
+    assert_eq!(version, "0");
+    let ports: Vec<String> = clients.split(',').map(|c| c.rsplit(':').next().unwrap().to_owned()).collect();
+    let expected: Vec<String> = (1..=3).map(|j| (client_base + j).to_string()).collect();
+    assert_eq!(ports, expected, "{printed}");
 }

@@ -88,6 +88,20 @@ pub struct Config {
     pub client_tls: Option<ClientTlsConfig>,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
+    /// ZooKeeper settings that were understood but ask for what ferrokeeper does not do
+    /// (`reconfigEnabled=true`, `dynamicConfigFile`): one
+    /// warning each at startup, saying what happens instead.
+    pub ignored_settings: Vec<String>,
+    /// `readonlymode.enabled` (ZooKeeper reads it as a system property; here a zoo.cfg key,
+    /// also as `zookeeper.readonlymode.enabled`): a member without a quorum serves reads to
+    /// clients that asked for read-only (`docs/ensembles.md`).
+    pub read_only_mode: bool,
+    /// `localSessionsEnabled`: in an ensemble, a new session is local to the server it was
+    /// made on (no txn) until it creates an ephemeral node (`server/local_sessions.rs`).
+    pub local_sessions: bool,
+    /// `localSessionsUpgradingEnabled`: a local session creating an ephemeral node becomes
+    /// global first; otherwise that create fails with EphemeralOnLocalSession.
+    pub local_sessions_upgrading: bool,
 }
 
 /// The secure client port and its `ssl.*` keys (also read with the `zookeeper.` prefix), as
@@ -149,8 +163,6 @@ const KNOWN_NOT_YET_USED: &[&str] = &[
     "peerType",
     "reconfigEnabled",
     "syncEnabled",
-    "localSessionsEnabled",
-    "localSessionsUpgradingEnabled",
     "snapSizeLimitInKb",
     "fsync.warningthresholdms",
     "maxWriteQueuePollTime",
@@ -246,6 +258,10 @@ impl Config {
             }
             None => {
                 four_letter_whitelist.insert("srvr".to_owned());
+                // ZooKeeper enables isro by default when read-only mode is on.
+                if value_of("readonlymode.enabled").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+                    four_letter_whitelist.insert("isro".to_owned());
+                }
             }
         }
         four_letter_whitelist.insert("srvr".to_owned());
@@ -305,6 +321,9 @@ impl Config {
             "otlp.serviceName",
             "secureClientPort",
             "secureClientPortAddress",
+            "readonlymode.enabled",
+            "localSessionsEnabled",
+            "localSessionsUpgradingEnabled",
         ]
         .into_iter()
         .chain(KNOWN_NOT_YET_USED.iter().copied())
@@ -430,6 +449,13 @@ impl Config {
             )?,
             client_tls,
             unknown_keys,
+            ignored_settings: ignored_settings(&value_of),
+            read_only_mode: parse_bool(value_of("readonlymode.enabled"), "readonlymode.enabled")?,
+            local_sessions: parse_bool(value_of("localSessionsEnabled"), "localSessionsEnabled")?,
+            local_sessions_upgrading: parse_bool(
+                value_of("localSessionsUpgradingEnabled"),
+                "localSessionsUpgradingEnabled",
+            )?,
         })
     }
 
@@ -624,6 +650,30 @@ pub struct ServerSpec {
     pub election_port: u16,
     pub peer_type: PeerType,
     pub client_addr: Option<std::net::SocketAddr>,
+    /// The client host as written (`0.0.0.0` when only a port was given), for
+    /// `/zookeeper/config`, which ZooKeeper renders with the host string, not the address.
+    pub client_host: String,
+}
+
+impl ServerSpec {
+    /// The value ZooKeeper's `QuorumServer.toString()` gives this member in
+    /// `/zookeeper/config`: `host:quorumPort:electionPort:role[;clientHost:clientPort]`.
+    pub fn membership_value(&self) -> String {
+        let role = match self.peer_type {
+            PeerType::Participant => "participant",
+            PeerType::Observer => "observer",
+        };
+        let mut value = format!("{}:{}:{}:{role}", self.host, self.quorum_port, self.election_port);
+        if let Some(addr) = self.client_addr {
+            let host = if self.client_host.contains(':') && !self.client_host.starts_with('[') {
+                format!("[{}]", self.client_host)
+            } else {
+                self.client_host.clone()
+            };
+            value.push_str(&format!(";{host}:{}", addr.port()));
+        }
+        value
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -649,6 +699,24 @@ impl QuorumConfig {
     pub fn participants(&self) -> impl Iterator<Item = &ServerSpec> {
         self.servers.iter().filter(|s| s.peer_type == PeerType::Participant)
     }
+
+    /// Members that only follow.
+    pub fn observers(&self) -> impl Iterator<Item = &ServerSpec> {
+        self.servers.iter().filter(|s| s.peer_type == PeerType::Observer)
+    }
+
+    /// The membership as ZooKeeper's `QuorumMaj.toString()` writes it into `/zookeeper/config`
+    /// and `conf`: one `server.N=...` line per member in id order, then `version=<hex>`, no
+    /// newline at the end. The version is the zxid of the reconfig that made the membership;
+    /// a static one (the only kind without `reconfig`) has version 0, as in ZooKeeper.
+    pub fn membership(&self) -> String {
+        let mut text = String::new();
+        for server in &self.servers {
+            text.push_str(&format!("server.{}={}\n", server.id, server.membership_value()));
+        }
+        text.push_str("version=0");
+        text
+    }
 }
 
 fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> {
@@ -670,6 +738,7 @@ fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> 
         Some(&"observer") => PeerType::Observer,
         Some(_) => return Err(bad("peer type must be participant or observer")),
     };
+    let mut client_host = String::new();
     let client_addr = match client {
         None => None,
         Some(c) => {
@@ -678,10 +747,19 @@ fn parse_server_line(key: &str, value: &str) -> Result<ServerSpec, ConfigError> 
                 None => ("0.0.0.0", c),
             };
             let port: u16 = port.parse().map_err(|_| bad("bad client port"))?;
+            client_host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
             Some(std::net::SocketAddr::new(resolve_address(host)?, port))
         }
     };
-    Ok(ServerSpec { id, host: parts[0].to_owned(), quorum_port, election_port, peer_type, client_addr })
+    Ok(ServerSpec {
+        id,
+        host: parts[0].to_owned(),
+        quorum_port,
+        election_port,
+        peer_type,
+        client_addr,
+        client_host,
+    })
 }
 
 fn parse_quorum(
@@ -727,6 +805,25 @@ fn parse_quorum(
         sync_limit: parse_value("syncLimit", sync_limit)?,
         listen_on_all_ips: parse_bool(value_of("quorumListenOnAllIPs"), "quorumListenOnAllIPs")?,
     }))
+}
+
+/// Settings understood but not honoured, each with what happens instead.
+fn ignored_settings<'a>(value_of: &dyn Fn(&str) -> Option<&'a str>) -> Vec<String> {
+    let enabled = |key: &str| value_of(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let mut ignored = Vec::new();
+    if enabled("reconfigEnabled") {
+        ignored.push(
+            "reconfigEnabled=true: dynamic reconfiguration is not supported; reconfig requests are \
+             answered ReconfigDisabled"
+                .to_owned(),
+        );
+    }
+    if let Some(file) = value_of("dynamicConfigFile") {
+        ignored.push(format!(
+            "dynamicConfigFile={file}: not read; the membership is the server.N lines of zoo.cfg"
+        ));
+    }
+    ignored
 }
 
 fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
@@ -898,6 +995,51 @@ mod tests {
         std::fs::write(dir.join("myid"), "9").unwrap();
         assert!(parse(&text).unwrap_err().to_string().contains("myid"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_only_mode_and_settings_not_honoured() {
+        let config = parse("dataDir=/x\nclientPort=1\nreadonlymode.enabled=true\n").unwrap();
+        assert!(config.read_only_mode);
+        assert!(config.four_letter_whitelist.contains("isro"), "isro is on by default with the mode");
+        assert!(config.ignored_settings.is_empty());
+        let plain = parse("dataDir=/x\nclientPort=1\n").unwrap();
+        assert!(!plain.read_only_mode && !plain.four_letter_whitelist.contains("isro"));
+        let prefixed = parse("dataDir=/x\nclientPort=1\nzookeeper.readonlymode.enabled=true\n").unwrap();
+        assert!(prefixed.read_only_mode);
+        assert!(parse("dataDir=/x\nclientPort=1\nreadonlymode.enabled=maybe\n").is_err());
+        let asked = parse(
+            "dataDir=/x\nclientPort=1\nreconfigEnabled=true\nlocalSessionsEnabled=true\ndynamicConfigFile=/d\n",
+        )
+        .unwrap();
+        assert_eq!(asked.ignored_settings.len(), 2, "{:?}", asked.ignored_settings);
+        assert!(asked.local_sessions && !asked.local_sessions_upgrading);
+        assert!(asked.ignored_settings[0].contains("ReconfigDisabled"));
+    }
+
+    #[test]
+    fn membership_as_zookeeper_writes_it() {
+        let spec =
+            |line: &str| parse_server_line(line.split_once('=').unwrap().0, line.split_once('=').unwrap().1);
+        let plain = spec("server.1=h1:2888:3888").unwrap();
+        assert_eq!(plain.membership_value(), "h1:2888:3888:participant");
+        let port_only = spec("server.2=h2:2888:3888:observer;2181").unwrap();
+        assert_eq!(port_only.membership_value(), "h2:2888:3888:observer;0.0.0.0:2181");
+        let with_host = spec("server.3=h3:2888:3888:participant;127.0.0.1:2182").unwrap();
+        assert_eq!(with_host.membership_value(), "h3:2888:3888:participant;127.0.0.1:2182");
+        let quorum = QuorumConfig {
+            my_id: 1,
+            servers: vec![plain, port_only, with_host],
+            init_limit: 10,
+            sync_limit: 5,
+            listen_on_all_ips: false,
+        };
+        assert_eq!(
+            quorum.membership(),
+            "server.1=h1:2888:3888:participant\nserver.2=h2:2888:3888:observer;0.0.0.0:2181\n\
+             server.3=h3:2888:3888:participant;127.0.0.1:2182\nversion=0"
+        );
+        assert_eq!(quorum.observers().count(), 1);
     }
 
     #[test]

@@ -176,6 +176,9 @@ fn main() -> ExitCode {
     for key in &config.unknown_keys {
         tracing::warn!(key, "unknown configuration key ignored");
     }
+    for setting in &config.ignored_settings {
+        tracing::warn!("{setting}");
+    }
     // A dataDir of Apache ZooKeeper's and none of ferrokeeper's yet: import it first.
     match ferrokeeper_server::zkformat::import::import_on_start(&config) {
         Ok(None) => {}

@@ -321,7 +321,7 @@ impl ServerMetrics {
     }
 
     pub fn set_role(&self, role: &'static str) {
-        for r in ["standalone", "leader", "follower", "observer", "looking"] {
+        for r in ["standalone", "leader", "follower", "observer", "looking", "read-only"] {
             self.role.get_or_create(&RoleLabel { role: r }).set(i64::from(r == role));
         }
     }

@@ -140,7 +140,9 @@ fn curator_standalone() {
 fn curator_ensemble() {
     let Some(dependency_classpath) = dependencies() else { return };
     let program = compile(&dependency_classpath);
-    let mut ensemble = Ensemble::new();
+    // Client addresses in the server lines: Curator's EnsembleTracker takes /zookeeper/config.
+    let layout = support::Layout { client_in_server_lines: true, ..support::Layout::default() };
+    let mut ensemble = Ensemble::build_layout(ServerKind::Ferrokeeper, &[], false, &layout);
     for i in 0..support::ENSEMBLE_SIZE {
         ensemble.start(i);
     }

@@ -161,6 +161,11 @@ struct Gen {
     pool: Vec<String>,
     /// Nodes that existed at the last tree dump (oracle's view), outside /zookeeper.
     existing: Vec<String>,
+    /// ferrokeeper runs as an ensemble against a standalone oracle: an ensemble member's
+    /// `/zookeeper/config` holds the membership (server-local, as in a ZooKeeper ensemble;
+    /// `ensemble_config.rs` compares it with one), the standalone oracle's is empty. Requests
+    /// go to `/zookeeper` instead and tree dumps leave it out.
+    cluster: bool,
 }
 
 impl Gen {
@@ -174,7 +179,10 @@ impl Gen {
         } else if r < 84 {
             self.rng.pick(&self.pool)
         } else if r < 93 {
-            self.rng.pick(SPECIAL_PATHS).to_owned()
+            match self.rng.pick(SPECIAL_PATHS) {
+                "/zookeeper/config" if self.cluster => "/zookeeper".to_owned(),
+                path => path.to_owned(),
+            }
         } else {
             self.rng.pick(INVALID_PATHS).to_owned()
         }
@@ -1073,6 +1081,7 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind, cluster: bool) -> Option<
         child_watched: Default::default(),
         pool: vec![],
         existing: vec![],
+        cluster,
     };
     let mut history: Vec<(usize, String, Outcome)> = Vec::new();
     let mut labels = 0usize;
@@ -1103,7 +1112,11 @@ fn run_seed(seed: u64, ops: usize, kind_a: ServerKind, cluster: bool) -> Option<
         generator.learn(&b.created);
         let desc = step.describe();
         let dumps = if out_a == out_b && (i % 20 == 19 || i + 1 == ops) {
-            let (da, db) = (a.dump(), b.dump());
+            let (mut da, mut db) = (a.dump(), b.dump());
+            if cluster {
+                da.retain(|line| !line.starts_with("/zookeeper/config "));
+                db.retain(|line| !line.starts_with("/zookeeper/config "));
+            }
             generator.learn_tree(&db);
             if verbose {
                 eprintln!("tree after #{i} (zookeeper):\n  {}", db.join("\n  "));

@@ -568,8 +568,8 @@ fn a_stopped_zookeeper_ensemble_restarts_as_ferrokeeper() {
     let port = cluster.port(leader);
     let live = write_tree(port);
     let mut before = dump(port);
-    // Each ZooKeeper member writes its dynamic configuration into /zookeeper/config when it
-    // starts (not a txn, its own clock); ferrokeeper's ensemble does not publish it there.
+    // Each member writes the membership into /zookeeper/config when it starts (not a txn,
+    // its own clock), ZooKeeper and ferrokeeper alike: compared apart (`ensemble_config.rs`).
     assert!(before.remove("/zookeeper/config").is_some_and(|line| line.contains("server.1=")));
     for i in 0..support::ENSEMBLE_SIZE {
         cluster.kill(i);
@@ -846,9 +846,15 @@ fn a_running_zookeeper_ensemble_migrates_member_by_member() {
         traffic.reads.load(Relaxed),
         traffic.longest_write_gap_ms.load(Relaxed)
     );
-    let reference = dump(cluster.port(leader));
+    // /zookeeper/config is server-local (its mtime is each server's start, as in ZooKeeper).
+    let dump_replicated = |port| {
+        let mut tree = dump(port);
+        tree.remove("/zookeeper/config");
+        tree
+    };
+    let reference = dump_replicated(cluster.port(leader));
     for i in 0..support::ENSEMBLE_SIZE {
-        let tree = dump(cluster.port(i));
+        let tree = dump_replicated(cluster.port(i));
         assert!(!tree.contains_key(UNCOMMITTED), "node {}: the uncommitted create was resurrected", i + 1);
         let line = &tree[COUNTER];
         let value: u64 = line.split('"').nth(1).unwrap().parse().unwrap();

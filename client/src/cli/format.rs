@@ -58,6 +58,24 @@ pub fn stat(s: &Stat) -> String {
 }
 
 /// `ZKUtil.getPermString`: letters in the order c, d, r, w, a.
+/// zkCli's `config -c` (ZooKeeper's `ConfigUtils.getClientConfigStr`): the version, a space,
+/// then each member's `clientHost:clientPort` joined by commas (an empty entry for a member
+/// without a client address, as Java writes it). Members come in the order listed.
+pub fn client_config(config: &str) -> String {
+    let mut version = "";
+    let mut clients = Vec::new();
+    for line in config.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let (key, value) = (key.trim(), value.trim());
+        if key == "version" {
+            version = value;
+        } else if key.starts_with("server.") {
+            clients.push(value.split_once(';').map_or("", |(_, client)| client.trim()));
+        }
+    }
+    format!("{version} {}", clients.join(","))
+}
+
 pub fn perm_string(p: i32) -> String {
     let mut s = String::new();
     for (bit, c) in [
@@ -155,6 +173,14 @@ pub fn tokenize(line: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_config_lists_client_addresses() {
+        let config = "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
+                      server.2=h2:2888:3888:observer;0.0.0.0:2182\nserver.3=h3:2888:3888:participant\nversion=1a";
+        assert_eq!(super::client_config(config), "1a 127.0.0.1:2181,0.0.0.0:2182,");
+        assert_eq!(super::client_config(""), " ");
+    }
+
     use super::*;
 
     #[test]

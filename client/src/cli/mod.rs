@@ -19,6 +19,7 @@ pub const USAGE: &[(&str, &str)] = &[
     ),
     ("addauth", "addauth scheme auth"),
     ("close", "close "),
+    ("config", "config [-c] [-w] [-s]"),
     ("connect", "connect host:port"),
     ("create", "create [-s] [-e] [-c] [-t ttl] path [data] [acl]"),
     ("delete", "delete [-v version] path"),
@@ -266,6 +267,7 @@ impl Shell {
             "removewatches" => ("cdal", "", 1, 1),
             "sync" | "getEphemerals" | "getAllChildrenNumber" => ("", "", 1, 1),
             "whoami" => ("", "", 0, 0),
+            "config" => ("cws", "", 0, 0),
             _ => return Err(format!("{}\nCommand not found: Command not found {cmd}", usage())),
         };
         let args = Args::parse(rest, flags, with_value).map_err(|e| format!("{e}\n{}", usage_of(cmd)))?;
@@ -432,6 +434,16 @@ impl Shell {
             }
             "getAllChildrenNumber" => {
                 zk.get_all_children_number(&path).await.map(|n| n.to_string()).map_err(|e| e.to_string())
+            }
+            "config" => {
+                let (data, stat) = zk.get_config(args.has('w')).await.map_err(|e| e.to_string())?;
+                let text = String::from_utf8_lossy(&data).into_owned();
+                let mut out = if args.has('c') { format::client_config(&text) } else { text };
+                if args.has('s') {
+                    out.push('\n');
+                    out.push_str(&format::stat(&stat));
+                }
+                Ok(out)
             }
             "whoami" => {
                 let who = zk.who_am_i().await.map_err(|e| e.to_string())?;

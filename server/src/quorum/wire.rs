@@ -34,6 +34,9 @@ pub enum PeerMessage {
     SyncDone { session: i64, cxid: i32, zxid: i64 },
     /// Follower → leader: sessions that showed activity since the last touch.
     Touch { sessions: Vec<i64> },
+    /// Follower → leader: a client connected here with this existing session (ZooKeeper's
+    /// REVALIDATE): this follower owns it now (SessionMoved for writes from elsewhere).
+    Revalidate { session: i64 },
 }
 
 /// A W3C trace context's ids: the span a forwarded write continues.
@@ -60,10 +63,12 @@ mod tag {
     pub const COMMIT: u8 = 10;
     pub const PING: u8 = 11;
     pub const PING_REPLY: u8 = 12;
+    pub const INFORM: u8 = 13;
     pub const FORWARD: u8 = 20;
     pub const SYNC_REQUEST: u8 = 21;
     pub const SYNC_DONE: u8 = 22;
     pub const TOUCH: u8 = 23;
+    pub const REVALIDATE: u8 = 25;
     /// FORWARD followed by a [`super::TraceParent`] (untraced writes keep FORWARD's bytes).
     pub const FORWARD_TRACED: u8 = 24;
 }
@@ -121,6 +126,10 @@ impl PeerMessage {
                 out.put_i32(*cxid);
                 out.put_i64(*zxid);
             }
+            PeerMessage::Revalidate { session } => {
+                out.put_u8(tag::REVALIDATE);
+                out.put_i64(*session);
+            }
             PeerMessage::Touch { sessions } => {
                 out.put_u8(tag::TOUCH);
                 out.put_u32(sessions.len() as u32);
@@ -161,6 +170,7 @@ impl PeerMessage {
             }
             tag::SYNC_REQUEST => PeerMessage::SyncRequest { session: r.i64()?, cxid: r.i32()? },
             tag::SYNC_DONE => PeerMessage::SyncDone { session: r.i64()?, cxid: r.i32()?, zxid: r.i64()? },
+            tag::REVALIDATE => PeerMessage::Revalidate { session: r.i64()? },
             tag::TOUCH => {
                 let count = r.count(8)?;
                 let mut sessions = Vec::with_capacity(count);
@@ -249,6 +259,14 @@ fn encode_zab(out: &mut BytesMut, message: &Message) {
             out.put_i64(*zxid);
             put_bytes(out, payload);
         }
+        Message::Inform { conn, epoch, prev, zxid, payload } => {
+            out.put_u8(tag::INFORM);
+            out.put_u64(*conn);
+            out.put_i64(*epoch);
+            out.put_i64(*prev);
+            out.put_i64(*zxid);
+            put_bytes(out, payload);
+        }
         Message::Ack { conn, epoch, zxid } => {
             out.put_u8(tag::ACK);
             out.put_u64(*conn);
@@ -323,6 +341,13 @@ fn decode_zab(tag: u8, r: &mut Cursor<'_>) -> Result<Message, WireError> {
         tag::ACK_NEW_LEADER => Message::AckNewLeader { conn: r.u64()?, epoch: r.i64()?, zxid: r.i64()? },
         tag::UP_TO_DATE => Message::UpToDate { conn: r.u64()?, epoch: r.i64()?, commit: r.i64()? },
         tag::PROPOSAL => Message::Proposal {
+            conn: r.u64()?,
+            epoch: r.i64()?,
+            prev: r.i64()?,
+            zxid: r.i64()?,
+            payload: r.bytes()?,
+        },
+        tag::INFORM => Message::Inform {
             conn: r.u64()?,
             epoch: r.i64()?,
             prev: r.i64()?,
@@ -450,6 +475,7 @@ mod tests {
             Message::UpToDate { conn: 7, epoch: 3, commit: 6 },
             Message::Proposal { conn: 7, epoch: 3, prev: 6, zxid: 7, payload: b.clone() },
             Message::Ack { conn: 7, epoch: 3, zxid: 7 },
+            Message::Inform { conn: 7, epoch: 3, prev: 7, zxid: 8, payload: b.clone() },
             Message::Commit { conn: 7, epoch: 3, zxid: 7 },
             Message::Ping { conn: 7, epoch: 3, commit: 7, up_to_date: true },
             Message::PingReply { conn: 7, epoch: 3 },
@@ -474,6 +500,7 @@ mod tests {
         all.push(PeerMessage::SyncRequest { session: 0x100, cxid: 5 });
         all.push(PeerMessage::SyncDone { session: 0x100, cxid: 5, zxid: 9 });
         all.push(PeerMessage::Touch { sessions: vec![1, 2, 3] });
+        all.push(PeerMessage::Revalidate { session: 0x100 });
         all
     }
 

@@ -19,7 +19,7 @@ use crate::tree::{self, Caller, ConnId};
 
 impl Core {
     pub fn on_connect(&mut self, conn: ConnId, peer: SocketAddr, request: ConnectRequest, tls_auth: Vec<Id>) {
-        if !self.serving() {
+        if !self.serving() && !self.read_only_admits(&request) {
             tracing::debug!(conn, "refusing a client: this server has no leader");
             self.io.close(conn);
             return;
@@ -37,7 +37,7 @@ impl Core {
         }
         let timeout_ms = self.config.negotiate_timeout(request.timeout);
         let now = self.mono_ms();
-        let read_only = request.read_only.map(|_| false);
+        let read_only = request.read_only.map(|_| self.read_only_active());
         let session_id = if request.session_id == 0 {
             let session_id = self.tracker.next_session_id();
             self.tracker.add(session_id, timeout_ms, now);
@@ -51,7 +51,7 @@ impl Core {
                 self.close_connection(old);
             }
             let password = tree::session_password(id);
-            let valid = self.tree.sessions().contains_key(&id)
+            let valid = (self.tree.sessions().contains_key(&id) || self.local_sessions.contains(id))
                 && (!self.may_propose() || self.tracker.is_live(id))
                 && request.passwd.as_deref() == Some(&password[..]);
             if !valid {
@@ -105,10 +105,16 @@ impl Core {
             held: VecDeque::new(),
         };
         self.connections.insert(conn, state);
-        if request.session_id == 0 {
-            // A new session is a txn: the client hears of it once it is committed.
-            self.create_session(conn, session_id, timeout_ms, response);
+        if self.read_only_active() {
+            self.read_only_admitted(conn, request.session_id == 0, response);
+        } else if request.session_id == 0 {
+            // A new session is a txn: the client hears of it once it is committed (unless it
+            // is a local session: `local_sessions.rs`).
+            if !self.local_session_created(conn, &response) {
+                self.create_session(conn, session_id, timeout_ms, response);
+            }
         } else {
+            self.claim_session(session_id);
             self.send_connect_response(conn, &response);
         }
         tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
@@ -181,6 +187,10 @@ impl Core {
             Ok(_) => 0,
             Err(code) => code.as_i32(),
         };
+        if super::session_moved::closes_instead_of_reply(err) {
+            self.close_connection(conn);
+            return;
+        }
         let header = ReplyHeader { xid, zxid, err };
         frame::write(&mut state.pending, |b| {
             header.write(b);

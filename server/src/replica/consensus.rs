@@ -63,6 +63,8 @@ pub struct Replica {
     /// Leader: writes waiting for a zxid (the outstanding-proposal bound was reached), in
     /// arrival order. Proposed as commits free room; never dropped.
     pub(crate) waiting_zxid: VecDeque<WaitingWrite>,
+    /// Leader: which server holds each session (`session_moved.rs`).
+    pub(crate) owners: super::session_moved::Owners,
 }
 
 impl Replica {
@@ -81,6 +83,7 @@ impl Replica {
             touched: Set::default(),
             parked: VecDeque::new(),
             waiting_zxid: VecDeque::new(),
+            owners: Default::default(),
             tree_config,
         }
     }

@@ -138,6 +138,10 @@ pub struct Core {
     pub(crate) replica: Box<super::consensus::Replica>,
     /// Request and commit-stage spans; `None` (the default) when OTLP export is off.
     pub(crate) tracer: Option<RequestTracer>,
+    /// Read-only mode (`readonly.rs`).
+    pub(crate) read_only: super::readonly::ReadOnly,
+    /// Sessions local to this server (`local_sessions.rs`).
+    pub(crate) local_sessions: super::local_sessions::LocalSessions,
 }
 
 impl Core {
@@ -185,6 +189,8 @@ impl Core {
             replica: Box::new(replica),
             io,
             tracer: None,
+            read_only: Default::default(),
+            local_sessions: Default::default(),
         };
         core.start_election();
         if core.replica.standalone {

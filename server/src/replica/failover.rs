@@ -181,6 +181,8 @@ impl Core {
         let expired: Vec<ConnId> = self
             .connections
             .iter()
+            // Read-only clients (readonly.rs) are served, not kept waiting.
+            .filter(|(conn, _)| !self.read_only.has(**conn))
             .filter(|(_, state)| looking_ms > (2 * tick).min(i64::from(state.timeout_ms) / 2))
             .map(|(conn, _)| *conn)
             .collect();

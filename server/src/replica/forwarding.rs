@@ -58,6 +58,7 @@ impl Core {
                 }
                 self.drain_held(conn);
             }
+            PeerMessage::Revalidate { session } if role == (Role::Leading) => self.set_owner(session, from),
             PeerMessage::Touch { sessions } if role == (Role::Leading) => {
                 let now = self.mono_ms();
                 for session in sessions {

@@ -23,6 +23,8 @@ impl Core {
     }
 
     pub fn on_tick(&mut self) {
+        self.read_only_tick();
+        self.expire_local_sessions();
         self.update_gauges();
         let now = self.mono_ms();
         self.send_touches();

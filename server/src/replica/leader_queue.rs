@@ -66,10 +66,15 @@ impl Core {
 
     /// Preps and proposes a forwarded write (a zxid is available).
     pub(crate) fn propose_forwarded(&mut self, write: ForwardedWrite) {
-        let ForwardedWrite { session, cxid, op: op_code, auth, body, trace, received, .. } = write;
+        let ForwardedWrite { from, session, cxid, op: op_code, auth, body, trace, received } = write;
         let Some(zxid) = self.prep_zxid() else { return };
         let caller = Caller { session_id: session, conn: 0, auth };
-        let Some(txn) = self.forwarded_txn(&caller, op_code, &body, zxid) else { return };
+        let txn = if self.session_moved(from, session, op_code) {
+            Txn::Error(ErrorTxn { err: Code::SessionMoved.as_i32() })
+        } else {
+            let Some(txn) = self.forwarded_txn(&caller, op_code, &body, zxid) else { return };
+            txn
+        };
         // The follower traces this write: the leader's part joins its trace.
         let origin = match (trace, self.tracer.as_ref()) {
             (Some(parent), Some(tracer)) => Origin::Forwarded {

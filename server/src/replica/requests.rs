@@ -61,6 +61,24 @@ impl Core {
             self.close_connection(conn_id);
             return;
         }
+        if self.read_only.has(conn_id) {
+            self.read_only_request(conn_id, xid, op_code, request, received);
+            return;
+        }
+        if self.local_sessions.contains(session_id)
+            && let Ok(local) = &request
+            && matches!(
+                local,
+                Request::CloseSession | Request::Create(_) | Request::Create2(_) | Request::Multi(_)
+            )
+        {
+            if !self.local_session_request(conn_id, xid, op_code, local, received)
+                && let Ok(request) = request
+            {
+                self.replica_request(conn_id, xid, op_code, Ok(request), received);
+            }
+            return;
+        }
         let request = match request {
             Ok(request) => Ok(request),
             Err(RequestFault::UnknownOp) => {
@@ -272,6 +290,9 @@ impl Core {
         let txn = match &request {
             // reconfigEnabled=false: the request becomes an error txn, as in ZooKeeper.
             Request::Reconfig(_) => Txn::Error(ErrorTxn { err: Code::ReconfigDisabled.as_i32() }),
+            _ if self.session_moved_here(caller.session_id, op_code) => {
+                Txn::Error(ErrorTxn { err: Code::SessionMoved.as_i32() })
+            }
             request => self.tree.prep(&caller, request, zxid, self.io.wall_ms()),
         };
         let close = matches!(request, Request::CloseSession);

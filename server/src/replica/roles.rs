@@ -15,7 +15,9 @@ impl Core {
         match self.role() {
             _ if self.replica.standalone => "standalone",
             Role::Leading => "leader",
+            Role::Following if self.is_observer() => "observer",
             Role::Following => "follower",
+            Role::Looking if self.read_only_active() => "read-only",
             Role::Looking => "looking",
         }
     }
@@ -24,6 +26,7 @@ impl Core {
     pub fn peer_state(&self) -> Option<&'static str> {
         (!self.replica.standalone).then(|| match self.role() {
             Role::Leading => "leading - broadcast",
+            Role::Following if self.is_observer() => "observing - broadcast",
             Role::Following => "following - broadcast",
             Role::Looking => "looking",
         })
@@ -94,12 +97,7 @@ impl Core {
             }
         }
         tracing::info!(?role, ?leader, epoch, "role changed");
-        self.metrics.set_role(match role {
-            _ if self.replica.standalone => "standalone",
-            Role::Leading => "leader",
-            Role::Following => "follower",
-            Role::Looking => "looking",
-        });
+        self.metrics.set_role(self.mode());
         if was == Role::Leading {
             // The leader's pipeline goes: clients reconnect elsewhere; the outcome of their
             // outstanding writes is unknown (forwarded ones: the followers close theirs).

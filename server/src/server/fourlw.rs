@@ -25,7 +25,7 @@ pub fn execute(core: &mut Core, word: &str) -> String {
         "wchc" => wchc(core),
         "wchp" => wchp(core),
         "dump" => dump(core),
-        "isro" => "rw".to_owned(),
+        "isro" => if core.read_only_active() { "ro" } else { "rw" }.to_owned(),
         "dirs" => format!(
             "datadir_size: {}\nlogdir_size: {}\n",
             dir_size(&core.config.data_dir),
@@ -54,6 +54,9 @@ pub fn java_double(value: f64) -> String {
 
 fn server_lines(core: &Core, with_clients: bool) -> String {
     let mut out = format!("Zookeeper version: {VERSION}\n");
+    if core.read_only_active() {
+        out.push_str("READ-ONLY mode; serving only read-only clients\n");
+    }
     if with_clients {
         out.push_str("Clients:\n");
         for state in core.connections.values() {
@@ -107,15 +110,25 @@ fn mntr(core: &Core) -> String {
         ("zk_max_file_descriptor_count", max_fds.to_string()),
         ("zk_uptime", core.started.elapsed().as_millis().to_string()),
         ("zk_global_sessions", core.tree.sessions().len().to_string()),
-        // zk_local_sessions and zk_last_proposal_size are left out: ferrokeeper has no local
-        // sessions and does not track proposal sizes, and a constant would read as a measure.
+        // zk_local_sessions is shown only with localSessionsEnabled (below), and
+        // zk_last_proposal_size is left out: proposal sizes are not tracked, and a constant
+        // would read as a measure.
     ];
     let mut lines = lines;
     if let Some(peer_state) = core.peer_state() {
         lines.insert(2, ("zk_peer_state", peer_state.to_owned()));
     }
+    if let Some(master) = core.observer_master_id() {
+        lines.insert(3, ("zk_observer_master_id", master.to_string()));
+    }
     if let Some(synced) = core.synced_followers() {
         lines.push(("zk_synced_followers", synced.to_string()));
+    }
+    if let Some(local) = core.local_session_count() {
+        lines.push(("zk_local_sessions", local.to_string()));
+    }
+    if let Some(synced) = core.synced_observers() {
+        lines.push(("zk_synced_observers", synced.to_string()));
     }
     let log = core.log_stats();
     // ZooKeeper's BASIC summaries: fsync time in ms, txns per group commit.
@@ -186,6 +199,29 @@ fn percentiles(name: &str, h: &crate::txlog::stats::Histogram) -> Vec<(String, S
 
 fn conf(core: &Core) -> String {
     let c = &core.config;
+    let mut text = conf_common(c);
+    if let Some(quorum) = &c.quorum
+        && let Some(me) = quorum.me()
+    {
+        // ZooKeeper's LearnerType ordinal: 0 participant, 1 observer.
+        let peer_type = match me.peer_type {
+            crate::config::PeerType::Participant => 0,
+            crate::config::PeerType::Observer => 1,
+        };
+        text.push_str(&format!(
+            "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={peer_type}\n\
+             membership: \n{}",
+            quorum.init_limit,
+            quorum.sync_limit,
+            me.election_port,
+            me.quorum_port,
+            quorum.membership(),
+        ));
+    }
+    text
+}
+
+fn conf_common(c: &crate::config::Config) -> String {
     format!(
         "clientPort={}\nsecureClientPort={}\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\n\
          tickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\n\

@@ -50,10 +50,22 @@ pub struct Server {
 }
 
 fn tree_config(config: &Config) -> TreeConfig {
+    // The config node's mtime is when this server first set it up, as ZooKeeper's; every tree
+    // built later (a snapshot from the leader) keeps that time.
+    static STARTED_MS: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let started_ms = *STARTED_MS.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    });
     TreeConfig {
         skip_acl: config.skip_acl,
         extended_types_enabled: config.extended_types_enabled,
         container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
+        config_node: config.quorum.as_ref().map(|quorum| crate::tree::ConfigNode {
+            data: bytes::Bytes::from(quorum.membership()),
+            mtime_ms: started_ms,
+        }),
     }
 }
 
@@ -296,16 +308,13 @@ async fn start_replica(
     crate::quorum::transport::PeerSender,
     mpsc::Receiver<crate::quorum::transport::Incoming>,
 )> {
-    use crate::config::PeerType;
     let me = quorum.me().context("myid names no server.N line")?;
-    if me.peer_type == PeerType::Observer {
-        anyhow::bail!("observers are not implemented");
-    }
     let my_id = u8::try_from(quorum.my_id).context("server ids above 255 are not supported")?;
     // Peers are dialed by name, resolved at every attempt: a peer whose address changes (a
     // rescheduled pod) or does not resolve yet is reached once it does.
+    // Observers are linked too: the leader informs them, they forward writes to it.
     let peers: HashMap<u64, (String, u16)> =
-        quorum.participants().map(|s| (s.id, (s.host.clone(), s.quorum_port))).collect();
+        quorum.servers.iter().map(|s| (s.id, (s.host.clone(), s.quorum_port))).collect();
     let listen = if quorum.listen_on_all_ips {
         std::net::SocketAddr::from(([0, 0, 0, 0], me.quorum_port))
     } else {
@@ -321,7 +330,8 @@ async fn start_replica(
     let durable = durable_state(config, tree, tail)?;
     let (current_epoch, accepted_epoch, applied) =
         (durable.current_epoch, durable.accepted_epoch, durable.applied_zxid);
-    let mut zab_config = crate::zab::Config::new(quorum.my_id, peers.keys().copied().collect());
+    let mut zab_config = crate::zab::Config::new(quorum.my_id, quorum.participants().map(|s| s.id).collect());
+    zab_config.observers = quorum.observers().map(|s| s.id).collect();
     zab_config.tick_ms = u64::from(config.tick_time_ms);
     zab_config.init_limit = u64::from(quorum.init_limit);
     zab_config.sync_limit = u64::from(quorum.sync_limit);
@@ -332,6 +342,7 @@ async fn start_replica(
         current_epoch,
         accepted_epoch,
         applied = format_args!("0x{applied:x}"),
+        peer_type = ?me.peer_type,
         "starting as an ensemble member"
     );
     let peer = crate::zab::Peer::new(zab_config, durable, rand::random(), 0);

@@ -344,7 +344,10 @@ fn handle(core: &mut Core, event: Event) {
         }
         Event::FourLetter { word, reply } => {
             // Without a leader, ZooKeeper answers only the words that need no server.
-            let text = if core.serving() || matches!(word.as_str(), "ruok" | "envi" | "conf" | "isro") {
+            let text = if core.serving()
+                || core.read_only_active()
+                || matches!(word.as_str(), "ruok" | "envi" | "conf" | "isro")
+            {
                 super::fourlw::execute(core, &word)
             } else {
                 "This ZooKeeper instance is not currently serving requests\n".to_owned()

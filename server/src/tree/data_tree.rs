@@ -52,7 +52,9 @@ struct Node {
 type Events = Vec<(ConnId, WatcherEvent, Arc<Vec<Acl>>)>;
 
 /// The special nodes ZooKeeper refuses to delete (`DataTree.isSpecialPath`).
-const SPECIAL: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+const SPECIAL: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", CONFIG_NODE];
+/// Server-local (see [`super::ConfigNode`]): left out of the replicated state's digest.
+const CONFIG_NODE: &str = "/zookeeper/config";
 
 pub struct DataTree {
     config: TreeConfig,
@@ -173,7 +175,7 @@ impl DataTree {
         let mut config_node = mk(Acl::read_unsafe(), &[]);
         config_node.stat.aversion = -1;
         nodes.insert("/zookeeper/config".to_owned(), config_node);
-        DataTree {
+        let mut tree = DataTree {
             config,
             last_processed_zxid: 0,
             sessions: BTreeMap::new(),
@@ -182,6 +184,20 @@ impl DataTree {
             watches: Watches::default(),
             pending: Overlay::default(),
             cut: None,
+        };
+        tree.install_config_node();
+        tree
+    }
+
+    /// Puts this member's own `/zookeeper/config` in place (see [`super::ConfigNode`]); a
+    /// snapshot's copy (another member's, or an older start's) is replaced.
+    fn install_config_node(&mut self) {
+        let Some(local) = self.config.config_node.clone() else { return };
+        if let Some(node) = self.nodes.get_mut(CONFIG_NODE) {
+            node.data = Some(local.data);
+            node.stat.mzxid = 0;
+            node.stat.mtime = local.mtime_ms;
+            node.stat.version = -1;
         }
     }
 
@@ -1148,11 +1164,11 @@ impl DataTree {
             .collect()
     }
 
-    /// A digest of the replicated state (paths, data, persisted stats, ACLs, sessions):
-    /// equal trees at equal zxid have equal digests.
+    /// A digest of the replicated state (paths, data, persisted stats, ACLs, sessions; not the
+    /// server-local `/zookeeper/config`): equal trees at equal zxid have equal digests.
     pub fn digest(&self) -> u64 {
         let mut h = Fnv(0xcbf2_9ce4_8422_2325);
-        for (p, n) in &self.nodes {
+        for (p, n) in self.nodes.iter().filter(|(p, _)| p.as_str() != CONFIG_NODE) {
             h.str(p);
             match &n.data {
                 Some(d) => {
@@ -1237,6 +1253,7 @@ impl DataTree {
         }
         tree.sessions = sessions;
         tree.last_processed_zxid = zxid;
+        tree.install_config_node();
         Ok(tree)
     }
 

@@ -44,6 +44,21 @@ pub struct TreeConfig {
     pub extended_types_enabled: bool,
     /// `znode.container.maxNeverUsedIntervalMs` (0 = never reap unused containers).
     pub container_max_never_used_interval_ms: i64,
+    /// An ensemble member's `/zookeeper/config` (`None` standalone: empty data).
+    pub config_node: Option<ConfigNode>,
+}
+
+/// `/zookeeper/config` as an ensemble member serves it. The node is server-local, as in
+/// ZooKeeper (`ZKDatabase.initConfigInZKDatabase`): every tree this server builds, fresh,
+/// recovered or installed from the leader's snapshot, carries this member's own copy, with
+/// mzxid = the configuration's version (0 for a static one), dataVersion -1 and the time the
+/// server started as mtime. It never changes through a txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigNode {
+    /// `server.N=...` lines and `version=<hex>` (`QuorumConfig::membership`).
+    pub data: bytes::Bytes,
+    /// When the server set it up (ms since the epoch; the shell reads the clock).
+    pub mtime_ms: i64,
 }
 
 /// Who is asking.

@@ -163,8 +163,9 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::tree::Caller;
+    use ferrokeeper_proto::response::Response;
     use ferrokeeper_proto::txn::TxnHeader;
-    use ferrokeeper_proto::{CreateRequest, request::Request};
+    use ferrokeeper_proto::{CreateRequest, GetDataRequest, request::Request};
 
     fn sample_tree() -> DataTree {
         let mut tree = DataTree::new(TreeConfig::default());
@@ -193,6 +194,39 @@ mod tests {
             assert!(outcome.reply.is_ok(), "{:?}", outcome.reply);
         }
         tree
+    }
+
+    #[test]
+    fn a_member_keeps_its_own_config_node() {
+        let config_node = |data: &'static str, mtime_ms| crate::tree::ConfigNode {
+            data: bytes::Bytes::from_static(data.as_bytes()),
+            mtime_ms,
+        };
+        let leader_config = TreeConfig {
+            config_node: Some(config_node("server.1=a\nversion=0", 7)),
+            ..TreeConfig::default()
+        };
+        let mut tree = DataTree::new(leader_config);
+        let caller = Caller { session_id: 0, conn: 0, auth: vec![] };
+        let request = Request::GetData(GetDataRequest { path: "/zookeeper/config".into(), watch: false });
+        let Ok(Response::GetData(fresh)) = tree.read(&caller, &request) else { panic!("no config node") };
+        assert_eq!(fresh.data.as_deref(), Some(&b"server.1=a\nversion=0"[..]));
+        assert_eq!(
+            (fresh.stat.mzxid, fresh.stat.mtime, fresh.stat.version, fresh.stat.aversion),
+            (0, 7, -1, -1)
+        );
+        // The leader's snapshot installed at a member: the member's own copy, same digest.
+        let member_config = TreeConfig {
+            config_node: Some(config_node("server.2=b\nversion=0", 9)),
+            ..TreeConfig::default()
+        };
+        let mut member = decode(&encode(&tree), member_config).unwrap();
+        let Ok(Response::GetData(installed)) = member.read(&caller, &request) else {
+            panic!("no config node")
+        };
+        assert_eq!(installed.data.as_deref(), Some(&b"server.2=b\nversion=0"[..]));
+        assert_eq!(installed.stat.mtime, 9);
+        assert_eq!(member.digest(), tree.digest(), "the server-local node is not replicated state");
     }
 
     #[test]

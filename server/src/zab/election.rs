@@ -83,10 +83,15 @@ impl Peer {
     pub(super) fn election_tick(&mut self, out: &mut Vec<Output>) {
         let now = self.now_ms;
         let max = self.config.election_timeout_max_ms;
+        let observer = self.is_observer();
         let State::Looking(election) = &mut self.state else { return };
         if now >= election.resend_at_ms {
             election.resend_at_ms = now + election.timeout_ms;
-            election.timeout_ms = (election.timeout_ms * 2).min(max);
+            // An observer only asks who leads; the voters answer once they know, so it
+            // keeps asking at the first timeout rather than backing off.
+            if !observer {
+                election.timeout_ms = (election.timeout_ms * 2).min(max);
+            }
             self.broadcast_notification(out);
         }
         self.check_decision(out);
@@ -102,10 +107,15 @@ impl Peer {
     ) {
         let sid = self.config.sid;
         if !matches!(self.state, State::Looking(_)) {
-            // Tell a looking peer who leads.
-            if state == PeerState::Looking {
+            // Tell a looking peer who leads (an observer asks only to learn that).
+            if state == PeerState::Looking && !self.is_observer() {
                 out.push(Output::Send { to: from, msg: self.notification() });
             }
+            return;
+        }
+        // Observers have no vote: a looking peer ignores what they say, and an observer
+        // itself only listens for the leader the voters report.
+        if !self.is_voter(from) || (self.is_observer() && state == PeerState::Looking) {
             return;
         }
         if self.links_down.contains(&vote.leader) {
@@ -175,7 +185,11 @@ impl Peer {
         let now = self.now_ms;
         let finalize = self.config.finalize_wait_ms;
         let voters = self.config.voters.len();
+        let voters_down = self.links_down.iter().filter(|sid| self.is_voter(**sid)).count();
         let quorum = self.quorum;
+        if self.is_observer() {
+            return;
+        }
         let State::Looking(election) = &mut self.state else { return };
         let vote = election.vote;
         let agreeing = election.received.values().filter(|v| **v == vote).count();
@@ -185,7 +199,7 @@ impl Peer {
         }
         // The finalize wait gives a better vote time to arrive; a peer whose connection ended
         // cannot send one, so when every voter still connected agrees, decide now.
-        let reachable = voters - self.links_down.len();
+        let reachable = voters - voters_down;
         let decide_at = *election.decide_at_ms.get_or_insert(now + finalize);
         if agreeing >= reachable || now >= decide_at {
             if vote.leader == self.config.sid {

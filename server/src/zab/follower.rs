@@ -1,5 +1,6 @@
 //! The follower (learner): connect, accept the epoch, sync, then log proposals and ACK them
-//! **only in response to `Persisted`**, and apply what the leader commits.
+//! **only in response to `Persisted`**, and apply what the leader commits. An observer runs
+//! the same code without acking: it logs the committed txns the leader informs it of.
 
 use super::peer::{Peer, State};
 use super::{Epoch, Message, Output, Role, Sid, SyncMode, Zxid};
@@ -13,6 +14,8 @@ const FOLLOWER_INFO_RESEND_MS: u64 = 100;
 #[derive(Debug, Clone)]
 pub(super) struct Follower {
     pub(super) leader: Sid,
+    /// This peer observes: no acks, txns arrive as `Inform`.
+    observer: bool,
     conn: u64,
     phase: Phase,
     last_heard_ms: u64,
@@ -53,8 +56,15 @@ impl Follower {
     }
 
     pub(super) fn validate(&self, peer: &Peer) {
-        if self.is_synced() {
+        if self.is_synced() && self.observer {
+            assert!(
+                peer.accepted_epoch >= self.epoch,
+                "an observer's accepted epoch is at least the leader's"
+            );
+        } else if self.is_synced() {
             assert_eq!(self.epoch, peer.accepted_epoch, "a synced follower's accepted epoch is the leader's");
+        }
+        if self.is_synced() {
             if self.pending_newleader.is_none() {
                 assert_eq!(self.epoch, peer.current_epoch, "currentEpoch saved before NEWLEADER ack");
             }
@@ -71,6 +81,7 @@ impl Peer {
         let conn = self.next_nonce();
         self.state = State::Following(Follower {
             leader,
+            observer: self.is_observer(),
             conn,
             phase: Phase::Connecting,
             last_heard_ms: self.now_ms,
@@ -139,6 +150,25 @@ impl Peer {
                 self.log.append(zxid, payload.clone());
                 out.push(Output::Persist { entries: vec![(zxid, payload)] });
             }
+            Message::Inform { epoch, prev, zxid, payload, .. } => {
+                if epoch != follower.epoch || !follower.is_synced() || !follower.observer {
+                    return;
+                }
+                if zxid > self.log.last() {
+                    if prev != self.log.last() {
+                        // A gap: informs were lost. Reconnect through election.
+                        self.become_looking(out);
+                        return;
+                    }
+                    self.log.append(zxid, payload.clone());
+                    out.push(Output::Persist { entries: vec![(zxid, payload)] });
+                }
+                // Informed means committed.
+                if let Some(follower) = self.follower() {
+                    follower.leader_commit = follower.leader_commit.max(zxid);
+                }
+                self.follower_apply(out);
+            }
             Message::Commit { epoch, zxid, .. } if epoch == follower.epoch && follower.is_synced() => {
                 follower.leader_commit = follower.leader_commit.max(zxid);
                 self.follower_apply(out);
@@ -165,7 +195,7 @@ impl Peer {
                         follower.behind_pings = 0;
                     }
                     follower.leader_commit = follower.leader_commit.max(commit);
-                    if follower.pending_newleader.is_none() {
+                    if follower.pending_newleader.is_none() && !follower.observer {
                         let msg = Message::Ack { conn, epoch, zxid: follower.acked };
                         out.push(Output::Send { to: leader, msg });
                     } else {
@@ -201,8 +231,10 @@ impl Peer {
             }
             Phase::Synced | Phase::Broadcast => return,
         }
-        if epoch < accepted {
-            // We promised a newer leader; this one cannot lead us.
+        let observer = follower.observer;
+        // A voter promised a newer leader; this one cannot lead it. An observer promises
+        // nothing (it has no vote) but refuses a leader older than one it synced with.
+        if (!observer && epoch < accepted) || (observer && epoch < current_epoch) {
             self.become_looking(out);
             return;
         }
@@ -273,7 +305,8 @@ impl Peer {
         if !follower.is_synced() {
             return;
         }
-        let (leader, conn, epoch) = (follower.leader, follower.conn, follower.epoch);
+        let (leader, conn, epoch, observer) =
+            (follower.leader, follower.conn, follower.epoch, follower.observer);
         if let Some(newleader_zxid) = follower.pending_newleader {
             if persisted < newleader_zxid {
                 self.follower_apply(out);
@@ -286,12 +319,14 @@ impl Peer {
             self.save_epochs(out);
             let msg = Message::AckNewLeader { conn, epoch, zxid: newleader_zxid };
             out.push(Output::Send { to: leader, msg });
-            if persisted > newleader_zxid {
+            if persisted > newleader_zxid && !observer {
                 out.push(Output::Send { to: leader, msg: Message::Ack { conn, epoch, zxid: persisted } });
             }
         } else if persisted > follower.acked {
             follower.acked = persisted;
-            out.push(Output::Send { to: leader, msg: Message::Ack { conn, epoch, zxid: persisted } });
+            if !follower.observer {
+                out.push(Output::Send { to: leader, msg: Message::Ack { conn, epoch, zxid: persisted } });
+            }
         }
         self.follower_apply(out);
     }

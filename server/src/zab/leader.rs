@@ -1,6 +1,7 @@
 //! The leader: discovery (new epoch from a quorum of FOLLOWERINFO), synchronisation
 //! (DIFF/TRUNC/SNAP + NEWLEADER) and broadcast (pipelined proposals, commit on a quorum of
-//! acks, in zxid order), with pings and the quorum check.
+//! acks, in zxid order), with pings and the quorum check. Observers are synced the same way
+//! but count in no quorum, and get each committed txn as `Inform` instead of proposals.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,10 @@ pub(super) struct Leader {
 #[derive(Debug, Clone)]
 struct Learner {
     conn: u64,
+    /// An observer: counts in no quorum, gets `Inform`s, not proposals.
+    observer: bool,
+    /// Observer: the last zxid it was sent (by the sync, then by informs).
+    informed: Zxid,
     accepted_epoch: Epoch,
     phase: LearnerPhase,
     /// Accepted our epoch freshly (counts toward establishing it).
@@ -75,9 +80,13 @@ impl Leader {
             .min()
     }
 
-    /// Learners whose NEWLEADER ack arrived (mntr `zk_synced_followers`).
-    pub(super) fn synced_learners(&self) -> usize {
-        self.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count()
+    /// Followers (`observers` false) or observers whose NEWLEADER ack arrived (mntr
+    /// `zk_synced_followers`, `zk_synced_observers`).
+    pub(super) fn synced_learners(&self, observers: bool) -> usize {
+        self.learners
+            .values()
+            .filter(|l| l.observer == observers && matches!(l.phase, LearnerPhase::Synced { .. }))
+            .count()
     }
 
     pub(super) fn next_zxid(&self, log: &Log, outstanding_max: usize) -> Option<Zxid> {
@@ -176,7 +185,9 @@ impl Peer {
                             Message::Ping { conn: learner.conn, epoch, commit: leader.committed, up_to_date };
                         out.push(Output::Send { to: *sid, msg });
                     }
-                    if let LearnerPhase::Synced { acked, .. } = learner.phase {
+                    if let LearnerPhase::Synced { acked, .. } = learner.phase
+                        && !learner.observer
+                    {
                         // A link that drops messages without ending (the simulator's; TCP
                         // only loses them with the connection): resend the unacked tail.
                         if acked < last && acked == learner.acked_at_last_ping && log.contains(acked) {
@@ -193,12 +204,9 @@ impl Peer {
                 }
             }
         }
-        if leader.broadcast {
-            let synced =
-                leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
-            if !self.is_quorum(synced + 1) {
-                self.become_looking(out);
-            }
+        let (broadcast, synced) = (leader.broadcast, leader.synced_learners(false));
+        if broadcast && !self.is_quorum(synced + 1) {
+            self.become_looking(out);
         }
     }
 
@@ -209,7 +217,7 @@ impl Peer {
         if leader.learners.remove(&peer).is_none() {
             return;
         }
-        let (synced, broadcast) = (leader.synced_learners(), leader.broadcast);
+        let (synced, broadcast) = (leader.synced_learners(false), leader.broadcast);
         if broadcast && !self.is_quorum(synced + 1) {
             self.become_looking(out);
         }
@@ -217,9 +225,10 @@ impl Peer {
 
     pub(super) fn leader_message(&mut self, from: Sid, msg: Message, out: &mut Vec<Output>) {
         let now = self.now_ms;
+        let observer = !self.is_voter(from);
         let Some(leader) = self.leading_mut() else { return };
         if let Message::FollowerInfo { conn, accepted_epoch } = msg {
-            if leader.epoch.is_some_and(|epoch| accepted_epoch > epoch) {
+            if !observer && leader.epoch.is_some_and(|epoch| accepted_epoch > epoch) {
                 // The learner promised a newer epoch and will refuse ours; ZooKeeper leaves it
                 // out until the leader fails. Re-elect so the next epoch exceeds its promise.
                 self.become_looking(out);
@@ -229,6 +238,8 @@ impl Peer {
             if !known {
                 let learner = Learner {
                     conn,
+                    observer,
+                    informed: 0,
                     accepted_epoch,
                     phase: LearnerPhase::Connected,
                     fresh: false,
@@ -258,7 +269,7 @@ impl Peer {
                 if e != epoch || !matches!(learner.phase, LearnerPhase::EpochSent) {
                     return;
                 }
-                if !leader.established && (current_epoch, last_zxid) > leader.summary {
+                if !observer && !leader.established && (current_epoch, last_zxid) > leader.summary {
                     // A learner has a more recent history than ours: we must not lead. Once
                     // established (as ZooKeeper's waitForEpochAck), a learner rejoining has
                     // at most what we proposed since: it is synced, not a reason to step down.
@@ -315,10 +326,17 @@ impl Peer {
             .filter(|(_, l)| matches!(l.phase, LearnerPhase::Connected))
             .map(|(sid, _)| *sid)
             .collect();
-        if connected.len() + 1 < quorum {
+        let voters =
+            connected.iter().filter(|sid| leader.learners.get(sid).is_some_and(|l| !l.observer)).count();
+        if voters + 1 < quorum {
             return;
         }
-        let max_accepted = leader.learners.values().map(|l| l.accepted_epoch).fold(own_accepted, Epoch::max);
+        let max_accepted = leader
+            .learners
+            .values()
+            .filter(|l| !l.observer)
+            .map(|l| l.accepted_epoch)
+            .fold(own_accepted, Epoch::max);
         let epoch = max_accepted + 1;
         leader.epoch = Some(epoch);
         let mut sends = Vec::new();
@@ -343,7 +361,7 @@ impl Peer {
         let fresh = leader
             .learners
             .values()
-            .filter(|l| l.fresh && matches!(l.phase, LearnerPhase::EpochAcked { .. }))
+            .filter(|l| l.fresh && !l.observer && matches!(l.phase, LearnerPhase::EpochAcked { .. }))
             .count();
         if fresh + 1 < quorum {
             return;
@@ -380,9 +398,7 @@ impl Peer {
         if leader.broadcast || !leader.self_synced {
             return;
         }
-        let synced =
-            leader.learners.values().filter(|l| matches!(l.phase, LearnerPhase::Synced { .. })).count();
-        if synced + 1 < quorum {
+        if leader.synced_learners(false) + 1 < quorum {
             return;
         }
         leader.broadcast = true;
@@ -433,7 +449,7 @@ impl Peer {
             .learners
             .values()
             .filter_map(|l| match l.phase {
-                LearnerPhase::Synced { acked, .. } => Some(acked),
+                LearnerPhase::Synced { acked, .. } if !l.observer => Some(acked),
                 _ => None,
             })
             .collect();
@@ -451,13 +467,33 @@ impl Peer {
     }
 
     fn leader_commit_point_changed(&mut self, out: &mut Vec<Output>) {
-        let Some(leader) = self.leading_mut() else { return };
+        let log = &self.log;
+        let State::Leading(leader) = &mut self.state else { return };
         let Some(epoch) = leader.epoch else { return };
         let zxid = leader.committed;
-        for (to, learner) in &leader.learners {
-            if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
-                out.push(Output::Send { to: *to, msg: Message::Commit { conn: learner.conn, epoch, zxid } });
+        let mut lost = Vec::new();
+        for (to, learner) in &mut leader.learners {
+            if !matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
+                continue;
             }
+            if learner.observer && learner.informed < zxid {
+                if !log.contains(learner.informed) {
+                    // Its place fell out of the window: it resyncs (silence, then election).
+                    lost.push(*to);
+                    continue;
+                }
+                let mut prev = learner.informed;
+                for (informed, payload) in log.entries_after(prev).into_iter().take_while(|e| e.0 <= zxid) {
+                    let msg = Message::Inform { conn: learner.conn, epoch, prev, zxid: informed, payload };
+                    out.push(Output::Send { to: *to, msg });
+                    prev = informed;
+                }
+                learner.informed = prev;
+            }
+            out.push(Output::Send { to: *to, msg: Message::Commit { conn: learner.conn, epoch, zxid } });
+        }
+        for sid in lost {
+            leader.learners.remove(&sid);
         }
         self.apply_upto(zxid, out);
     }
@@ -479,6 +515,7 @@ impl Peer {
         match point {
             Some(after) => {
                 learner.phase = LearnerPhase::Syncing { newleader_zxid: last };
+                learner.informed = last;
                 let entries = self.log.entries_after(after);
                 let sync = SyncMode::Diff { after };
                 out.push(Output::Send {
@@ -510,6 +547,7 @@ impl Peer {
             return;
         }
         learner.phase = LearnerPhase::Syncing { newleader_zxid: last };
+        learner.informed = last;
         let sync = SyncMode::Snap { zxid, data };
         let msg = Message::NewLeader { conn: learner.conn, epoch, sync, entries, commit };
         out.push(Output::Send { to, msg });
@@ -523,7 +561,9 @@ impl Peer {
         leader.counter = zxid_counter(zxid);
         out.push(Output::Persist { entries: vec![(zxid, payload.clone())] });
         for (to, learner) in &leader.learners {
-            if matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. }) {
+            if !learner.observer
+                && matches!(learner.phase, LearnerPhase::Syncing { .. } | LearnerPhase::Synced { .. })
+            {
                 let msg =
                     Message::Proposal { conn: learner.conn, epoch, prev, zxid, payload: payload.clone() };
                 out.push(Output::Send { to: *to, msg });

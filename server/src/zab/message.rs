@@ -69,6 +69,9 @@ pub enum Message {
     Ack { conn: u64, epoch: Epoch, zxid: Zxid },
     /// Leader → learner: everything ≤ `zxid` is committed.
     Commit { conn: u64, epoch: Epoch, zxid: Zxid },
+    /// Leader → observer: a committed txn (ZooKeeper's INFORM); `prev` is the zxid informed
+    /// (or synced) just before it.
+    Inform { conn: u64, epoch: Epoch, prev: Zxid, zxid: Zxid, payload: Bytes },
     /// Leader → learner heartbeat; carries the commit point and whether UPTODATE was sent.
     Ping { conn: u64, epoch: Epoch, commit: Zxid, up_to_date: bool },
     /// Learner → leader heartbeat before the learner is synced.
@@ -89,6 +92,7 @@ impl Message {
             | Message::Proposal { conn, .. }
             | Message::Ack { conn, .. }
             | Message::Commit { conn, .. }
+            | Message::Inform { conn, .. }
             | Message::Ping { conn, .. }
             | Message::PingReply { conn, .. } => Some(*conn),
         }

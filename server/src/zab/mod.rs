@@ -77,7 +77,19 @@
 //!   class of bugs), and applies only what is durable locally.
 //! - A leader that sees a learner with a higher accepted epoch re-elects, instead of leaving
 //!   that learner out until the leader fails.
-//! - Observers are not implemented.
+//!
+//! # Observers
+//!
+//! An observer (`Config::observers`) syncs with the leader like a follower (FOLLOWERINFO,
+//! LEADERINFO, ACKEPOCH, NEWLEADER, UPTODATE) but counts in no quorum: its FOLLOWERINFO does
+//! not fix the epoch, its ACKEPOCH neither establishes it nor deposes the leader, its
+//! NEWLEADER ack does not start the broadcast, and it never acks proposals. The leader sends
+//! it no PROPOSAL; each txn reaches it once committed, as `Inform` (ZooKeeper's INFORM),
+//! which it logs (without acking) and applies once durable. Its notifications go to the
+//! voters, which ignore them while looking and answer with the leader they follow otherwise;
+//! it follows the leader a quorum of voters reports. It refuses a leader whose epoch is
+//! older than one it already synced with (a deposed leader). It serves as a follower does
+//! (`Role::Following`; [`Peer::is_observer`] tells them apart).
 
 mod election;
 mod follower;
@@ -123,8 +135,10 @@ pub fn zxid_counter(zxid: Zxid) -> u32 {
 pub struct Config {
     /// This server's id.
     pub sid: Sid,
-    /// Every voting member, including `sid`.
+    /// Every voting member (including `sid` unless this peer observes).
     pub voters: Vec<Sid>,
+    /// Observers: members that learn commits (INFORM) but never vote, ack or lead.
+    pub observers: Vec<Sid>,
     /// `tickTime` in ms.
     pub tick_ms: u64,
     /// `initLimit` in ticks: bound on connect + sync.
@@ -149,6 +163,7 @@ impl Config {
         Config {
             sid,
             voters,
+            observers: Vec::new(),
             tick_ms: 2000,
             init_limit: 10,
             sync_limit: 5,

@@ -42,7 +42,13 @@ impl Peer {
         let mut config = config;
         config.voters.sort_unstable();
         config.voters.dedup();
-        assert!(config.voters.contains(&config.sid), "a peer must be a voter");
+        config.observers.sort_unstable();
+        config.observers.dedup();
+        assert!(
+            config.voters.contains(&config.sid) != config.observers.contains(&config.sid),
+            "a peer is a voter or an observer"
+        );
+        assert!(config.observers.iter().all(|o| !config.voters.contains(o)), "an observer cannot vote");
         assert!(config.tick_ms > 0, "tick_ms must be positive");
         assert!(durable.accepted_epoch >= durable.current_epoch, "accepted epoch behind current");
         let quorum = config.voters.len() / 2 + 1;
@@ -73,7 +79,7 @@ impl Peer {
                 self.on_tick(out);
             }
             Input::Recv { from, msg } => {
-                if from != self.config.sid && self.config.voters.contains(&from) {
+                if from != self.config.sid && self.is_member(from) {
                     self.links_down.remove(&from);
                     self.on_message(from, msg, out);
                 }
@@ -82,7 +88,7 @@ impl Peer {
             Input::Propose { zxid, payload } => self.on_propose(zxid, payload, out),
             Input::SnapshotReady { to, zxid, data } => self.on_snapshot_ready(to, zxid, data, out),
             Input::LinkDown { peer } => {
-                if peer != self.config.sid && self.config.voters.contains(&peer) {
+                if peer != self.config.sid && self.is_member(peer) {
                     self.links_down.insert(peer);
                     self.on_link_down(peer, out);
                 }
@@ -98,6 +104,19 @@ impl Peer {
     /// This peer's id.
     pub fn sid(&self) -> Sid {
         self.config.sid
+    }
+
+    /// Whether this peer only observes (no vote, no ack, never leads).
+    pub fn is_observer(&self) -> bool {
+        self.config.observers.contains(&self.config.sid)
+    }
+
+    pub(super) fn is_voter(&self, sid: Sid) -> bool {
+        self.config.voters.contains(&sid)
+    }
+
+    fn is_member(&self, sid: Sid) -> bool {
+        self.is_voter(sid) || self.config.observers.contains(&sid)
     }
 
     /// The serving role: `Leading` only once established, `Following` only once up to date.
@@ -126,10 +145,18 @@ impl Peer {
         }
     }
 
-    /// Followers synced with this leader (0 unless leading).
+    /// Followers (voters) synced with this leader (0 unless leading).
     pub fn synced_followers(&self) -> usize {
         match &self.state {
-            State::Leading(leader) => leader.synced_learners(),
+            State::Leading(leader) => leader.synced_learners(false),
+            _ => 0,
+        }
+    }
+
+    /// Observers synced with this leader (0 unless leading).
+    pub fn synced_observers(&self) -> usize {
+        match &self.state {
+            State::Leading(leader) => leader.synced_learners(true),
             _ => 0,
         }
     }

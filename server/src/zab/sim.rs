@@ -11,9 +11,14 @@
 //! follows a crashed leader once it got the EOF, and none does past the syncLimit /
 //! initLimit timeouts when it got silence.
 //!
-//! Replay one seed: `FK_SIM_SEED=1234 FK_SIM_PEERS=3 cargo test -p ferrokeeper-server --lib
-//! zab::sim -- --nocapture` (`FK_SIM_TRACE=1` prints every event). `FK_SIM_SEEDS` sets the
-//! number of seeds per test.
+//! Observers (the last peers of a run with `observers`) go through the same faults. Checked
+//! for them: they never lead and never ack, every commit of a leader is durable at a quorum
+//! of *voters* (an observer's log never makes a quorum), they apply the same history as
+//! everyone, and they converge in the liveness phase.
+//!
+//! Replay one seed: `FK_SIM_SEED=1234 FK_SIM_PEERS=3 FK_SIM_OBSERVERS=0 cargo test -p
+//! ferrokeeper-server --lib zab::sim -- --nocapture` (`FK_SIM_TRACE=1` prints every event).
+//! `FK_SIM_SEEDS` sets the number of seeds per test.
 
 #![allow(clippy::unwrap_used)]
 
@@ -69,8 +74,9 @@ struct Sim {
     acked: Vec<(Zxid, Bytes)>,
     trace: bool,
     /// Coverage of rare paths: [crashes, truncates, snapshots installed, established leaders,
-    /// link EOFs delivered, link resets between live peers, crashes of a leader].
-    counts: [u64; 7],
+    /// link EOFs delivered, link resets between live peers, crashes of a leader, informs
+    /// delivered to observers].
+    counts: [u64; 8],
     /// When each peer last crashed (while it is down).
     crashed_at: BTreeMap<Sid, u64>,
     /// (peer index, crashed sid): the peer got the EOF of the crashed peer's link.
@@ -137,10 +143,12 @@ fn client_of(payload: &Bytes) -> (u32, u64) {
 }
 
 impl Sim {
-    fn new(seed: u64, peers: usize) -> Sim {
+    fn new(seed: u64, voters: usize, observers: usize) -> Sim {
         let mut rng = Rng(seed);
-        let voters: Vec<Sid> = (1..=peers as u64).collect();
+        let peers = voters + observers;
+        let voters: Vec<Sid> = (1..=voters as u64).collect();
         let mut config = Config::new(1, voters);
+        config.observers = (config.voters.len() as u64 + 1..=peers as u64).collect();
         config.tick_ms = 100;
         config.init_limit = 10;
         config.sync_limit = 5;
@@ -179,7 +187,7 @@ impl Sim {
             outstanding: BTreeMap::new(),
             acked: Vec::new(),
             trace: std::env::var("FK_SIM_TRACE").is_ok(),
-            counts: [0; 7],
+            counts: [0; 8],
             crashed_at: BTreeMap::new(),
             eof_seen: BTreeSet::new(),
             orphans: BTreeSet::new(),
@@ -312,10 +320,50 @@ impl Sim {
         }
     }
 
+    fn is_observer(&self, sid: Sid) -> bool {
+        self.config.observers.contains(&sid)
+    }
+
+    /// A leader commits only what a quorum of voters made durable: observers never count.
+    fn check_commit_quorum(&self, index: usize, upto: Zxid) {
+        let leading = self.peers[index].peer.as_ref().is_some_and(|p| p.role() == Role::Leading);
+        if !leading || upto == 0 {
+            return;
+        }
+        let holders = self
+            .config
+            .voters
+            .iter()
+            .filter(|sid| self.peers[**sid as usize - 1].durable.iter().any(|e| e.0 == upto))
+            .count();
+        if holders < self.config.voters.len() / 2 + 1 {
+            self.fail(&format!(
+                "leader {} commits {upto:#x}, durable at only {holders} voters",
+                Sim::sid(index)
+            ));
+        }
+    }
+
     fn execute(&mut self, index: usize, output: Output, follow_ups: &mut Vec<Input>) {
         let from = Sim::sid(index);
         match output {
-            Output::Send { to, msg } => self.send(from, to, msg),
+            Output::Send { to, msg } => {
+                if self.is_observer(from)
+                    && matches!(
+                        msg,
+                        Message::Ack { .. }
+                            | Message::Proposal { .. }
+                            | Message::Commit { .. }
+                            | Message::Inform { .. }
+                            | Message::LeaderInfo { .. }
+                            | Message::Notification { state: super::PeerState::Following, .. }
+                            | Message::Notification { state: super::PeerState::Leading, .. }
+                    )
+                {
+                    self.fail(&format!("observer {from} sent {msg:?}"));
+                }
+                self.send(from, to, msg)
+            }
             Output::Persist { entries } => {
                 let sim_peer = &mut self.peers[index];
                 let mut last = sim_peer.pending.last().or(sim_peer.durable.last()).map_or(0, |e| e.0);
@@ -352,6 +400,7 @@ impl Sim {
                 }
             }
             Output::Commit { upto } => loop {
+                self.check_commit_quorum(index, upto);
                 let sim_peer = &self.peers[index];
                 let next = sim_peer.applied.len();
                 if sim_peer.applied.last().is_some_and(|e| e.0 >= upto) {
@@ -387,6 +436,9 @@ impl Sim {
             Output::RoleChanged { role, epoch, .. } => {
                 if role == Role::Leading {
                     self.counts[3] += 1;
+                    if self.is_observer(from) {
+                        self.fail(&format!("observer {from} leads"));
+                    }
                 }
                 if role == Role::Leading
                     && let Some(other) = self.leaders.insert(epoch, from)
@@ -466,7 +518,12 @@ impl Sim {
                 continue;
             }
             match delivery {
-                Delivery::Msg(msg) => self.step_peer(to as usize - 1, Input::Recv { from, msg }),
+                Delivery::Msg(msg) => {
+                    if matches!(msg, Message::Inform { .. }) {
+                        self.counts[7] += 1;
+                    }
+                    self.step_peer(to as usize - 1, Input::Recv { from, msg })
+                }
                 Delivery::LinkDown { crash, life } => {
                     self.counts[4] += 1;
                     if crash && life == self.lives[from as usize - 1] && self.crashed_at.contains_key(&from) {
@@ -701,24 +758,26 @@ impl Sim {
     }
 }
 
-fn run_seeds(peers: usize) {
+fn run_seeds(peers: usize, observers: usize, default_seeds: u64) {
     let steps = 3000;
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<usize>().ok());
     if let Ok(seed) = std::env::var("FK_SIM_SEED") {
         let seed: u64 = seed.parse().unwrap();
-        let wanted: usize = std::env::var("FK_SIM_PEERS").ok().and_then(|p| p.parse().ok()).unwrap_or(peers);
-        if wanted == peers {
-            Sim::new(seed, peers).run(steps);
+        if env("FK_SIM_PEERS").unwrap_or(peers) == peers
+            && env("FK_SIM_OBSERVERS").unwrap_or(observers) == observers
+        {
+            Sim::new(seed, peers, observers).run(steps);
         }
         return;
     }
-    let seeds: u64 = std::env::var("FK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let seeds: u64 = std::env::var("FK_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(default_seeds);
     let start = std::time::Instant::now();
     let mut acked = 0;
-    let mut counts = [0u64; 7];
+    let mut counts = [0u64; 8];
     for seed in 0..seeds {
-        let seed = seed * 1_000_003 + peers as u64;
+        let seed = seed * 1_000_003 + (peers + 10 * observers) as u64;
         let result = std::panic::catch_unwind(|| {
-            let mut sim = Sim::new(seed, peers);
+            let mut sim = Sim::new(seed, peers, observers);
             sim.run(steps);
             (sim.acked.len(), sim.counts)
         });
@@ -731,27 +790,32 @@ fn run_seeds(peers: usize) {
             }
             Err(panic) => {
                 eprintln!(
-                    "replay: FK_SIM_SEED={seed} FK_SIM_PEERS={peers} cargo test -p ferrokeeper-server --lib zab::sim -- --nocapture"
+                    "replay: FK_SIM_SEED={seed} FK_SIM_PEERS={peers} FK_SIM_OBSERVERS={observers} cargo test -p ferrokeeper-server --lib zab::sim -- --nocapture"
                 );
                 std::panic::resume_unwind(panic);
             }
         }
     }
-    let [crashes, truncates, snapshots, leaders, eofs, resets, leader_crashes] = counts;
+    let [crashes, truncates, snapshots, leaders, eofs, resets, leader_crashes, informs] = counts;
     eprintln!(
-        "zab sim: {seeds} seeds x {peers} peers in {:?}: {acked} acknowledged writes, {crashes} crashes \
+        "zab sim: {seeds} seeds x {peers} voters + {observers} observers in {:?}: {acked} acknowledged writes, {crashes} crashes \
          ({leader_crashes} of a leader), {eofs} link EOFs, {resets} link resets, {truncates} truncations, \
-         {snapshots} snapshot syncs, {leaders} established leaders",
+         {snapshots} snapshot syncs, {leaders} established leaders, {informs} informs",
         start.elapsed()
     );
 }
 
 #[test]
 fn sim_three_peers() {
-    run_seeds(3);
+    run_seeds(3, 0, 1000);
 }
 
 #[test]
 fn sim_five_peers() {
-    run_seeds(5);
+    run_seeds(5, 0, 1000);
+}
+
+#[test]
+fn sim_three_voters_two_observers() {
+    run_seeds(3, 2, 300);
 }

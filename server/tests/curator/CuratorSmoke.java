@@ -3,7 +3,8 @@
 // Usage: java -cp <curator + zookeeper jars>:<classes> CuratorSmoke HOST:PORT[,HOST:PORT...]
 //
 // Checks, in order: connect (two sessions; in an ensemble the second is pinned to another
-// server), ensemble-config (/zookeeper/config as Curator's EnsembleTracker reads it), create
+// server), ensemble-config (/zookeeper/config as Curator's EnsembleTracker reads it, and in an
+// ensemble its members in getCurrentConfig()), create
 // (parents, containers), get-set-version (BadVersion), get-children, delete (recursive,
 // versions), watches (one-shot, persistent, removal, sync), sequential (persistent, ephemeral,
 // protected), transaction-commit, transaction-abort (atomic), curator-cache, mutex
@@ -295,6 +296,23 @@ public final class CuratorSmoke {
                 int port = Integer.parseInt(line.substring(line.lastIndexOf(':') + 1).trim());
                 check(ports(connectString).contains(port), "config line '" + line + "' names client port "
                         + port + ", not one of " + connectString);
+            }
+            // In an ensemble: one server line per member and a version; when the lines carry
+            // client addresses, the tracker takes the configuration (getCurrentConfig(), what
+            // applications see) and lists every member (without them it ignores it).
+            int hosts = connectString.split(",").length;
+            if (hosts > 1) {
+                long members = Arrays.stream(config.split("\n")).filter(l -> l.startsWith("server.")).count();
+                eq((long) hosts, members, "server lines in /zookeeper/config");
+                check(config.contains("\nversion="), "a version line in /zookeeper/config");
+            }
+            if (hosts > 1 && config.contains(";")) {
+                long deadline = System.currentTimeMillis() + 10_000;
+                while (client.getCurrentConfig().getAllMembers().size() != hosts
+                        && System.currentTimeMillis() < deadline) {
+                    Thread.sleep(50);
+                }
+                eq(hosts, client.getCurrentConfig().getAllMembers().size(), "members in the EnsembleTracker's config");
             }
         });
 

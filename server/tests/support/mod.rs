@@ -663,27 +663,48 @@ pub fn run_with_timeout(cmd: &mut Command, limit: Duration) -> io::Result<(bool,
 
 /// Servers in a test ensemble.
 pub const ENSEMBLE_SIZE: usize = 3;
-const N: usize = ENSEMBLE_SIZE;
+
+/// The members of an [`Ensemble`]: voters first, then observers.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub voters: usize,
+    pub observers: usize,
+    /// Each `server.N` line carries `;127.0.0.1:clientPort` (else only `clientPort=` is set).
+    pub client_in_server_lines: bool,
+    /// Each node serves `/metrics` on a port of its own ([`Ensemble::metrics`]).
+    pub metrics: bool,
+}
+
+impl Default for Layout {
+    fn default() -> Layout {
+        Layout { voters: ENSEMBLE_SIZE, observers: 0, client_in_server_lines: false, metrics: false }
+    }
+}
 
 /// One member of an [`Ensemble`].
 struct Node {
     id: usize,
     client_port: u16,
+    metrics_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
 
-/// A 3-node ferrokeeper (or Apache ZooKeeper) ensemble on 127.0.0.1 (free ports), killed
+/// A ferrokeeper (or Apache ZooKeeper) ensemble (3 voters, or a [`Layout`]) on 127.0.0.1 (free ports), killed
 /// by pid on drop. With proxies, every server-to-server connection goes through a
 /// [`LinkProxy`] (node i reaches node j at a proxy of its own), so a test can cut a node off
 /// in silence, as a partition does (no FIN, no RST).
 pub struct Ensemble {
     nodes: Vec<Node>,
+    /// Nodes `0..voters` vote; the rest observe.
+    voters: usize,
     kind: ServerKind,
     proxies: Vec<LinkProxy>,
     _dir: TempDir,
     /// Environment variables for every node started after they are set.
     pub env: Vec<(String, String)>,
+    /// Extra JVM flags (`-Dkey=value`) for ZooKeeper nodes started after they are set.
+    pub jvm_flags: Vec<String>,
 }
 
 impl Drop for Ensemble {
@@ -719,11 +740,24 @@ impl Ensemble {
     /// An ensemble of `kind`; `extra` lines are appended to zoo.cfg (a later key wins);
     /// `proxied`: server-to-server connections go through [`LinkProxy`]s.
     pub fn build(kind: ServerKind, extra: &[(&str, &str)], proxied: bool) -> Ensemble {
+        Ensemble::build_layout(kind, extra, proxied, &Layout::default())
+    }
+
+    /// An ensemble of `layout.voters` voters then `layout.observers` observers (node indexes
+    /// in that order), otherwise as [`Ensemble::build`].
+    pub fn build_layout(
+        kind: ServerKind,
+        extra: &[(&str, &str)],
+        proxied: bool,
+        layout: &Layout,
+    ) -> Ensemble {
         let dir = TempDir::new("fk-quorum");
-        let quorum: Vec<(u16, u16)> = (0..N).map(|_| (free_port(), free_port())).collect();
+        let size = layout.voters + layout.observers;
+        let quorum: Vec<(u16, u16)> = (0..size).map(|_| (free_port(), free_port())).collect();
+        let client_ports: Vec<u16> = (0..size).map(|_| free_port()).collect();
         let mut proxies = Vec::new();
         // addresses[i][j]: how node i reaches node j.
-        let mut addresses = vec![quorum.clone(); N];
+        let mut addresses = vec![quorum.clone(); size];
         if proxied {
             for (i, row) in addresses.iter_mut().enumerate() {
                 for (j, entry) in row.iter_mut().enumerate() {
@@ -743,7 +777,7 @@ impl Ensemble {
             let node_dir = dir.path().join(format!("node{id}"));
             std::fs::create_dir_all(node_dir.join("data")).unwrap();
             std::fs::write(node_dir.join("data/myid"), format!("{id}\n")).unwrap();
-            let client_port = free_port();
+            let client_port = client_ports[i];
             let mut cfg = format!(
                 "tickTime=100\ninitLimit=20\nsyncLimit=5\nmaxSessionTimeout=60000\ndataDir={}\n\
                  clientPort={client_port}\nclientPortAddress=127.0.0.1\n4lw.commands.whitelist=*\n\
@@ -753,13 +787,36 @@ impl Ensemble {
             for (k, v) in extra {
                 cfg.push_str(&format!("{k}={v}\n"));
             }
+            if i >= layout.voters {
+                cfg.push_str("peerType=observer\n");
+            }
+            let metrics_port = layout.metrics.then(free_port);
+            if let Some(port) = metrics_port {
+                cfg.push_str(&format!(
+                    "metricsProvider.httpHost=127.0.0.1\nmetricsProvider.httpPort={port}\n"
+                ));
+            }
             for (j, (q, e)) in links.iter().enumerate() {
-                cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}\n", j + 1));
+                let role = if j >= layout.voters { ":observer" } else { "" };
+                let client = if layout.client_in_server_lines {
+                    format!(";127.0.0.1:{}", client_ports[j])
+                } else {
+                    String::new()
+                };
+                cfg.push_str(&format!("server.{}=127.0.0.1:{q}:{e}{role}{client}\n", j + 1));
             }
             std::fs::write(node_dir.join("zoo.cfg"), cfg).unwrap();
-            nodes.push(Node { id, client_port, dir: node_dir, child: None });
+            nodes.push(Node { id, client_port, metrics_port, dir: node_dir, child: None });
         }
-        Ensemble { nodes, kind, proxies, _dir: dir, env: Vec::new() }
+        Ensemble {
+            nodes,
+            voters: layout.voters,
+            kind,
+            proxies,
+            _dir: dir,
+            env: Vec::new(),
+            jvm_flags: Vec::new(),
+        }
     }
 
     pub fn start(&mut self, i: usize) {
@@ -780,6 +837,9 @@ impl Ensemble {
                     "-Dzookeeper.admin.enableServer=false",
                     "-Dzookeeper.root.logger=INFO,CONSOLE",
                     "-Dzookeeper.jmx.log4j.disable=true",
+                ]);
+                c.args(&self.jvm_flags);
+                c.args([
                     "-cp",
                     &format!("{ZK_CONF_DIR}:{}", zk_jar()),
                     "org.apache.zookeeper.server.quorum.QuorumPeerMain",
@@ -863,6 +923,17 @@ impl Ensemble {
         self.nodes[i].client_port
     }
 
+    /// Node `i`'s `/metrics` text (needs [`Layout::metrics`]); empty if it does not answer.
+    pub fn metrics(&self, i: usize) -> String {
+        let port = self.nodes[i].metrics_port.expect("an ensemble built with Layout::metrics");
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(stream, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text
+    }
+
     pub fn mode(&self, i: usize) -> String {
         if self.nodes[i].child.is_none() {
             return "down".into();
@@ -873,13 +944,23 @@ impl Ensemble {
             .unwrap_or_else(|| "not serving".into())
     }
 
-    /// Waits until one running node leads and every other running node follows.
+    /// How many members (voters and observers).
+    pub fn size(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Waits until one running node leads, every other running voter follows and every
+    /// running observer observes.
     pub fn wait_stable(&self, budget: Duration) -> usize {
         let deadline = Instant::now() + budget;
         loop {
-            let modes: Vec<String> = (0..N).map(|i| self.mode(i)).collect();
-            let leaders: Vec<usize> = (0..N).filter(|&i| modes[i] == "leader").collect();
-            let all_ok = (0..N).all(|i| matches!(modes[i].as_str(), "leader" | "follower" | "down"));
+            let size = self.nodes.len();
+            let modes: Vec<String> = (0..size).map(|i| self.mode(i)).collect();
+            let leaders: Vec<usize> = (0..size).filter(|&i| modes[i] == "leader").collect();
+            let all_ok = (0..size).all(|i| {
+                let expected = if i < self.voters { ["leader", "follower"] } else { ["observer"; 2] };
+                modes[i] == "down" || expected.contains(&modes[i].as_str())
+            });
             if leaders.len() == 1 && all_ok {
                 return leaders[0];
             }
@@ -910,7 +991,7 @@ impl Ensemble {
     pub fn wait_converged(&self, budget: Duration) -> String {
         let deadline = Instant::now() + budget;
         loop {
-            let hashes: Vec<String> = (0..N)
+            let hashes: Vec<String> = (0..self.nodes.len())
                 .filter(|&i| self.nodes[i].child.is_some())
                 .map(|i| four_letter(self.port(i), "hash").unwrap_or_default())
                 .collect();
@@ -1011,4 +1092,65 @@ fn pump(
     }
     let _ = to.shutdown(Shutdown::Write);
     let _ = from.shutdown(Shutdown::Read);
+}
+
+/// Acknowledged writes of [`write_load`]: (path, when sent, when acknowledged).
+pub type Acked = std::sync::Arc<std::sync::Mutex<Vec<(String, Instant, Instant)>>>;
+
+/// Creates `{prefix}-{k}` nodes one at a time through the given client ports (moving to the
+/// next port when a connection fails) until `stop`, recording each acknowledged create. A
+/// create whose outcome is unknown (connection lost) is not recorded; the next key is new.
+pub fn write_load(
+    ports: Vec<u16>,
+    prefix: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: Acked,
+) {
+    use ferrokeeper_proto::{Acl, CreateRequest, request::Request};
+    let mut k = 0u64;
+    let mut next = 0usize;
+    let mut client: Option<TestClient> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(c) = client.as_mut() else {
+            next += 1;
+            client = TestClient::connect(ports[next % ports.len()]).ok();
+            if client.is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            continue;
+        };
+        let _ = c.set_read_timeout(Duration::from_secs(3));
+        let path = format!("{prefix}-{k:06}");
+        let request = Request::Create(CreateRequest {
+            path: path.clone(),
+            data: Some(bytes::Bytes::from(path.clone().into_bytes())),
+            acl: Acl::open_unsafe(),
+            flags: 0,
+        });
+        let sent = Instant::now();
+        match c.call(&request) {
+            Ok((header, _)) if header.err == 0 => {
+                acked.lock().unwrap().push((path, sent, Instant::now()));
+                k += 1;
+            }
+            Ok((header, _)) => panic!("unexpected error {} creating {path}", header.err),
+            Err(_) => {
+                k += 1;
+                client = None;
+            }
+        }
+    }
+}
+
+/// Every path in `acked` exists on the node at `port` (after a sync).
+pub fn assert_all_present(port: u16, acked: &[(String, Instant, Instant)], what: &str) {
+    use ferrokeeper_proto::{ExistsRequest, SyncRequest, request::Request};
+    let mut client = TestClient::connect_within(port, Duration::from_secs(20));
+    let (header, _) = client.call(&Request::Sync(SyncRequest { path: "/".into() })).unwrap();
+    assert_eq!(header.err, 0, "sync on {what}");
+    for (path, _, _) in acked {
+        let (header, _) =
+            client.call(&Request::Exists(ExistsRequest { path: path.clone(), watch: false })).unwrap();
+        assert_eq!(header.err, 0, "acknowledged write {path} missing on {what}");
+    }
 }

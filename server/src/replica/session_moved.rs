@@ -1,0 +1,93 @@
+//! SessionMoved (-118), as ZooKeeper's leader raises it: every session has an owner, the
+//! server that holds its connection. The leader records it when a client connects with an
+//! existing session (a follower tells it with `Revalidate`, ZooKeeper's REVALIDATE; its own
+//! clients are its own), and otherwise lets the first server that writes for a session claim
+//! it (so a new leader needs no table handed over). A write that reaches the leader from
+//! another server than the owner (the session moved on, its old connection did not notice)
+//! becomes an error txn with SessionMoved instead of being prepped. Its connection is then
+//! closed without a reply, as ZooKeeper's FinalRequestProcessor does (ZOOKEEPER-710: a
+//! connection-level error); the client reconnects and finds its session where it moved.
+//! Reads are served locally and never checked, as in ZooKeeper.
+
+use std::collections::HashMap;
+
+use ferrokeeper_proto::op;
+
+use super::core::Core;
+use crate::quorum::wire::PeerMessage;
+use crate::tree::SessionId;
+use crate::zab::{Role, Sid};
+
+/// Whether a reply with this error code closes its connection instead (SessionMoved).
+pub(crate) fn closes_instead_of_reply(err: i32) -> bool {
+    err == ferrokeeper_proto::Code::SessionMoved.as_i32()
+}
+
+/// The leader's session owners.
+#[derive(Debug, Default)]
+pub struct Owners {
+    owner: HashMap<SessionId, Sid>,
+}
+
+impl Core {
+    /// This server's id in the ensemble.
+    fn own_sid(&self) -> Option<Sid> {
+        (!self.replica.standalone).then(|| self.replica.peer.sid())
+    }
+
+    /// `on_connect`: a client came back with an existing session: this server owns it now.
+    pub(crate) fn claim_session(&mut self, session: SessionId) {
+        let Some(me) = self.own_sid() else { return };
+        match (self.replica.role, self.replica.leader) {
+            (Role::Leading, _) => self.set_owner(session, me),
+            (Role::Following, Some(leader)) => {
+                self.send_peer(leader, &PeerMessage::Revalidate { session });
+            }
+            _ => {}
+        }
+    }
+
+    /// Leader: `from` holds the session's connection now.
+    pub(crate) fn set_owner(&mut self, session: SessionId, from: Sid) {
+        let sessions = self.tree.sessions().len();
+        let owners = &mut self.replica.owners.owner;
+        owners.insert(session, from);
+        // Closed and expired sessions leave their entry behind: prune once they dominate.
+        if owners.len() > 2 * sessions + 1024 {
+            let live = self.tree.sessions();
+            self.replica.owners.owner.retain(|session, _| live.contains_key(session));
+        }
+    }
+
+    /// Leader: whether a write for `session` arriving from server `from` must be refused with
+    /// SessionMoved. A session without a recorded owner is claimed by `from`; createSession
+    /// makes `from` the owner; a closeSession that passes forgets the session.
+    pub(crate) fn session_moved(&mut self, from: Sid, session: SessionId, op_code: i32) -> bool {
+        let owner = self.replica.owners.owner.get(&session).copied();
+        if op_code == op::CREATE_SESSION || owner.is_none() {
+            self.set_owner(session, from);
+            return false;
+        }
+        if owner != Some(from) {
+            tracing::info!(
+                session = format_args!("0x{session:x}"),
+                from,
+                owner,
+                "a write for a session that moved to another server: SessionMoved"
+            );
+            return true;
+        }
+        if op_code == op::CLOSE_SESSION {
+            self.replica.owners.owner.remove(&session);
+        }
+        false
+    }
+
+    /// Leader: [`Core::session_moved`] for a write of one of its own clients.
+    pub(crate) fn session_moved_here(&mut self, session: SessionId, op_code: i32) -> bool {
+        match self.own_sid() {
+            Some(me) if self.role() == Role::Leading => self.session_moved(me, session, op_code),
+            _ => false,
+        }
+    }
+}
