@@ -17,6 +17,8 @@
 //! - [`op`] — opcodes, special xids, flags and watch types.
 //! - [`frame`] — `int32 length | payload` framing with a size limit.
 //! - [`path`] — `PathUtils.validatePath`.
+//! - [`sasl`] — SASL DIGEST-MD5 (RFC 2831) and the JAAS login configuration file, shared by
+//!   the server and the client.
 
 pub mod code;
 pub mod frame;
@@ -27,6 +29,7 @@ pub mod path;
 pub mod records;
 pub mod request;
 pub mod response;
+pub mod sasl;
 pub mod txn;
 
 pub use code::Code;
