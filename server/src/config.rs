@@ -86,6 +86,8 @@ pub struct Config {
     pub otlp: OtlpConfig,
     /// `secureClientPort` and the `ssl.*` keys: client TLS beside the plain port.
     pub client_tls: Option<ClientTlsConfig>,
+    /// Auth providers, SASL (the JAAS `Server` section) and `enforce.auth.*`.
+    pub auth: crate::auth::AuthConfig,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -172,13 +174,26 @@ const KNOWN_NOT_YET_USED: &[&str] = &[
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &[])
+    }
+
+    /// Reads zoo.cfg, with `properties` (`-Dname=value` arguments, as ZooKeeper's JVM system
+    /// properties) under it: a zoo.cfg key wins over a property of the same name. Then reads
+    /// the files the keys name (the JAAS file).
+    pub fn load_with(path: &Path, properties: &[(String, String)]) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(path, &text)
+        let mut config = Config::parse_with(path, &text, properties)?;
+        config.auth.load_files()?;
+        Ok(config)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let mut pairs = Vec::new();
+        Config::parse_with(path, text, &[])
+    }
+
+    pub fn parse_with(path: &Path, text: &str, properties: &[(String, String)]) -> Result<Config, ConfigError> {
+        let mut pairs: Vec<(String, String)> = properties.to_vec();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -256,6 +271,7 @@ impl Config {
             return Err(invalid("jute.maxbuffer", &max_buffer_bytes.to_string(), "must be at least 1024"));
         }
         let client_tls = parse_client_tls(&value_of, client_port_address)?;
+        let auth = crate::auth::AuthConfig::parse(&value_of, &pairs, client_tls.is_some())?;
         let super_digest = value_of("DigestAuthenticationProvider.superDigest").map(str::to_owned);
         if let Some(digest) = &super_digest
             && !digest.starts_with("super:")
@@ -310,9 +326,13 @@ impl Config {
         .chain(KNOWN_NOT_YET_USED.iter().copied())
         .collect();
         let mut unknown_keys = Vec::new();
-        for (key, _) in &pairs {
+        for (index, (key, _)) in pairs.iter().enumerate() {
             let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+            // A -D property that is not ZooKeeper's (log4j's, Java's) is no news.
+            let from_properties = index < properties.len() && !key.starts_with("zookeeper.");
             if known.contains(bare)
+                || from_properties
+                || crate::auth::is_auth_key(bare)
                 || bare.starts_with("server.")
                 || bare.starts_with("metricsProvider.")
                 || SSL_KEYS.contains(&bare)
@@ -429,6 +449,7 @@ impl Config {
                 32 * 1024 * 1024usize,
             )?,
             client_tls,
+            auth,
             unknown_keys,
         })
     }

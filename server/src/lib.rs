@@ -2,9 +2,11 @@
 //!
 //! - [`tree`] — the pure state machine (znodes, session table, ACLs, watches, prep/apply).
 //! - [`config`] — zoo.cfg parsing.
+//! - [`auth`] — auth providers, SASL's JAAS section and rules, `enforce.auth.*`.
 //! - [`server`] — the tokio shell: listener, connection tasks, the core task that owns the
 //!   tree, four-letter words.
 
+pub mod auth;
 pub mod config;
 pub mod metrics;
 pub mod quorum;

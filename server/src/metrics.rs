@@ -38,6 +38,17 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SchemeLabel {
+    scheme: &'static str,
+}
+
+/// The `scheme` label of `ferrokeeper_auth_failures_total`: an `addauth` of a scheme refused
+/// (`digest`, `ip`, `x509`; any other scheme is `other`), a failed SASL login (`sasl`), or a
+/// request refused by `enforce.auth.*` from a connection without an enforced id
+/// (`unauthenticated`).
+pub const AUTH_FAILURE_SCHEMES: [&str; 6] = ["digest", "ip", "x509", "sasl", "other", "unauthenticated"];
+
 /// Why a TLS handshake on the secure client port failed (the `reason` label; see
 /// `server::tls::failure_reason` and `docs/metrics.md`).
 pub const TLS_FAILURE_REASONS: [&str; 11] = [
@@ -87,6 +98,11 @@ impl TlsMetrics {
     pub fn failure(&self, reason: &'static str) {
         debug_assert!(TLS_FAILURE_REASONS.contains(&reason), "undocumented reason {reason}");
         self.failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Failed handshakes by reason, in the order of [`TLS_FAILURE_REASONS`] (for `mntr`).
+    pub fn failures(&self) -> Vec<(&'static str, u64)> {
+        TLS_FAILURE_REASONS.iter().map(|&reason| (reason, self.failures.get_or_create(&ReasonLabel { reason }).get())).collect()
     }
 }
 
@@ -150,6 +166,10 @@ pub struct ServerMetrics {
     pub election_duration: Histogram,
     /// The same election times in µs for `mntr`'s `election_time` summary.
     pub election_micros: Arc<LogHistogram>,
+    /// `ferrokeeper_auth_failures_total{scheme}`.
+    auth_failures: Family<SchemeLabel, Counter>,
+    /// The secure client port's handshake counters (updated by connection tasks).
+    pub tls: TlsMetrics,
 }
 
 /// Opcodes with their own request-latency series; others are counted as "other".
@@ -262,7 +282,19 @@ impl ServerMetrics {
             election_duration.clone(),
         );
         registry.register_collector(Box::new(LogCollector { stats: log, backend }));
+        let auth_failures = Family::<SchemeLabel, Counter>::default();
+        registry.register(
+            "ferrokeeper_auth_failures",
+            "Authentications refused: addauth by scheme, SASL logins, requests refused by enforce.auth",
+            auth_failures.clone(),
+        );
+        for scheme in AUTH_FAILURE_SCHEMES {
+            let _ = auth_failures.get_or_create(&SchemeLabel { scheme });
+        }
+        let tls = TlsMetrics::register(registry);
         ServerMetrics {
+            auth_failures,
+            tls,
             enabled: true,
             requests,
             errors,
@@ -318,6 +350,21 @@ impl ServerMetrics {
     pub fn observe_election(&self, seconds: f64) {
         self.election_duration.observe(seconds);
         self.election_micros.record((seconds * 1e6) as u64);
+    }
+
+    /// An authentication was refused; `scheme` outside [`AUTH_FAILURE_SCHEMES`] counts as
+    /// `other` (a client picks the scheme name: the label set stays bounded).
+    pub fn auth_failure(&self, scheme: &str) {
+        let scheme = AUTH_FAILURE_SCHEMES.iter().copied().find(|s| *s == scheme).unwrap_or("other");
+        self.auth_failures.get_or_create(&SchemeLabel { scheme }).inc();
+    }
+
+    /// Refused authentications by scheme, in the order of [`AUTH_FAILURE_SCHEMES`].
+    pub fn auth_failures(&self) -> Vec<(&'static str, u64)> {
+        AUTH_FAILURE_SCHEMES
+            .iter()
+            .map(|&scheme| (scheme, self.auth_failures.get_or_create(&SchemeLabel { scheme }).get()))
+            .collect()
     }
 
     pub fn set_role(&self, role: &'static str) {

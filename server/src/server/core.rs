@@ -214,6 +214,8 @@ pub struct Core {
     pub(super) ensemble: Option<Box<super::replica::Replica>>,
     /// Request and commit-stage spans; `None` (the default) when OTLP export is off.
     pub(super) tracer: Option<RequestTracer>,
+    /// SASL exchanges under way (`sasl.rs`).
+    pub(super) sasl: super::sasl::SaslExchanges,
 }
 
 pub(super) fn wall_ms() -> i64 {
@@ -265,6 +267,7 @@ impl Core {
             trace_mask: 0,
             ensemble: None,
             tracer: None,
+            sasl: Default::default(),
         }
     }
 
@@ -514,6 +517,9 @@ impl Core {
         request: Result<Request, RequestFault>,
         received: Instant,
     ) {
+        if self.refuse_unauthenticated(conn_id, xid, op_code, received) {
+            return;
+        }
         let now = self.mono_ms();
         let Some(conn) = self.connections.get_mut(&conn_id) else { return };
         conn.received += 1;
@@ -615,6 +621,7 @@ impl Core {
                     }
                     Err(code) => {
                         tracing::warn!(conn = conn_id, scheme = packet.scheme, "authentication failed");
+                        self.metrics.auth_failure(&packet.scheme);
                         self.reply(conn_id, xid, 0, Err(code), op_code, received);
                         self.close_connection(conn_id);
                     }
@@ -650,7 +657,7 @@ impl Core {
                     .iter()
                     .map(|id| ferrokeeper_proto::ClientInfo {
                         auth_scheme: id.scheme.clone(),
-                        user: tree::acl::user_name(id),
+                        user: self.tree.user_name(id),
                     })
                     .collect();
                 let zxid = self.tree.last_processed_zxid();
@@ -669,10 +676,7 @@ impl Core {
                 self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
                 self.close_connection(conn_id);
             }
-            Request::Sasl(_) => {
-                let zxid = self.tree.last_processed_zxid();
-                self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
-            }
+            Request::Sasl(request) => self.sasl(conn_id, xid, op_code, request, received),
             request => {
                 let result = self.tree.read(&conn.caller, &request);
                 let zxid = self.tree.last_processed_zxid();
@@ -863,13 +867,7 @@ impl Core {
         for (conn, event, acl) in &outcome.events {
             // ZooKeeper sends a node's event only to connections allowed to READ the node.
             let allowed = self.connections.get(conn).is_some_and(|state| {
-                tree::acl::check(
-                    self.config.skip_acl,
-                    acl,
-                    ferrokeeper_proto::op::perms::READ,
-                    &state.caller.auth,
-                )
-                .is_ok()
+                self.tree.allows(acl, ferrokeeper_proto::op::perms::READ, &state.caller.auth)
             });
             if allowed {
                 self.push_event(*conn, zxid, event);

@@ -19,6 +19,7 @@ mod fourlw;
 mod http;
 mod leader_queue;
 mod replica;
+mod sasl;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -56,6 +57,7 @@ fn tree_config(config: &Config) -> TreeConfig {
         skip_acl: config.skip_acl,
         extended_types_enabled: config.extended_types_enabled,
         container_max_never_used_interval_ms: config.container_max_never_used_interval_ms,
+        providers: config.auth.providers.clone(),
     }
 }
 
@@ -170,7 +172,7 @@ impl Server {
         if let Some(tracer) = &tracer {
             crate::metrics::register_export_stats(&mut registry, tracer.stats.clone());
         }
-        let tls_metrics = crate::metrics::TlsMetrics::register(&mut registry);
+        let tls_metrics = metrics.tls.clone();
         // The secure port is bound, and its stores read, before anything is served: a bad key
         // store stops the start with the file's name.
         let secure = match &config.client_tls {
