@@ -130,7 +130,9 @@ impl AuthConfig {
         }
         let enforce_schemes = enforce_schemes(value_of, &providers, x509_available)?;
         Ok(AuthConfig {
-            jaas_path: value_of("java.security.auth.login.config").filter(|v| !v.is_empty()).map(PathBuf::from),
+            jaas_path: value_of("java.security.auth.login.config")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
             server_section: value_of("sasl.serverconfig").unwrap_or("Server").to_owned(),
             sasl_users: None,
             super_password: value_of("SASLAuthenticationProvider.superPassword").map(str::to_owned),
@@ -153,8 +155,9 @@ impl AuthConfig {
         }
         let Some(path) = &self.jaas_path else { return Ok(()) };
         let key = "java.security.auth.login.config";
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| invalid(key, &path.display().to_string(), &format!("cannot read the JAAS file: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            invalid(key, &path.display().to_string(), &format!("cannot read the JAAS file: {e}"))
+        })?;
         self.sasl_users = Some(server_users(&text, path, &self.server_section)?);
         Ok(())
     }
@@ -320,9 +323,14 @@ mod tests {
     use super::*;
 
     fn parse(pairs: &[(&str, &str)]) -> Result<AuthConfig, ConfigError> {
-        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let pairs: Vec<(String, String)> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let value_of = |key: &str| {
-            pairs.iter().rev().find(|(k, _)| k == key || k == &format!("zookeeper.{key}")).map(|(_, v)| v.as_str())
+            pairs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key || k == &format!("zookeeper.{key}"))
+                .map(|(_, v)| v.as_str())
         };
         AuthConfig::parse(&value_of, &pairs, false)
     }
@@ -333,21 +341,26 @@ mod tests {
         assert!(config.providers.sasl);
         assert!(config.enforce_schemes.is_empty());
         assert!(!parse(&[]).unwrap().providers.sasl);
-        let config =
-            parse(&[("zookeeper.authProvider.sasl", SASL_PROVIDER_CLASS), ("sessionRequireClientSASLAuth", "true")])
-                .unwrap();
+        let config = parse(&[
+            ("zookeeper.authProvider.sasl", SASL_PROVIDER_CLASS),
+            ("sessionRequireClientSASLAuth", "true"),
+        ])
+        .unwrap();
         assert_eq!(config.enforce_schemes, vec!["sasl"]);
         assert!(config.sasl_required());
         let error = parse(&[("enforce.auth.enabled", "true"), ("enforce.auth.schemes", "sasl")]).unwrap_err();
         assert!(error.to_string().contains("Authentication scheme sasl is not available"), "{error}");
         let error = parse(&[("enforce.auth.enabled", "true")]).unwrap_err();
         assert!(error.to_string().contains("enforce.auth.schemes must be configured"), "{error}");
-        let config = parse(&[("enforce.auth.enabled", "true"), ("enforce.auth.schemes", "digest, ip")]).unwrap();
+        let config =
+            parse(&[("enforce.auth.enabled", "true"), ("enforce.auth.schemes", "digest, ip")]).unwrap();
         assert_eq!(config.enforce_schemes, vec!["digest", "ip"]);
         let error = parse(&[("authProvider.2", "com.example.MyProvider")]).unwrap_err();
         assert!(error.to_string().contains("cannot load Java auth providers"), "{error}");
         let config = parse(&[("superUser", "admin"), ("zookeeper.superUser.2", "root")]).unwrap();
-        assert!(config.is_super_user("admin") && config.is_super_user("root") && !config.is_super_user("bob"));
+        assert!(
+            config.is_super_user("admin") && config.is_super_user("root") && !config.is_super_user("bob")
+        );
     }
 
     #[test]
@@ -374,7 +387,10 @@ mod tests {
         assert_eq!(users.get("bob").map(String::as_str), Some("bobpw"));
         assert_eq!(users.len(), 2);
         let error = server_users(text, Path::new("/j.conf"), "ZkServer").unwrap_err().to_string();
-        assert!(error.contains("No JAAS configuration section named 'ZkServer' was found in '/j.conf'."), "{error}");
+        assert!(
+            error.contains("No JAAS configuration section named 'ZkServer' was found in '/j.conf'."),
+            "{error}"
+        );
         let krb = "Server { com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true; };";
         let error = server_users(krb, Path::new("/j.conf"), "Server").unwrap_err().to_string();
         assert!(error.contains("Kerberos (GSSAPI) is not supported yet"), "{error}");

@@ -192,7 +192,11 @@ impl Config {
         Config::parse_with(path, text, &[])
     }
 
-    pub fn parse_with(path: &Path, text: &str, properties: &[(String, String)]) -> Result<Config, ConfigError> {
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        properties: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
         let mut pairs: Vec<(String, String)> = properties.to_vec();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();

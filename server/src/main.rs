@@ -143,7 +143,9 @@ fn main() -> ExitCode {
     let (properties, rest) = split_properties(std::env::args().collect());
     let args = Args::parse_from(rest);
     let Some(path) = args.config.or(args.positional) else {
-        eprintln!("ferrokeeper: no configuration given; usage: ferrokeeper [-Dname=value ...] --config zoo.cfg");
+        eprintln!(
+            "ferrokeeper: no configuration given; usage: ferrokeeper [-Dname=value ...] --config zoo.cfg"
+        );
         return ExitCode::from(2);
     };
     let config = match Config::load_with(&path, &properties) {

@@ -102,7 +102,10 @@ impl TlsMetrics {
 
     /// Failed handshakes by reason, in the order of [`TLS_FAILURE_REASONS`] (for `mntr`).
     pub fn failures(&self) -> Vec<(&'static str, u64)> {
-        TLS_FAILURE_REASONS.iter().map(|&reason| (reason, self.failures.get_or_create(&ReasonLabel { reason }).get())).collect()
+        TLS_FAILURE_REASONS
+            .iter()
+            .map(|&reason| (reason, self.failures.get_or_create(&ReasonLabel { reason }).get()))
+            .collect()
     }
 }
 

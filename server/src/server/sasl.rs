@@ -30,7 +30,14 @@ pub struct SaslExchanges {
 
 impl Core {
     /// Answers one GetSASL token from `conn_id`.
-    pub(super) fn sasl(&mut self, conn_id: ConnId, xid: i32, op_code: i32, request: GetSaslRequest, received: Instant) {
+    pub(super) fn sasl(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        request: GetSaslRequest,
+        received: Instant,
+    ) {
         let config = self.config.clone();
         let auth = &config.auth;
         if auth.sasl_users.is_none() {
@@ -101,7 +108,10 @@ impl Core {
         tracing::warn!(conn = conn_id, peer = ?peer, %cause, "client failed to SASL authenticate");
         self.metrics.auth_failure("sasl");
         if auth.allow_failed_clients && !auth.sasl_required() {
-            tracing::warn!(conn = conn_id, "maintaining client connection despite SASL authentication failure");
+            tracing::warn!(
+                conn = conn_id,
+                "maintaining client connection despite SASL authentication failure"
+            );
             let reply = Ok(Response::Sasl(SetSaslResponse { token: None }));
             self.reply(conn_id, xid, 0, reply, op_code, received);
             return;
@@ -114,7 +124,13 @@ impl Core {
     /// AuthenticationHelper.enforceAuthentication: with `enforce.auth.*` on, any request but
     /// auth and sasl from a connection holding no id of an enforced scheme is answered with
     /// SessionClosedRequireSaslAuth and its connection closed. True when it was refused.
-    pub(super) fn refuse_unauthenticated(&mut self, conn_id: ConnId, xid: i32, op_code: i32, received: Instant) -> bool {
+    pub(super) fn refuse_unauthenticated(
+        &mut self,
+        conn_id: ConnId,
+        xid: i32,
+        op_code: i32,
+        received: Instant,
+    ) -> bool {
         let schemes = &self.config.auth.enforce_schemes;
         if schemes.is_empty() || op_code == op::AUTH || op_code == op::SASL {
             return false;

@@ -641,7 +641,11 @@ mod tests {
         assert!(is_valid_id(&BUILT_IN, "x509", ""));
         assert!(is_valid_id(&BUILT_IN, "x509", "CN=client,OU=Test,O=ferrokeeper"));
         assert!(is_valid_id(&BUILT_IN, "x509", "cn=a+uid=b; o=\"Acme, Inc\""));
-        assert!(is_valid_id(&BUILT_IN, "x509", "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267"));
+        assert!(is_valid_id(
+            &BUILT_IN,
+            "x509",
+            "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267"
+        ));
         assert!(is_valid_id(&BUILT_IN, "x509", "OID.2.5.4.3=x,CN=a\\,b"));
         // Java's X500Principal, case by case (valid, then invalid).
         for dn in [
