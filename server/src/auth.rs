@@ -319,6 +319,7 @@ fn invalid(key: &str, value: &str, reason: &str) -> ConfigError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

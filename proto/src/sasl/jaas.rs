@@ -221,6 +221,7 @@ fn tokenize(text: &str) -> Result<Vec<(Token, usize)>, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
