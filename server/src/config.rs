@@ -800,6 +800,30 @@ mod tests {
         Config::parse(Path::new("zoo.cfg"), text)
     }
 
+    /// `-D` properties: under zoo.cfg (a key of the same name wins), read with or without the
+    /// `zookeeper.` prefix, and non-ZooKeeper ones not reported as unknown.
+    #[test]
+    fn jvm_properties_under_zoo_cfg() {
+        let properties: Vec<(String, String)> = [
+            ("zookeeper.authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"),
+            ("java.security.auth.login.config", "/from/property.conf"),
+            ("zookeeper.skipACL", "yes"),
+            ("log4j.configuration", "file:/x"),
+            ("zookeeper.maxClientCnxns", "7"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text = "dataDir=/tmp/zk\nclientPort=2181\njava.security.auth.login.config=/from/zoo.cfg\n\
+                    zookeeper.ssl.quorum.bogus=1\n";
+        let config = Config::parse_with(Path::new("zoo.cfg"), text, &properties).unwrap();
+        assert!(config.auth.providers.sasl);
+        assert_eq!(config.auth.jaas_path, Some(PathBuf::from("/from/zoo.cfg")));
+        assert!(config.skip_acl);
+        assert_eq!(config.max_client_cnxns, 7);
+        assert_eq!(config.unknown_keys, vec!["zookeeper.ssl.quorum.bogus".to_owned()]);
+    }
+
     #[test]
     fn reads_sample_config() {
         let config = parse(

@@ -349,3 +349,20 @@ fn kazoo_and_zkcli_log_in() {
     assert!(all.contains("'sasl,'bob\n: cdrwa"), "getAcl:\n{all}");
     assert!(!all.contains("Insufficient permission"), "{all}");
 }
+
+/// A token after a completed login is refused and closes the connection (ZooKeeper's
+/// SaslServer throws there); a second connection of the same user logs in again.
+#[test]
+fn a_token_after_the_login_is_refused() {
+    let dir = TempDir::new("sasl-again");
+    let jaas = write_jaas(dir.path());
+    let server = start(ServerKind::Ferrokeeper, &jaas, &provider_config());
+    let mut bob = connect(server.port);
+    assert_eq!(login(&mut bob, "bob", "bobsecret", None), Login::Ok);
+    assert_eq!(sasl_call(&mut bob, b""), Err(-115));
+    assert!(bob.is_closed_by_server(Duration::from_secs(5)));
+    let mut again = connect(server.port);
+    assert_eq!(login(&mut again, "bob", "bobsecret", None), Login::Ok);
+    let log = std::fs::read_to_string(server.dir().join("server.log")).unwrap();
+    assert!(log.contains("DIGEST-MD5 authentication already completed"), "{log}");
+}

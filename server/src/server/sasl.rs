@@ -20,8 +20,8 @@ use rand::RngCore;
 use super::core::Core;
 use crate::tree::{self, ConnId};
 
-/// The DIGEST-MD5 exchanges under way, by connection. An entry lives from a connection's
-/// first token to its last; entries of connections that went away are dropped whenever
+/// The DIGEST-MD5 exchanges by connection. An entry lives from a connection's first token
+/// until the connection ends or its login fails; entries of connections that went away are dropped whenever
 /// there are more entries than connections, so the map never outgrows the connection table.
 #[derive(Default)]
 pub struct SaslExchanges {
@@ -60,13 +60,18 @@ impl Core {
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
         let nonce = base64::engine::general_purpose::STANDARD.encode(nonce);
-        match server.evaluate(&token, &nonce, &|user| auth.password(user)) {
+        let step = server.evaluate(&token, &nonce, &|user| auth.password(user));
+        if step.is_ok() {
+            // Kept after completion too: a token after a completed login is refused, as
+            // ZooKeeper's SaslServer refuses it.
+            self.sasl.servers.insert(conn_id, server);
+            if self.sasl.servers.len() > self.connections.len() {
+                let connections = &self.connections;
+                self.sasl.servers.retain(|conn, _| connections.contains_key(conn));
+            }
+        }
+        match step {
             Ok(ServerStep::Continue(challenge)) => {
-                self.sasl.servers.insert(conn_id, server);
-                if self.sasl.servers.len() > self.connections.len() {
-                    let connections = &self.connections;
-                    self.sasl.servers.retain(|conn, _| connections.contains_key(conn));
-                }
                 let reply = Ok(Response::Sasl(SetSaslResponse { token: Some(challenge.into()) }));
                 self.reply(conn_id, xid, 0, reply, op_code, received);
             }
