@@ -275,13 +275,22 @@ fn digest_md5_matches_zookeeper() {
 }
 
 /// Without a JAAS file a SASL token gets an OK with an empty token, as ZooKeeper answers it
-/// (its connection has no SaslServer); a bad JAAS file stops the start naming the file.
+/// (its connection has no SaslServer); refused addauths are counted by scheme; a bad JAAS
+/// file stops the start naming the file.
 #[test]
 fn without_jaas_and_with_a_bad_one() {
-    let server = ServerProcess::start(ServerKind::Ferrokeeper, &[("authProvider.1", SASL_PROVIDER)]);
+    let config = [("authProvider.1", SASL_PROVIDER), ("4lw.commands.whitelist", "mntr")];
+    let server = ServerProcess::start(ServerKind::Ferrokeeper, &config);
     let mut client = connect(server.port);
     assert_eq!(sasl_call(&mut client, b""), Ok(Vec::new()));
     assert_eq!(client.ping().unwrap().err, 0);
+    // addauth refusals count by scheme (a scheme without a provider as `other`).
+    assert_eq!(connect(server.port).auth("kerberos", b"x").unwrap(), -115);
+    assert_eq!(connect(server.port).auth("sasl", b"x").unwrap(), -115);
+    let mntr = support::four_letter(server.port, "mntr").unwrap();
+    for line in ["zk_auth_failures_other\t1\n", "zk_auth_failures_sasl\t1\n", "zk_auth_failed_count\t2\n"] {
+        assert!(mntr.contains(line), "{line:?} not in\n{mntr}");
+    }
     drop(server);
 
     let dir = TempDir::new("sasl-bad");

@@ -148,7 +148,7 @@ fn tls_clients_and_refusals_pem_stores() {
     let dir = TempDir::new("tls-certs");
     make_certs(dir.path());
     let certs = dir.path();
-    let (server, secure, metrics) = start(certs, false);
+    let (server, secure, metrics) = start_with(certs, false, &[("4lw.commands.whitelist", "mntr")]);
 
     // A good client over TLS, and a plain client on the plain port, side by side.
     let mut good = tls_connect(secure, certs, Some(("client.crt", "client.key"))).unwrap();
@@ -181,6 +181,19 @@ fn tls_clients_and_refusals_pem_stores() {
     }
     assert_eq!(failures(metrics, "other"), 0.0);
     assert!(metric(metrics, "ferrokeeper_tls_handshakes_total") >= 1.0);
+    // mntr shows the same counters.
+    let mntr = support::four_letter(server.port, "mntr").unwrap();
+    let mntr_value = |key: &str| -> f64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('\t')).and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| panic!("{key} not in mntr:\n{mntr}"))
+    };
+    for reason in ["not_tls", "no_client_certificate", "untrusted_certificate", "expired_certificate"] {
+        let key = format!("zk_tls_handshake_failures_{reason}");
+        assert_eq!(mntr_value(&key), failures(metrics, reason), "{key}");
+    }
+    assert!(mntr_value("zk_tls_handshake_failures") >= 4.0);
+    assert_eq!(mntr_value("zk_auth_failed_count"), 0.0);
     let log = server.log_tail();
     for reason in ["\"not_tls\"", "\"untrusted_certificate\"", "\"expired_certificate\""] {
         assert!(log.contains(reason), "no log line with {reason}:\n{log}");
