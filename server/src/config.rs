@@ -88,6 +88,8 @@ pub struct Config {
     pub client_tls: Option<ClientTlsConfig>,
     /// Auth providers, SASL (the JAAS `Server` section) and `enforce.auth.*`.
     pub auth: crate::auth::AuthConfig,
+    /// `sslQuorum=true`: TLS on the quorum links, from the `ssl.quorum.*` keys.
+    pub quorum_tls: Option<QuorumTlsConfig>,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -276,6 +278,7 @@ impl Config {
         }
         let client_tls = parse_client_tls(&value_of, client_port_address)?;
         let auth = crate::auth::AuthConfig::parse(&value_of, &pairs, client_tls.is_some())?;
+        let quorum_tls = parse_quorum_tls(&value_of)?;
         let super_digest = value_of("DigestAuthenticationProvider.superDigest").map(str::to_owned);
         if let Some(digest) = &super_digest
             && !digest.starts_with("super:")
@@ -337,6 +340,7 @@ impl Config {
             if known.contains(bare)
                 || from_properties
                 || crate::auth::is_auth_key(bare)
+                || QUORUM_TLS_KEYS.contains(&bare)
                 || bare.starts_with("server.")
                 || bare.starts_with("metricsProvider.")
                 || SSL_KEYS.contains(&bare)
@@ -454,6 +458,7 @@ impl Config {
             )?,
             client_tls,
             auth,
+            quorum_tls,
             unknown_keys,
         })
     }
@@ -463,6 +468,30 @@ impl Config {
         requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
     }
 }
+
+/// `sslQuorum` and the `ssl.quorum.*` keys ZooKeeper's QuorumX509Util reads; the ones
+/// `docs/security.md` does not list as acted on are accepted and ignored.
+const QUORUM_TLS_KEYS: &[&str] = &[
+    "sslQuorum",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.passwordPath",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.passwordPath",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.protocol",
+    "ssl.quorum.enabledProtocols",
+    "ssl.quorum.ciphersuites",
+    "ssl.quorum.hostnameVerification",
+    "ssl.quorum.clientHostnameVerification",
+    "ssl.quorum.crl",
+    "ssl.quorum.ocsp",
+    "ssl.quorum.handshakeDetectionTimeoutMillis",
+    "ssl.quorum.context.supplier.class",
+    "sslQuorumReloadCertFiles",
+];
 
 /// The `ssl.*` keys of the client port ZooKeeper's ClientX509Util reads; the ones not listed
 /// in `docs/security.md` as acted on are accepted and ignored.
@@ -504,37 +533,8 @@ fn parse_client_tls<'a>(
         Some(v) => resolve_address(v)?,
         None => client_port_address,
     };
-    let store = |name: &str| -> Result<Option<StoreConfig>, ConfigError> {
-        let location_key = format!("ssl.{name}.location");
-        let Some(location) = value_of(&location_key).filter(|v| !v.is_empty()) else { return Ok(None) };
-        let type_key = format!("ssl.{name}.type");
-        let store_type = match value_of(&type_key).filter(|v| !v.is_empty()) {
-            Some(v) => StoreType::from_name(v).ok_or_else(|| {
-                invalid(&type_key, v, "expected PEM, PKCS12, JKS or BCFKS")
-            })?,
-            None => StoreType::from_file_name(location).ok_or_else(|| {
-                invalid(
-                    &location_key,
-                    location,
-                    &format!("cannot tell the store type from the file name: set {type_key}, or name it .pem or .p12"),
-                )
-            })?,
-        };
-        let password_path_key = format!("ssl.{name}.passwordPath");
-        // As ZooKeeper: a password file, when given, wins over the password.
-        let password = match value_of(&password_path_key).filter(|v| !v.is_empty()) {
-            Some(file) => std::fs::read_to_string(file)
-                .map_err(|e| invalid(&password_path_key, file, &format!("cannot read it: {e}")))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-            None => value_of(&format!("ssl.{name}.password")).unwrap_or_default().to_owned(),
-        };
-        Ok(Some(StoreConfig { location: PathBuf::from(location), password, store_type }))
-    };
-    let list = |key: &str| {
-        value_of(key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
-    };
+    let store = |name: &str| parse_store(value_of, &format!("ssl.{name}"));
+    let list = |key: &str| parse_list(value_of, key);
     let client_auth = match value_of("ssl.clientAuth").map(str::trim) {
         None | Some("") => ClientAuth::Need,
         Some(v) if v.eq_ignore_ascii_case("none") => ClientAuth::None,
@@ -553,6 +553,87 @@ fn parse_client_tls<'a>(
         cipher_suites: list("ssl.ciphersuites"),
         client_auth,
         x509_super_user: value_of("X509AuthenticationProvider.superUser").map(str::to_owned),
+    }))
+}
+
+/// A key or trust store's `<prefix>.location`, `.type`, `.password`, `.passwordPath`.
+fn parse_store<'a>(
+    value_of: &impl Fn(&str) -> Option<&'a str>,
+    prefix: &str,
+) -> Result<Option<StoreConfig>, ConfigError> {
+    let location_key = format!("{prefix}.location");
+    let Some(location) = value_of(&location_key).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let type_key = format!("{prefix}.type");
+    let store_type = match value_of(&type_key).filter(|v| !v.is_empty()) {
+        Some(v) => StoreType::from_name(v)
+            .ok_or_else(|| invalid(&type_key, v, "expected PEM, PKCS12, JKS or BCFKS"))?,
+        None => StoreType::from_file_name(location).ok_or_else(|| {
+            invalid(
+                &location_key,
+                location,
+                &format!(
+                    "cannot tell the store type from the file name: set {type_key}, or name it .pem or .p12"
+                ),
+            )
+        })?,
+    };
+    let password_path_key = format!("{prefix}.passwordPath");
+    // As ZooKeeper: a password file, when given, wins over the password.
+    let password = match value_of(&password_path_key).filter(|v| !v.is_empty()) {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| invalid(&password_path_key, file, &format!("cannot read it: {e}")))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+        None => value_of(&format!("{prefix}.password")).unwrap_or_default().to_owned(),
+    };
+    Ok(Some(StoreConfig { location: PathBuf::from(location), password, store_type }))
+}
+
+fn parse_list<'a>(value_of: &impl Fn(&str) -> Option<&'a str>, key: &str) -> Option<Vec<String>> {
+    value_of(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+}
+
+/// TLS on the quorum links (`sslQuorum=true`, ZooKeeper's QuorumX509Util keys `ssl.quorum.*`):
+/// every link is mutual TLS, each server presenting its key store's certificate and checking
+/// the peer's against its trust store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTlsConfig {
+    /// `ssl.quorum.keyStore.*`: this server's certificate, shown to peers in both roles.
+    pub key_store: StoreConfig,
+    /// `ssl.quorum.trustStore.*`: the CAs peers' certificates are checked against.
+    pub trust_store: StoreConfig,
+    /// `ssl.quorum.protocol` (default TLSv1.3, as ZooKeeper 3.9).
+    pub protocol: String,
+    /// `ssl.quorum.enabledProtocols`.
+    pub enabled_protocols: Option<Vec<String>>,
+    /// `ssl.quorum.ciphersuites`.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `ssl.quorum.hostnameVerification` (default true): a dialed peer's certificate must name
+    /// the host (or address) of its `server.N` line.
+    pub hostname_verification: bool,
+}
+
+/// `sslQuorum=true` and its `ssl.quorum.*` keys; `None` when sslQuorum is off.
+fn parse_quorum_tls<'a>(
+    value_of: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Option<QuorumTlsConfig>, ConfigError> {
+    if !parse_bool(value_of("sslQuorum"), "sslQuorum")? {
+        return Ok(None);
+    }
+    let missing =
+        |key: &str| invalid("sslQuorum", "true", &format!("{key}.location is not set: quorum TLS needs it"));
+    let key_store =
+        parse_store(value_of, "ssl.quorum.keyStore")?.ok_or_else(|| missing("ssl.quorum.keyStore"))?;
+    let trust_store =
+        parse_store(value_of, "ssl.quorum.trustStore")?.ok_or_else(|| missing("ssl.quorum.trustStore"))?;
+    Ok(Some(QuorumTlsConfig {
+        key_store,
+        trust_store,
+        protocol: value_of("ssl.quorum.protocol").filter(|v| !v.is_empty()).unwrap_or("TLSv1.3").to_owned(),
+        enabled_protocols: parse_list(value_of, "ssl.quorum.enabledProtocols"),
+        cipher_suites: parse_list(value_of, "ssl.quorum.ciphersuites"),
+        hostname_verification: !value_of("ssl.quorum.hostnameVerification")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
     }))
 }
 

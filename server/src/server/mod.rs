@@ -297,9 +297,16 @@ async fn start_replica(
             .next()
             .with_context(|| format!("this server's host {} has no address", me.host))?
     };
-    let (sender, incoming) = crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown)
-        .await
-        .with_context(|| format!("cannot bind the quorum port {listen}"))?;
+    let quorum_tls = match &config.quorum_tls {
+        Some(tls) => {
+            Some(crate::quorum::tls::QuorumTls::load(tls).context("cannot set up quorum TLS (sslQuorum)")?)
+        }
+        None => None,
+    };
+    let (sender, incoming) =
+        crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown, quorum_tls)
+            .await
+            .with_context(|| format!("cannot bind the quorum port {listen}"))?;
     let current_epoch = epochs::read(&config.data_dir, epochs::CURRENT)?;
     let accepted_epoch = epochs::read(&config.data_dir, epochs::ACCEPTED)?.max(current_epoch);
     let applied = tree.last_processed_zxid();

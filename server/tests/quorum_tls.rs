@@ -1,0 +1,100 @@
+//! Quorum TLS (issue 14): a 3-node ensemble with `sslQuorum=true` and ZooKeeper's
+//! `ssl.quorum.*` keys (certificates from `scripts/make-test-certs.sh`) elects a leader, serves
+//! writes through a follower on every node, survives a leader SIGKILL and converges after the
+//! old leader returns; a plaintext peer on a quorum port is refused with a log line.
+
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrokeeper_proto::records::*;
+use ferrokeeper_proto::request::Request;
+use ferrokeeper_proto::response::Response;
+use support::{Ensemble, TempDir, TestClient};
+
+fn make_certs(dir: &std::path::Path) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/make-test-certs.sh");
+    let mut cmd = Command::new("bash");
+    cmd.arg(script).arg(dir);
+    let (ok, stdout, stderr) = support::run_with_timeout(&mut cmd, Duration::from_secs(60)).unwrap();
+    assert!(ok, "make-test-certs.sh failed\n{stdout}\n{stderr}");
+}
+
+fn create(client: &mut TestClient, path: &str) -> i32 {
+    let request = Request::Create(CreateRequest {
+        path: path.to_owned(),
+        data: Some(Bytes::from_static(b"tls")),
+        acl: Acl::open_unsafe(),
+        flags: 0,
+    });
+    client.call(&request).unwrap().0.err
+}
+
+fn read_synced(port: u16, path: &str) -> Option<Vec<u8>> {
+    let mut client = TestClient::connect_within(port, Duration::from_secs(10));
+    assert_eq!(client.call(&Request::Sync(SyncRequest { path: "/".into() })).unwrap().0.err, 0);
+    match client.call(&Request::GetData(GetDataRequest { path: path.to_owned(), watch: false })).unwrap().1 {
+        Ok(Response::GetData(r)) => r.data.map(|d| d.to_vec()),
+        _ => None,
+    }
+}
+
+#[test]
+fn ensemble_over_tls() {
+    let certs = TempDir::new("quorum-tls-certs");
+    make_certs(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let (key, trust) = (c("server.p12"), c("truststore.pem"));
+    let extras = [
+        ("sslQuorum", "true"),
+        ("ssl.quorum.keyStore.location", key.as_str()),
+        ("ssl.quorum.keyStore.password", "testpass"),
+        ("ssl.quorum.trustStore.location", trust.as_str()),
+        ("ssl.quorum.hostnameVerification", "true"),
+    ];
+    let mut cluster = Ensemble::with_extras(&extras);
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    let leader = cluster.wait_stable(Duration::from_secs(30));
+    let follower = (leader + 1) % 3;
+    let mut writer = TestClient::connect_within(cluster.port(follower), Duration::from_secs(10));
+    assert_eq!(create(&mut writer, "/over-tls"), 0);
+    for i in 0..3 {
+        assert_eq!(read_synced(cluster.port(i), "/over-tls").as_deref(), Some(&b"tls"[..]), "node {}", i + 1);
+    }
+    drop(writer);
+
+    // The links are TLS: a plaintext peer saying hello on a quorum port is refused.
+    let cfg = std::fs::read_to_string(cluster.log_path(leader).with_file_name("zoo.cfg")).unwrap();
+    let line = cfg.lines().find(|l| l.starts_with(&format!("server.{}=", leader + 1))).unwrap();
+    let quorum_port: u16 = line.split(':').nth(1).unwrap().parse().unwrap();
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", quorum_port)).unwrap();
+    let _ = plain.write_all(&[0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 9]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(cluster.log_path(leader)).unwrap();
+        if log.contains("quorum TLS handshake with a connecting peer failed") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no refusal logged:\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A leader SIGKILL: the others elect a new leader over TLS and serve writes.
+    cluster.kill(leader);
+    let new_leader = cluster.wait_stable(Duration::from_secs(30));
+    assert_ne!(new_leader, leader);
+    let mut writer = TestClient::connect_within(cluster.port(new_leader), Duration::from_secs(10));
+    assert_eq!(create(&mut writer, "/after-failover"), 0);
+    drop(writer);
+    cluster.start(leader);
+    cluster.wait_stable(Duration::from_secs(30));
+    cluster.wait_converged(Duration::from_secs(30));
+    assert_eq!(read_synced(cluster.port(leader), "/after-failover").as_deref(), Some(&b"tls"[..]));
+}
