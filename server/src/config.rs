@@ -473,6 +473,7 @@ impl Config {
 /// `docs/security.md` does not list as acted on are accepted and ignored.
 const QUORUM_TLS_KEYS: &[&str] = &[
     "sslQuorum",
+    "portUnification",
     "ssl.quorum.keyStore.location",
     "ssl.quorum.keyStore.password",
     "ssl.quorum.keyStore.passwordPath",
@@ -611,17 +612,26 @@ pub struct QuorumTlsConfig {
     /// `ssl.quorum.hostnameVerification` (default true): a dialed peer's certificate must name
     /// the host (or address) of its `server.N` line.
     pub hostname_verification: bool,
+    /// `sslQuorum`: this server dials its peers with TLS (and, without port unification,
+    /// accepts TLS only).
+    pub ssl_quorum: bool,
+    /// `portUnification`: the quorum port accepts TLS and plain peers alike (told apart by
+    /// the first byte), for a rolling upgrade from plain to TLS.
+    pub port_unification: bool,
 }
 
-/// `sslQuorum=true` and its `ssl.quorum.*` keys; `None` when sslQuorum is off.
+/// `sslQuorum` / `portUnification` and the `ssl.quorum.*` keys; `None` when both are off.
 fn parse_quorum_tls<'a>(
     value_of: &impl Fn(&str) -> Option<&'a str>,
 ) -> Result<Option<QuorumTlsConfig>, ConfigError> {
-    if !parse_bool(value_of("sslQuorum"), "sslQuorum")? {
+    let ssl_quorum = parse_bool(value_of("sslQuorum"), "sslQuorum")?;
+    let port_unification = parse_bool(value_of("portUnification"), "portUnification")?;
+    if !ssl_quorum && !port_unification {
         return Ok(None);
     }
+    let key = if ssl_quorum { "sslQuorum" } else { "portUnification" };
     let missing =
-        |key: &str| invalid("sslQuorum", "true", &format!("{key}.location is not set: quorum TLS needs it"));
+        |store: &str| invalid(key, "true", &format!("{store}.location is not set: quorum TLS needs it"));
     let key_store =
         parse_store(value_of, "ssl.quorum.keyStore")?.ok_or_else(|| missing("ssl.quorum.keyStore"))?;
     let trust_store =
@@ -634,6 +644,8 @@ fn parse_quorum_tls<'a>(
         cipher_suites: parse_list(value_of, "ssl.quorum.ciphersuites"),
         hostname_verification: !value_of("ssl.quorum.hostnameVerification")
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+        ssl_quorum,
+        port_unification,
     }))
 }
 

@@ -1,7 +1,8 @@
 //! Quorum TLS (issue 14): a 3-node ensemble with `sslQuorum=true` and ZooKeeper's
 //! `ssl.quorum.*` keys (certificates from `scripts/make-test-certs.sh`) elects a leader, serves
 //! writes through a follower on every node, survives a leader SIGKILL and converges after the
-//! old leader returns; a plaintext peer on a quorum port is refused with a log line.
+//! old leader returns; a plaintext peer on a quorum port is refused with a log line. And the
+//! rolling upgrade from plain to TLS with `portUnification`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -97,4 +98,44 @@ fn ensemble_over_tls() {
     cluster.wait_stable(Duration::from_secs(30));
     cluster.wait_converged(Duration::from_secs(30));
     assert_eq!(read_synced(cluster.port(leader), "/after-failover").as_deref(), Some(&b"tls"[..]));
+}
+
+/// ZooKeeper's documented rolling upgrade from a plain to a TLS quorum: every node first gets
+/// `portUnification=true` (the quorum port takes TLS and plain peers), then one by one
+/// `sslQuorum=true`; the ensemble serves writes on every node at each step.
+#[test]
+fn rolling_upgrade_with_port_unification() {
+    let certs = TempDir::new("quorum-unify-certs");
+    make_certs(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let (key, trust) = (c("server.pem"), c("truststore.pem"));
+    let extras = [
+        ("portUnification", "true"),
+        ("ssl.quorum.keyStore.location", key.as_str()),
+        ("ssl.quorum.trustStore.location", trust.as_str()),
+        ("sslQuorum", "false"),
+    ];
+    let mut cluster = Ensemble::with_extras(&extras);
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    cluster.wait_stable(Duration::from_secs(30));
+    for step in 0..3 {
+        // Node `step` restarts with sslQuorum=true; the others still dial in plain text.
+        cluster.kill(step);
+        let cfg_path = cluster.log_path(step).with_file_name("zoo.cfg");
+        let cfg = std::fs::read_to_string(&cfg_path).unwrap().replace("sslQuorum=false", "sslQuorum=true");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        cluster.start(step);
+        let leader = cluster.wait_stable(Duration::from_secs(30));
+        let mut writer = TestClient::connect_within(cluster.port((leader + 1) % 3), Duration::from_secs(10));
+        let path = format!("/step-{step}");
+        assert_eq!(create(&mut writer, &path), 0, "step {step}");
+        for i in 0..3 {
+            let read = read_synced(cluster.port(i), &path);
+            assert_eq!(read.as_deref(), Some(&b"tls"[..]), "step {step}, node {}\n{}", i + 1, cluster.logs());
+        }
+    }
+    let log = std::fs::read_to_string(cluster.log_path(0)).unwrap();
+    assert!(log.contains("using TLS encrypted quorum communication; port unification enabled"), "{log}");
 }

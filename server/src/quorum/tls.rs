@@ -32,6 +32,10 @@ pub struct QuorumTls {
     roots: Arc<rustls::RootCertStore>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     hostname_verification: bool,
+    /// `sslQuorum`: dial peers with TLS.
+    pub dial_tls: bool,
+    /// `portUnification`: accept plain peers too.
+    pub accept_plain: bool,
 }
 
 impl QuorumTls {
@@ -70,6 +74,8 @@ impl QuorumTls {
             roots,
             provider,
             hostname_verification: config.hostname_verification,
+            dial_tls: config.ssl_quorum,
+            accept_plain: config.port_unification,
         })
     }
 

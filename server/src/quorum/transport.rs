@@ -59,6 +59,9 @@ pub const PEER_FRAME_MAX: usize = 64 * 1024 * 1024;
 /// Messages queued towards one peer before new ones are dropped.
 const PEER_QUEUE_MAX: usize = 16 * 1024;
 const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The first byte of a TLS connection (a handshake record), told apart from a plain peer's
+/// first frame under `portUnification`.
+const TLS_HANDSHAKE_RECORD: u8 = 22;
 
 /// Sends to peers; cheap to clone.
 #[derive(Clone)]
@@ -140,7 +143,7 @@ impl Dialer {
                 Ok(stream) => {
                     backoff = Duration::from_millis(20);
                     let _ = stream.set_nodelay(true);
-                    match &self.tls {
+                    match self.tls.as_ref().filter(|tls| tls.dial_tls) {
                         None => self.link(stream, &addr, &mut outbound, &incoming, &mut shutdown).await,
                         Some(tls) => match tls.connect(&host, stream).await {
                             Ok(stream) => {
@@ -207,7 +210,21 @@ async fn accept_loop(
         let Ok((stream, addr)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
         let accepting = Accepting { addr, outbound: &mut outbound, links: &mut links, incoming: &incoming };
-        match &tls {
+        let tls = match &tls {
+            // Port unification: a TLS ClientHello starts with a handshake record (22); a
+            // plain peer's first frame with its length's high byte (0).
+            Some(tls) if tls.accept_plain => {
+                let mut first = [0u8; 1];
+                let peeked = tokio::time::timeout(Duration::from_secs(5), stream.peek(&mut first)).await;
+                match peeked {
+                    Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls),
+                    Ok(Ok(1)) => None,
+                    _ => continue,
+                }
+            }
+            other => other.as_ref(),
+        };
+        match tls {
             None => accepting.admit(stream, &shutdown).await,
             Some(tls) => match tls.accept(stream).await {
                 Ok(stream) => accepting.admit(stream, &shutdown).await,

@@ -299,7 +299,15 @@ async fn start_replica(
     };
     let quorum_tls = match &config.quorum_tls {
         Some(tls) => {
-            Some(crate::quorum::tls::QuorumTls::load(tls).context("cannot set up quorum TLS (sslQuorum)")?)
+            tracing::info!(
+                ssl_quorum = tls.ssl_quorum,
+                port_unification = tls.port_unification,
+                "{} quorum communication; port unification {}",
+                if tls.ssl_quorum { "using TLS encrypted" } else { "using insecure (non-TLS)" },
+                if tls.port_unification { "enabled" } else { "disabled" }
+            );
+            let loaded = crate::quorum::tls::QuorumTls::load(tls).context("cannot set up quorum TLS")?;
+            Some(loaded)
         }
         None => None,
     };
