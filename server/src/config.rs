@@ -90,6 +90,9 @@ pub struct Config {
     pub auth: crate::auth::AuthConfig,
     /// `sslQuorum=true`: TLS on the quorum links, from the `ssl.quorum.*` keys.
     pub quorum_tls: Option<QuorumTlsConfig>,
+    /// `client.portUnification`: the plain client port also accepts TLS clients, with the
+    /// secure port's settings (which must be configured).
+    pub client_port_unification: bool,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
 }
@@ -279,6 +282,15 @@ impl Config {
         let client_tls = parse_client_tls(&value_of, client_port_address)?;
         let auth = crate::auth::AuthConfig::parse(&value_of, &pairs, client_tls.is_some())?;
         let quorum_tls = parse_quorum_tls(&value_of)?;
+        let client_port_unification =
+            parse_bool(value_of("client.portUnification"), "client.portUnification")?;
+        if client_port_unification && client_tls.is_none() {
+            return Err(invalid(
+                "client.portUnification",
+                "true",
+                "needs secureClientPort and its ssl.* keys (the TLS settings the client port uses)",
+            ));
+        }
         let super_digest = value_of("DigestAuthenticationProvider.superDigest").map(str::to_owned);
         if let Some(digest) = &super_digest
             && !digest.starts_with("super:")
@@ -459,6 +471,7 @@ impl Config {
             client_tls,
             auth,
             quorum_tls,
+            client_port_unification,
             unknown_keys,
         })
     }
@@ -474,6 +487,7 @@ impl Config {
 const QUORUM_TLS_KEYS: &[&str] = &[
     "sslQuorum",
     "portUnification",
+    "client.portUnification",
     "ssl.quorum.keyStore.location",
     "ssl.quorum.keyStore.password",
     "ssl.quorum.keyStore.passwordPath",

@@ -661,3 +661,29 @@ fn python_has_kazoo() -> bool {
     }
     ok
 }
+
+/// `client.portUnification`: the plain client port also takes TLS clients (with the secure
+/// port's settings, their certificate's x509 id included), told apart by the first byte;
+/// plain clients and four-letter words on it go on as before.
+#[test]
+fn client_port_unification() {
+    let dir = TempDir::new("tls-unified");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let (server, secure, _metrics) =
+        start_with(certs, false, &[("client.portUnification", "true"), ("4lw.commands.whitelist", "ruok")]);
+    // TLS on the plain port.
+    let mut unified = tls_connect(server.port, certs, Some(("client.crt", "client.key"))).unwrap();
+    create_and_read(&mut unified, "/unified");
+    let ids = who_am_i(&mut unified);
+    assert!(ids.contains(&("x509".to_owned(), "CN=client,OU=test,O=ferrokeeper".to_owned())), "{ids:?}");
+    // A TLS client without a certificate is refused there as on the secure port.
+    assert!(tls_connect(server.port, certs, None).is_err());
+    // Plain clients and four-letter words on the same port.
+    let mut plain = TestClient::connect(server.port).unwrap();
+    assert_eq!(plain.ping().unwrap().err, 0);
+    assert_eq!(support::four_letter(server.port, "ruok").unwrap(), "imok");
+    // The secure port stays TLS-only.
+    assert!(TestClient::connect(secure).is_err());
+    create_and_read(&mut unified, "/unified-2");
+}
