@@ -96,6 +96,13 @@ enum Cmd {
         /// '{at: 20, action: kill, target: leader, restart_at: 40}'. Repeatable.
         #[arg(long)]
         fault: Vec<String>,
+        /// A ZooKeeper client property, as the Java client's -D flags: TLS with
+        /// `-D zookeeper.client.secure=true` and `zookeeper.ssl.keyStore.*` / `trustStore.*`
+        /// (`.location`, `.password`, `.type`) and `zookeeper.ssl.hostnameVerification`; SASL
+        /// DIGEST-MD5 with `-D java.security.auth.login.config=FILE` (a JAAS `Client` section).
+        /// Repeatable.
+        #[arg(short = 'D', value_name = "NAME=VALUE")]
+        define: Vec<String>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -196,6 +203,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             start_at,
             samples,
             fault,
+            define,
             outputs,
         } => {
             let worker = match worker {
@@ -246,6 +254,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 worker,
                 start_at,
                 samples,
+                security: fkload::run::Security::from_properties(&properties(&define)?)?,
             };
             // A hard bound on the whole command, so a misbehaving target (a server that accepts
             // but never answers) cannot hang fkload: the planned time plus two minutes of setup.
@@ -323,4 +332,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `NAME=VALUE` arguments of `-D` as pairs (`NAME` alone sets the empty string, as Java).
+fn properties(defines: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    defines
+        .iter()
+        .map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d.as_str(), ""));
+            anyhow::ensure!(!name.is_empty(), "-D {d:?}: expected NAME=VALUE");
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }

@@ -29,6 +29,7 @@ async fn go(addr: String, w: Workload) -> RunResult {
         worker: fkload::worker::WorkerSpec::SOLE,
         start_at: None,
         samples: None,
+        security: Default::default(),
     };
     tokio::time::timeout(Duration::from_secs(30), run(&opts, None)).await.unwrap().unwrap()
 }

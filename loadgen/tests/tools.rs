@@ -24,6 +24,7 @@ fn opts(addr: &str, w: fkload::workload::Workload) -> RunOptions {
         worker: fkload::worker::WorkerSpec::SOLE,
         start_at: None,
         samples: None,
+        security: Default::default(),
     }
 }
 
