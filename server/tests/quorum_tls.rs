@@ -1,7 +1,8 @@
 //! Quorum TLS (issue 14): a 3-node ensemble with `sslQuorum=true` and ZooKeeper's
 //! `ssl.quorum.*` keys (certificates from `scripts/make-test-certs.sh`) elects a leader, serves
 //! writes through a follower on every node, survives a leader SIGKILL and converges after the
-//! old leader returns; a plaintext peer on a quorum port is refused with a log line. And the
+//! old leader returns; a plaintext peer on a quorum port is refused with a log line; a SASL
+//! user's write through a follower carries its `sasl` id (JAAS file as a zoo.cfg key). And the
 //! rolling upgrade from plain to TLS with `portUnification`.
 
 #![allow(clippy::unwrap_used)]
@@ -45,13 +46,40 @@ fn read_synced(port: u16, path: &str) -> Option<Vec<u8>> {
     }
 }
 
+fn sasl_login(client: &mut TestClient, user: &str, password: &str) {
+    let mut digest = ferrokeeper_proto::sasl::digest_md5::DigestClient::new(user, password);
+    let mut token = digest.initial_token();
+    for step in 0..2 {
+        let request = Request::Sasl(GetSaslRequest { token: Some(Bytes::from(token.clone())) });
+        let Ok(Response::Sasl(reply)) = client.call(&request).unwrap().1 else {
+            panic!("SASL step {step} refused")
+        };
+        let reply = reply.token.unwrap_or_default();
+        if step == 0 {
+            token = digest.respond(&reply, "Y25vbmNl").unwrap();
+        } else {
+            digest.finish(&reply).unwrap();
+        }
+    }
+}
+
 #[test]
 fn ensemble_over_tls() {
     let certs = TempDir::new("quorum-tls-certs");
     make_certs(certs.path());
     let c = |f: &str| certs.path().join(f).display().to_string();
     let (key, trust) = (c("server.p12"), c("truststore.pem"));
+    // SASL too, its JAAS file given as a zoo.cfg key (ZooKeeper takes it only as a -D property).
+    let jaas = certs.path().join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "Server { org.apache.zookeeper.server.auth.DigestLoginModule required user_bob=\"bobpw\"; };",
+    )
+    .unwrap();
+    let jaas = jaas.display().to_string();
     let extras = [
+        ("java.security.auth.login.config", jaas.as_str()),
+        ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"),
         ("sslQuorum", "true"),
         ("ssl.quorum.keyStore.location", key.as_str()),
         ("ssl.quorum.keyStore.password", "testpass"),
@@ -70,6 +98,21 @@ fn ensemble_over_tls() {
         assert_eq!(read_synced(cluster.port(i), "/over-tls").as_deref(), Some(&b"tls"[..]), "node {}", i + 1);
     }
     drop(writer);
+    // A SASL user's write through a follower carries its sasl id to the leader: the node's ACL
+    // names it, and the same user reads it on another node while a plain client may not.
+    let mut bob = TestClient::connect_within(cluster.port(follower), Duration::from_secs(10));
+    sasl_login(&mut bob, "bob", "bobpw");
+    let acl = vec![Acl::new(ferrokeeper_proto::op::perms::ALL, "sasl", "bob")];
+    let request = Request::Create(CreateRequest { path: "/bob".into(), data: None, acl, flags: 0 });
+    assert_eq!(bob.call(&request).unwrap().0.err, 0);
+    let other = (follower + 1) % 3;
+    let mut bob_elsewhere = TestClient::connect_within(cluster.port(other), Duration::from_secs(10));
+    sasl_login(&mut bob_elsewhere, "bob", "bobpw");
+    let get = Request::GetData(GetDataRequest { path: "/bob".into(), watch: false });
+    assert_eq!(bob_elsewhere.call(&Request::Sync(SyncRequest { path: "/".into() })).unwrap().0.err, 0);
+    assert_eq!(bob_elsewhere.call(&get).unwrap().0.err, 0);
+    let mut plain = TestClient::connect_within(cluster.port(other), Duration::from_secs(10));
+    assert_eq!(plain.call(&get).unwrap().0.err, -102);
 
     // The links are TLS: a plaintext peer saying hello on a quorum port is refused.
     let cfg = std::fs::read_to_string(cluster.log_path(leader).with_file_name("zoo.cfg")).unwrap();
