@@ -39,6 +39,30 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SideLabel {
+    side: &'static str,
+}
+
+/// Failed TLS handshakes on the quorum links (`sslQuorum` / `portUnification`), by which end
+/// this server was: `dial` (it connected to a peer) or `accept` (a peer connected to it).
+#[derive(Clone, Default)]
+pub struct QuorumTlsMetrics {
+    failures: Family<SideLabel, Counter>,
+}
+
+impl QuorumTlsMetrics {
+    pub fn failure(&self, side: &'static str) {
+        debug_assert!(side == "dial" || side == "accept", "undocumented side {side}");
+        self.failures.get_or_create(&SideLabel { side }).inc();
+    }
+
+    /// Failures by side (`dial`, `accept`), for `mntr`.
+    pub fn failures(&self) -> [(&'static str, u64); 2] {
+        ["dial", "accept"].map(|side| (side, self.failures.get_or_create(&SideLabel { side }).get()))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct SchemeLabel {
     scheme: &'static str,
 }
@@ -173,6 +197,8 @@ pub struct ServerMetrics {
     auth_failures: Family<SchemeLabel, Counter>,
     /// The secure client port's handshake counters (updated by connection tasks).
     pub tls: TlsMetrics,
+    /// The quorum links' failed handshakes (updated by the link tasks).
+    pub quorum_tls: QuorumTlsMetrics,
 }
 
 /// Opcodes with their own request-latency series; others are counted as "other".
@@ -295,9 +321,19 @@ impl ServerMetrics {
             let _ = auth_failures.get_or_create(&SchemeLabel { scheme });
         }
         let tls = TlsMetrics::register(registry);
+        let quorum_tls = QuorumTlsMetrics::default();
+        registry.register(
+            "ferrokeeper_quorum_tls_handshake_failures",
+            "TLS handshakes on the quorum links that failed, by which end this server was (dial, accept)",
+            quorum_tls.failures.clone(),
+        );
+        for side in ["dial", "accept"] {
+            let _ = quorum_tls.failures.get_or_create(&SideLabel { side });
+        }
         ServerMetrics {
             auth_failures,
             tls,
+            quorum_tls,
             enabled: true,
             requests,
             errors,

@@ -182,3 +182,75 @@ fn rolling_upgrade_with_port_unification() {
     let log = std::fs::read_to_string(cluster.log_path(0)).unwrap();
     assert!(log.contains("using TLS encrypted quorum communication; port unification enabled"), "{log}");
 }
+
+/// A server whose certificate comes from a CA the others do not trust cannot join: the
+/// accepting servers refuse its handshake (a WARN line naming `UnknownIssuer`, counted in
+/// `ferrokeeper_quorum_tls_handshake_failures_total{side="accept"}` and mntr), it backs off
+/// between attempts, and the two others form the quorum and serve.
+#[test]
+fn an_untrusted_peer_is_refused() {
+    let certs = TempDir::new("quorum-rogue-certs");
+    make_certs(certs.path());
+    let c = |f: &str| certs.path().join(f).display().to_string();
+    let rogue = certs.path().join("untrusted.pem");
+    let pem = [
+        std::fs::read(certs.path().join("untrusted.crt")).unwrap(),
+        std::fs::read(certs.path().join("untrusted.key")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&rogue, pem).unwrap();
+    let (key, trust) = (c("server.pem"), c("truststore.pem"));
+    let extras = [
+        ("sslQuorum", "true"),
+        ("ssl.quorum.keyStore.location", key.as_str()),
+        ("ssl.quorum.trustStore.location", trust.as_str()),
+    ];
+    let mut cluster = Ensemble::with_extras(&extras);
+    // Node 3 presents the rogue certificate.
+    let cfg_path = cluster.log_path(2).with_file_name("zoo.cfg");
+    let cfg = std::fs::read_to_string(&cfg_path).unwrap().replace(&key, &rogue.display().to_string());
+    std::fs::write(&cfg_path, cfg).unwrap();
+    for i in 0..3 {
+        cluster.start(i);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let modes: Vec<String> = (0..3).map(|i| cluster.mode(i)).collect();
+        let served = modes[..2].iter().any(|m| m == "leader") && modes[..2].iter().any(|m| m == "follower");
+        let refused = (0..2).any(|i| {
+            let log = std::fs::read_to_string(cluster.log_path(i)).unwrap();
+            log.contains("quorum TLS handshake with a connecting peer failed")
+                && log.contains("UnknownIssuer")
+        });
+        if served && refused {
+            assert!(
+                !matches!(modes[2].as_str(), "leader" | "follower"),
+                "the rogue server joined: {modes:?}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{modes:?}\n{}", cluster.logs());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The rogue dialer backs off: a handful of refusals per second at most, not a loop.
+    std::thread::sleep(Duration::from_secs(2));
+    let refusals = |i: usize| {
+        let log = std::fs::read_to_string(cluster.log_path(i)).unwrap();
+        log.matches("quorum TLS handshake with a connecting peer failed").count()
+    };
+    let before = refusals(0) + refusals(1);
+    std::thread::sleep(Duration::from_secs(2));
+    let after = refusals(0) + refusals(1);
+    assert!(after - before <= 8, "{} refusals in 2 s", after - before);
+    let value = |i: usize, key: &str| -> u64 {
+        let mntr = support::four_letter(cluster.port(i), "mntr").unwrap();
+        mntr.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix('\t')?.parse().ok()).unwrap_or(0)
+    };
+    assert!(
+        value(0, "zk_quorum_tls_handshake_failures_accept")
+            + value(1, "zk_quorum_tls_handshake_failures_accept")
+            >= 1
+    );
+    let mut client = TestClient::connect_within(cluster.port(0), Duration::from_secs(10));
+    assert_eq!(create(&mut client, "/without-rogue"), 0);
+}

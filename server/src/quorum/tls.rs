@@ -36,11 +36,15 @@ pub struct QuorumTls {
     pub dial_tls: bool,
     /// `portUnification`: accept plain peers too.
     pub accept_plain: bool,
+    metrics: crate::metrics::QuorumTlsMetrics,
 }
 
 impl QuorumTls {
     /// Reads the stores; each error names the key or file at fault.
-    pub fn load(config: &QuorumTlsConfig) -> anyhow::Result<QuorumTls> {
+    pub fn load(
+        config: &QuorumTlsConfig,
+        metrics: crate::metrics::QuorumTlsMetrics,
+    ) -> anyhow::Result<QuorumTls> {
         let provider =
             Arc::new(provider(config.cipher_suites.as_deref()).context("ssl.quorum.ciphersuites")?);
         let versions = protocol_versions(&config.protocol, config.enabled_protocols.as_deref())
@@ -76,6 +80,7 @@ impl QuorumTls {
             hostname_verification: config.hostname_verification,
             dial_tls: config.ssl_quorum,
             accept_plain: config.port_unification,
+            metrics,
         })
     }
 
@@ -84,15 +89,31 @@ impl QuorumTls {
         &self,
         stream: TcpStream,
     ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+        let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
+        };
+        if outcome.is_err() {
+            self.metrics.failure("accept");
         }
+        outcome
     }
 
     /// The dialing side's handshake with the peer at `host` (its `server.N` host).
     pub async fn connect(
+        &self,
+        host: &str,
+        stream: TcpStream,
+    ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, String> {
+        let outcome = self.dial(host, stream).await;
+        if outcome.is_err() {
+            self.metrics.failure("dial");
+        }
+        outcome
+    }
+
+    async fn dial(
         &self,
         host: &str,
         stream: TcpStream,

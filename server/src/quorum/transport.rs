@@ -141,7 +141,7 @@ impl Dialer {
             let addr = format!("{host}:{port}");
             match connected {
                 Ok(stream) => {
-                    backoff = Duration::from_millis(20);
+                    let connected_at = tokio::time::Instant::now();
                     let _ = stream.set_nodelay(true);
                     match self.tls.as_ref().filter(|tls| tls.dial_tls) {
                         None => self.link(stream, &addr, &mut outbound, &incoming, &mut shutdown).await,
@@ -153,6 +153,12 @@ impl Dialer {
                                 tracing::warn!(peer, %addr, %error, "quorum TLS handshake with peer failed");
                             }
                         },
+                    }
+                    // A link that lived is re-dialed at once; one the peer keeps refusing (a
+                    // certificate it does not trust fails only after TLS 1.3's handshake)
+                    // backs off like an unreachable peer rather than retrying in a loop.
+                    if connected_at.elapsed() >= DIAL_BACKOFF_MAX {
+                        backoff = Duration::from_millis(20);
                     }
                 }
                 Err(error) => tracing::trace!(peer, %addr, %error, "cannot reach peer"),

@@ -155,6 +155,11 @@ fn mntr(core: &Core) -> String {
     for (scheme, count) in auth_failures {
         extra.push((format!("zk_auth_failures_{scheme}"), count.to_string()));
     }
+    if core.config.quorum_tls.is_some() {
+        for (side, count) in core.metrics.quorum_tls.failures() {
+            extra.push((format!("zk_quorum_tls_handshake_failures_{side}"), count.to_string()));
+        }
+    }
     if core.config.client_tls.is_some() {
         let tls_failures = core.metrics.tls.failures();
         let tls_total: u64 = tls_failures.iter().map(|(_, n)| n).sum();

@@ -198,7 +198,13 @@ impl Server {
             extra_tasks.push(tokio::spawn(http::serve(listener, registry.clone(), shutdown_rx.clone())));
         }
         let replica = match &config.quorum {
-            Some(quorum) => Some(start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?),
+            Some(quorum) => {
+                let quorum_tls_metrics = metrics.quorum_tls.clone();
+                Some(
+                    start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone(), quorum_tls_metrics)
+                        .await?,
+                )
+            }
             None => None,
         };
         let mut core = core::Core::new(config.clone(), tree, log, fatal_tx, metrics);
@@ -284,6 +290,7 @@ async fn start_replica(
     tree: &DataTree,
     tail: &[TxnRecord],
     shutdown: watch::Receiver<bool>,
+    quorum_tls_metrics: crate::metrics::QuorumTlsMetrics,
 ) -> anyhow::Result<(replica::Replica, u8)> {
     use crate::config::PeerType;
     use crate::quorum::epochs;
@@ -314,7 +321,8 @@ async fn start_replica(
                 if tls.ssl_quorum { "using TLS encrypted" } else { "using insecure (non-TLS)" },
                 if tls.port_unification { "enabled" } else { "disabled" }
             );
-            let loaded = crate::quorum::tls::QuorumTls::load(tls).context("cannot set up quorum TLS")?;
+            let loaded = crate::quorum::tls::QuorumTls::load(tls, quorum_tls_metrics)
+                .context("cannot set up quorum TLS")?;
             Some(loaded)
         }
         None => None,
