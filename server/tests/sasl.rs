@@ -62,6 +62,10 @@ enum Login {
         err: i32,
         closed: bool,
     },
+    /// The server answered OK without proving the password (`allowSaslFailedClients`).
+    NotAuthenticated {
+        closed: bool,
+    },
 }
 
 fn sasl_call(client: &mut TestClient, token: &[u8]) -> Result<Vec<u8>, i32> {
@@ -91,10 +95,12 @@ fn login(client: &mut TestClient, user: &str, password: &str, cut: Option<usize>
         response.truncate(cut);
     }
     match sasl_call(client, &response) {
-        Ok(rspauth) => {
-            digest.finish(&rspauth).unwrap();
-            Login::Ok
-        }
+        Ok(rspauth) => match digest.finish(&rspauth) {
+            Ok(()) => Login::Ok,
+            Err(_) => {
+                Login::NotAuthenticated { closed: client.is_closed_by_server(Duration::from_millis(500)) }
+            }
+        },
         Err(err) => refused(client, err),
     }
 }
@@ -204,6 +210,25 @@ fn enforced_script(port: u16) -> Vec<String> {
     log
 }
 
+/// `allowSaslFailedClients` keeps a failed login's connection (without a `sasl` id);
+/// `letAnySaslUserDoX` names an ACL id every SASL user matches.
+fn lenient_script(port: u16) -> Vec<String> {
+    let mut log = Vec::new();
+    let mut bob = connect(port);
+    log.push(format!("bob login: {:?}", login(&mut bob, "bob", "bobsecret", None)));
+    let acl = vec![Acl::new(perms::ALL, "sasl", "anyone_sasl")];
+    log.push(format!("create sasl:anyone_sasl: {}", create(&mut bob, "/any", acl)));
+    let mut alice = connect(port);
+    log.push(format!("alice login: {:?}", login(&mut alice, "alice", "alicesecret", None)));
+    log.push(format!("alice reads /any: {}", get(&mut alice, "/any")));
+    let mut wrong = connect(port);
+    log.push(format!("wrong password: {:?}", login(&mut wrong, "alice", "nope", None)));
+    log.push(format!("wrong whoami: {:?}", whoami(&mut wrong)));
+    log.push(format!("wrong reads /any: {}", get(&mut wrong, "/any")));
+    log.push(format!("wrong ping: {}", wrong.ping().unwrap().err));
+    log
+}
+
 fn provider_config() -> Vec<(&'static str, &'static str)> {
     vec![("authProvider.1", SASL_PROVIDER), ("superUser", "admin"), ("4lw.commands.whitelist", "*")]
 }
@@ -220,8 +245,8 @@ fn metric(port: u16, sample: &str) -> f64 {
 }
 
 /// The same session against ZooKeeper 3.8 and ferrokeeper, with SASLAuthenticationProvider and
-/// `superUser=admin`, then with `sessionRequireClientSASLAuth=true`; then ferrokeeper's
-/// failure counters.
+/// `superUser=admin`, then with `sessionRequireClientSASLAuth=true`, then with
+/// `allowSaslFailedClients` and `letAnySaslUserDoX`; and ferrokeeper's failure counters.
 #[test]
 fn digest_md5_matches_zookeeper() {
     let dir = TempDir::new("sasl");
@@ -252,6 +277,18 @@ fn digest_md5_matches_zookeeper() {
     let ours_enforced = start(ServerKind::Ferrokeeper, &jaas, &enforced);
     let got_enforced = enforced_script(ours_enforced.port);
     drop(ours_enforced);
+    let lenient = [
+        ("authProvider.1", SASL_PROVIDER),
+        ("allowSaslFailedClients", "true"),
+        ("letAnySaslUserDoX", "anyone_sasl"),
+    ];
+    let ours_lenient = start(ServerKind::Ferrokeeper, &jaas, &lenient);
+    let got_lenient = lenient_script(ours_lenient.port);
+    drop(ours_lenient);
+    for line in &got_lenient {
+        eprintln!("ferrokeeper: {line}");
+    }
+    assert!(got_lenient.contains(&"alice reads /any: ok".to_owned()), "{got_lenient:#?}");
     for line in &got_enforced {
         eprintln!("ferrokeeper: {line}");
     }
@@ -272,6 +309,10 @@ fn digest_md5_matches_zookeeper() {
     let want_enforced = enforced_script(zk_enforced.port);
     drop(zk_enforced);
     assert_eq!(got_enforced, want_enforced, "ferrokeeper (left) and ZooKeeper (right) differ");
+    let zk_lenient = start(ServerKind::ZooKeeper, &jaas, &lenient);
+    let want_lenient = lenient_script(zk_lenient.port);
+    drop(zk_lenient);
+    assert_eq!(got_lenient, want_lenient, "ferrokeeper (left) and ZooKeeper (right) differ");
 }
 
 /// Without a JAAS file a SASL token gets an OK with an empty token, as ZooKeeper answers it
