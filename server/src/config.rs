@@ -626,6 +626,9 @@ pub struct QuorumTlsConfig {
     /// `ssl.quorum.hostnameVerification` (default true): a dialed peer's certificate must name
     /// the host (or address) of its `server.N` line.
     pub hostname_verification: bool,
+    /// `ssl.quorum.clientHostnameVerification` (default: `hostnameVerification`'s value): a
+    /// connecting peer's certificate must name the address it connects from.
+    pub client_hostname_verification: bool,
     /// `sslQuorum`: this server dials its peers with TLS (and, without port unification,
     /// accepts TLS only).
     pub ssl_quorum: bool,
@@ -644,6 +647,8 @@ fn parse_quorum_tls<'a>(
         return Ok(None);
     }
     let key = if ssl_quorum { "sslQuorum" } else { "portUnification" };
+    let hostname_verification =
+        !value_of("ssl.quorum.hostnameVerification").is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
     let missing =
         |store: &str| invalid(key, "true", &format!("{store}.location is not set: quorum TLS needs it"));
     let key_store =
@@ -656,8 +661,11 @@ fn parse_quorum_tls<'a>(
         protocol: value_of("ssl.quorum.protocol").filter(|v| !v.is_empty()).unwrap_or("TLSv1.3").to_owned(),
         enabled_protocols: parse_list(value_of, "ssl.quorum.enabledProtocols"),
         cipher_suites: parse_list(value_of, "ssl.quorum.ciphersuites"),
-        hostname_verification: !value_of("ssl.quorum.hostnameVerification")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+        hostname_verification,
+        client_hostname_verification: match value_of("ssl.quorum.clientHostnameVerification") {
+            Some(v) => !v.trim().eq_ignore_ascii_case("false"),
+            None => hostname_verification,
+        },
         ssl_quorum,
         port_unification,
     }))

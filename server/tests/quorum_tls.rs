@@ -189,13 +189,25 @@ fn rolling_upgrade_with_port_unification() {
 /// between attempts, and the two others form the quorum and serve.
 #[test]
 fn an_untrusted_peer_is_refused() {
+    kept_out("untrusted", "UnknownIssuer");
+}
+
+/// `ssl.quorum.clientHostnameVerification` (default: on, as `hostnameVerification`): a
+/// connecting server whose certificate (trusted, for client use) names another host is refused.
+#[test]
+fn a_peer_whose_certificate_names_another_host_is_refused() {
+    kept_out("client2", "does not name its address 127.0.0.1");
+}
+
+/// Node 3 presents `<name>.crt`: the others refuse it with `cause` in their log.
+fn kept_out(name: &str, cause: &str) {
     let certs = TempDir::new("quorum-rogue-certs");
     make_certs(certs.path());
     let c = |f: &str| certs.path().join(f).display().to_string();
-    let rogue = certs.path().join("untrusted.pem");
+    let rogue = certs.path().join(format!("{name}-store.pem"));
     let pem = [
-        std::fs::read(certs.path().join("untrusted.crt")).unwrap(),
-        std::fs::read(certs.path().join("untrusted.key")).unwrap(),
+        std::fs::read(certs.path().join(format!("{name}.crt"))).unwrap(),
+        std::fs::read(certs.path().join(format!("{name}.key"))).unwrap(),
     ]
     .concat();
     std::fs::write(&rogue, pem).unwrap();
@@ -219,8 +231,7 @@ fn an_untrusted_peer_is_refused() {
         let served = modes[..2].iter().any(|m| m == "leader") && modes[..2].iter().any(|m| m == "follower");
         let refused = (0..2).any(|i| {
             let log = std::fs::read_to_string(cluster.log_path(i)).unwrap();
-            log.contains("quorum TLS handshake with a connecting peer failed")
-                && log.contains("UnknownIssuer")
+            log.contains("quorum TLS handshake with a connecting peer failed") && log.contains(cause)
         });
         if served && refused {
             assert!(

@@ -32,6 +32,7 @@ pub struct QuorumTls {
     roots: Arc<rustls::RootCertStore>,
     provider: Arc<rustls::crypto::CryptoProvider>,
     hostname_verification: bool,
+    client_hostname_verification: bool,
     /// `sslQuorum`: dial peers with TLS.
     pub dial_tls: bool,
     /// `portUnification`: accept plain peers too.
@@ -78,6 +79,7 @@ impl QuorumTls {
             roots,
             provider,
             hostname_verification: config.hostname_verification,
+            client_hostname_verification: config.client_hostname_verification,
             dial_tls: config.ssl_quorum,
             accept_plain: config.port_unification,
             metrics,
@@ -89,7 +91,12 @@ impl QuorumTls {
         &self,
         stream: TcpStream,
     ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, String> {
+        let peer_ip = stream.peer_addr().map_err(|e| e.to_string())?.ip();
         let outcome = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(stream)).await {
+            Ok(Ok(stream)) if self.client_hostname_verification => match names_address(&stream, peer_ip) {
+                Ok(()) => Ok(stream),
+                Err(error) => Err(error),
+            },
             Ok(Ok(stream)) => Ok(stream),
             Ok(Err(error)) => Err(error.to_string()),
             Err(_) => Err(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
@@ -137,6 +144,22 @@ impl QuorumTls {
             Err(_) => Err(format!("no handshake within {HANDSHAKE_TIMEOUT:?}")),
         }
     }
+}
+
+/// ZooKeeper's client host check on the quorum (`ssl.quorum.clientHostnameVerification`): the
+/// connecting peer's certificate, already verified against the trust store, must name the
+/// address it connects from (ZooKeeper also tries the address's reverse-DNS name, which
+/// ferrokeeper does not look up).
+fn names_address(stream: &tokio_rustls::server::TlsStream<TcpStream>, peer_ip: IpAddr) -> Result<(), String> {
+    let Some(leaf) = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()) else {
+        return Err("the peer sent no certificate".into());
+    };
+    let certificate =
+        webpki::EndEntityCert::try_from(leaf).map_err(|e| format!("bad peer certificate: {e:?}"))?;
+    let address = ServerName::IpAddress(peer_ip.into());
+    certificate
+        .verify_is_valid_for_subject_name(&address)
+        .map_err(|e| format!("the peer's certificate does not name its address {peer_ip}: {e:?}"))
 }
 
 /// The trust store's chain check, then the host check: the certificate must name the host
