@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the integration tests need; idempotent (does nothing when all is present).
 #  - Apache ZooKeeper (Debian package `zookeeper`: /usr/share/java/zookeeper.jar, zkCli.sh, java)
-#  - kazoo (Python ZooKeeper client) for server/tests/kazoo/smoke.py
+#  - kazoo (Python ZooKeeper client) for server/tests/kazoo/smoke.py, pure-sasl for its SASL
 #  - a JDK (javac, package `default-jdk-headless`) and Apache Curator (packages
 #    `libcurator-{framework,recipes,client}-java`, which bring Guava, SLF4J and the ZooKeeper
 #    client jars) for server/tests/curator.rs
@@ -30,6 +30,14 @@ if python3 -c 'import kazoo.client' >/dev/null 2>&1; then
 else
     log "kazoo: installing with pip"
     python3 -m pip install --quiet kazoo || python3 -m pip install --quiet --break-system-packages kazoo
+fi
+
+# pure-sasl: kazoo's SASL (DIGEST-MD5) for server/tests/sasl.rs.
+if python3 -c 'import puresasl' >/dev/null 2>&1; then
+    log "pure-sasl: present"
+else
+    log "pure-sasl: installing with pip"
+    python3 -m pip install --quiet pure-sasl || python3 -m pip install --quiet --break-system-packages pure-sasl
 fi
 
 if command -v javac >/dev/null 2>&1; then

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::sasl::SaslOptions;
 use bytes::Bytes;
 use ferrokeeper_proto::multi::{MultiOp, MultiRequest, OpResult};
 use ferrokeeper_proto::op::{self, CreateMode, add_watch_mode, watcher_type};
@@ -60,6 +61,7 @@ pub struct Builder {
     shuffle_hosts: bool,
     tls: Option<TlsOptions>,
     tls_loaded: Option<LoadedTls>,
+    sasl: Option<SaslOptions>,
 }
 
 impl Builder {
@@ -110,6 +112,14 @@ impl Builder {
         self
     }
 
+    /// Logs in with SASL DIGEST-MD5 on every connection, before any other request (the
+    /// session then holds a `sasl:<username>` id); `None` (the default): no SASL. A refused
+    /// login ends the session with `AuthFailed` (and makes [`Builder::connect`] fail).
+    pub fn sasl(mut self, sasl: Option<SaslOptions>) -> Self {
+        self.sasl = sasl;
+        self
+    }
+
     /// Opens the session and waits until a server accepted it.
     pub async fn connect(self) -> Result<(ZooKeeper, Events)> {
         let cs = ConnectString::parse(&self.connect_string)?;
@@ -140,7 +150,13 @@ impl Builder {
             use rand::seq::SliceRandom;
             hosts.shuffle(&mut rand::rng());
         }
-        let config = Config { hosts, session_timeout: self.session_timeout, read_only: self.read_only, tls };
+        let config = Config {
+            hosts,
+            session_timeout: self.session_timeout,
+            read_only: self.read_only,
+            tls,
+            sasl: self.sasl.clone(),
+        };
         tokio::spawn(session::run(shared.clone(), config, rx));
         let limit = self.connect_timeout.unwrap_or(self.session_timeout.max(Duration::from_secs(5)));
         let waited = tokio::time::timeout(limit, state_rx.wait_for(|s| *s != SessionState::Connecting)).await;
@@ -150,6 +166,7 @@ impl Builder {
             Ok(Ok(state)) if *state == SessionState::Expired => {
                 Err(Error::keeper(Code::SessionExpired, None))
             }
+            Ok(Ok(state)) if *state == SessionState::AuthFailed => Err(Error::keeper(Code::AuthFailed, None)),
             _ => Err(Error::ConnectFailed(match lock(&zk.shared.last_failure).clone() {
                 Some(failure) => format!("{} ({failure})", self.connect_string),
                 None => self.connect_string,
@@ -190,6 +207,7 @@ impl ZooKeeper {
             shuffle_hosts: true,
             tls: None,
             tls_loaded: None,
+            sasl: None,
         }
     }
 

@@ -33,6 +33,9 @@ pub enum Error {
     /// The TLS settings cannot be used (a store that cannot be read, a missing trust store).
     #[error("TLS: {0}")]
     Tls(String),
+    /// The SASL settings cannot be used (a JAAS file that cannot be read or lacks its section).
+    #[error("SASL: {0}")]
+    Sasl(String),
 }
 
 impl Error {
@@ -40,9 +43,11 @@ impl Error {
     pub fn code(&self) -> Code {
         match self {
             Error::Keeper { code, .. } => *code,
-            Error::InvalidPath(_) | Error::BadArguments(_) | Error::ConnectString(_) | Error::Tls(_) => {
-                Code::BadArguments
-            }
+            Error::InvalidPath(_)
+            | Error::BadArguments(_)
+            | Error::ConnectString(_)
+            | Error::Tls(_)
+            | Error::Sasl(_) => Code::BadArguments,
             Error::ConnectFailed(_) => Code::ConnectionLoss,
             Error::Closed => Code::SessionExpired,
             Error::Protocol(_) => Code::MarshallingError,

@@ -28,7 +28,8 @@
 //!
 //! TLS to a `secureClientPort`: [`Builder::tls`] with [`TlsOptions`], which
 //! [`TlsOptions::from_properties`] reads from the Java client's `zookeeper.client.secure` and
-//! `zookeeper.ssl.*` properties.
+//! `zookeeper.ssl.*` properties. SASL DIGEST-MD5: [`Builder::sasl`] with [`SaslOptions`], which
+//! [`SaslOptions::from_properties`] reads from a JAAS `Client` section as the Java client does.
 //!
 //! Modules: [`recipes`] has a distributed lock, leader election, service registry and config
 //! watcher; `fkcli` (the binary) is a zkCli-compatible shell built on this crate.
@@ -37,6 +38,7 @@ pub mod cli;
 mod client;
 mod error;
 pub mod recipes;
+mod sasl;
 mod session;
 mod tls;
 mod types;
@@ -48,6 +50,7 @@ pub use ferrokeeper_proto as proto;
 pub use ferrokeeper_proto::multi::OpResult;
 pub use ferrokeeper_proto::op::CreateMode;
 pub use ferrokeeper_proto::{Acl, ClientInfo, Code, Id, Stat};
+pub use sasl::SaslOptions;
 pub use tls::{LoadedTls, Store, TlsOptions};
 pub use types::{ConnectString, EventType, KeeperState, SessionState, WatchedEvent};
 pub use watch::{Events, Watch};

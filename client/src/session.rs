@@ -81,6 +81,8 @@ pub(crate) struct Config {
     pub(crate) read_only: bool,
     /// TLS to the servers' secure ports; `None`: plain TCP.
     pub(crate) tls: Option<Arc<Connector>>,
+    /// A SASL login run on every connection before anything else.
+    pub(crate) sasl: Option<crate::sasl::SaslOptions>,
 }
 
 enum ConnEnd {
@@ -96,6 +98,15 @@ enum ConnEnd {
 pub(crate) enum Stream {
     Plain(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    async fn sasl(&mut self, options: &crate::sasl::SaslOptions) -> std::result::Result<bool, Code> {
+        match self {
+            Stream::Plain(tcp) => crate::sasl::authenticate(tcp, options).await,
+            Stream::Tls(tls) => crate::sasl::authenticate(tls.as_mut(), options).await,
+        }
+    }
 }
 
 enum Handshake {
@@ -118,7 +129,7 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
         let per_host =
             (config.session_timeout / config.hosts.len().max(1) as u32).max(Duration::from_millis(500));
         match handshake(&shared, &config, host, &passwd, per_host).await {
-            Handshake::Ok(stream, resp) => {
+            Handshake::Ok(mut stream, resp) => {
                 failures_in_row = 0;
                 ever_connected = true;
                 shared.session_id.store(resp.session_id, Ordering::Relaxed);
@@ -126,9 +137,26 @@ pub(crate) async fn run(shared: Arc<Shared>, config: Config, mut rx: mpsc::Recei
                 if let Some(p) = resp.passwd.clone() {
                     passwd = p;
                 }
+                let sasl = match &config.sasl {
+                    None => Ok(false),
+                    Some(options) => match timeout(per_host, stream.sasl(options)).await {
+                        Ok(Ok(true)) => Ok(true),
+                        Ok(Err(code)) => Err(code),
+                        // The connection broke or stalled during the login: try again.
+                        Ok(Ok(false)) | Err(_) => continue,
+                    },
+                };
+                if let Err(code) = sasl {
+                    *lock(&shared.last_failure) = Some(format!("SASL login refused by {host}: {code:?}"));
+                    shared.emit(WatchedEvent::state(KeeperState::AuthFailed));
+                    break SessionState::AuthFailed;
+                }
                 *lock(&shared.connected_host) = Some(host.clone());
                 shared.state.send_replace(SessionState::Connected);
                 shared.emit(WatchedEvent::state(KeeperState::SyncConnected));
+                if sasl == Ok(true) {
+                    shared.emit(WatchedEvent::state(KeeperState::SaslAuthenticated));
+                }
                 let negotiated = Duration::from_millis(resp.timeout.max(1) as u64);
                 let end = Connection::new(&shared, negotiated).run(stream, &mut rx).await;
                 *lock(&shared.connected_host) = None;

@@ -50,6 +50,8 @@ pub enum KeeperState {
     SyncConnected,
     AuthFailed,
     ConnectedReadOnly,
+    /// A SASL login succeeded (after SyncConnected, on every connection).
+    SaslAuthenticated,
     Closed,
     Expired,
 }
@@ -61,6 +63,7 @@ impl KeeperState {
             keeper_state::SYNC_CONNECTED => KeeperState::SyncConnected,
             keeper_state::AUTH_FAILED => KeeperState::AuthFailed,
             keeper_state::CONNECTED_READ_ONLY => KeeperState::ConnectedReadOnly,
+            keeper_state::SASL_AUTHENTICATED => KeeperState::SaslAuthenticated,
             keeper_state::CLOSED => KeeperState::Closed,
             keeper_state::EXPIRED => KeeperState::Expired,
             _ => KeeperState::Disconnected,

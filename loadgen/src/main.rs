@@ -100,6 +100,13 @@ enum Cmd {
         /// `fk-snap/snapshot.*`): its nodes are created and its leaves become the keys.
         #[arg(long, value_name = "SNAPSHOT")]
         tree_from: Option<PathBuf>,
+        /// A ZooKeeper client property, as the Java client's -D flags: TLS with
+        /// `-D zookeeper.client.secure=true` and `zookeeper.ssl.keyStore.*` / `trustStore.*`
+        /// (`.location`, `.password`, `.type`) and `zookeeper.ssl.hostnameVerification`; SASL
+        /// DIGEST-MD5 with `-D java.security.auth.login.config=FILE` (a JAAS `Client` section).
+        /// Repeatable.
+        #[arg(short = 'D', value_name = "NAME=VALUE")]
+        define: Vec<String>,
         #[command(flatten)]
         outputs: Outputs,
     },
@@ -205,6 +212,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             samples,
             fault,
             tree_from,
+            define,
             outputs,
         } => {
             let worker = match worker {
@@ -256,6 +264,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 start_at,
                 samples,
                 tree_from,
+                security: fkload::run::Security::from_properties(&properties(&define)?)?,
             };
             // A hard bound on the whole command, so a misbehaving target (a server that accepts
             // but never answers) cannot hang fkload: the planned time plus two minutes of setup.
@@ -342,4 +351,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `NAME=VALUE` arguments of `-D` as pairs (`NAME` alone sets the empty string, as Java).
+fn properties(defines: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    defines
+        .iter()
+        .map(|d| {
+            let (name, value) = d.split_once('=').unwrap_or((d.as_str(), ""));
+            anyhow::ensure!(!name.is_empty(), "-D {d:?}: expected NAME=VALUE");
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use ferrokeeper_client::recipes::lock::DistributedLock;
-use ferrokeeper_client::{Acl, CreateMode, Error, Multi, ZooKeeper};
+use ferrokeeper_client::{Acl, Builder, CreateMode, Error, LoadedTls, Multi, SaslOptions, ZooKeeper};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -63,6 +63,38 @@ pub struct RunOptions {
     /// Create a snapshot's tree and use its nodes as keys instead of the synthetic tree
     /// (`--tree-from`, [`crate::snaptree`]).
     pub tree_from: Option<PathBuf>,
+    /// TLS and SASL for every session (`-D` client properties).
+    pub security: Security,
+}
+
+/// How sessions connect: TLS (the stores read once for all sessions) and a SASL login, from
+/// the Java client's property names (`zookeeper.client.secure`, `zookeeper.ssl.*`,
+/// `java.security.auth.login.config`).
+#[derive(Debug, Clone, Default)]
+pub struct Security {
+    pub tls: Option<LoadedTls>,
+    pub sasl: Option<SaslOptions>,
+}
+
+impl Security {
+    /// Reads the properties; `None` settings mean plain text and no login.
+    pub fn from_properties(properties: &[(String, String)]) -> anyhow::Result<Security> {
+        let pairs = || properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let tls = match ferrokeeper_client::TlsOptions::from_properties(pairs())? {
+            Some(options) => Some(LoadedTls::load(&options)?),
+            None => None,
+        };
+        Ok(Security { tls, sasl: SaslOptions::from_properties(pairs())? })
+    }
+
+    /// A session builder for `connect` with these settings.
+    pub fn builder(&self, connect: &str) -> Builder {
+        let builder = ZooKeeper::builder(connect).sasl(self.sasl.clone());
+        match &self.tls {
+            Some(tls) => builder.tls_loaded(tls.clone()),
+            None => builder,
+        }
+    }
 }
 
 impl RunOptions {
@@ -82,6 +114,7 @@ impl RunOptions {
             start_at: None,
             tree_from: None,
             samples: None,
+            security: Security::default(),
         }
     }
 }
@@ -283,18 +316,22 @@ pub async fn wait_for_tree(zk: &ZooKeeper, tree: &Tree, limit: Duration) -> anyh
 }
 
 /// Opens `n` sessions concurrently, spread over the connect string's hosts.
-pub async fn connect_all(connect: &str, n: usize) -> anyhow::Result<Vec<ZooKeeper>> {
-    connect_sessions(connect, &(0..n).collect::<Vec<_>>()).await
+pub async fn connect_all(connect: &str, n: usize, security: &Security) -> anyhow::Result<Vec<ZooKeeper>> {
+    connect_sessions(connect, &(0..n).collect::<Vec<_>>(), security).await
 }
 
 /// Opens the sessions with the given global numbers; session `i` starts on host `i mod hosts`.
-pub async fn connect_sessions(connect: &str, numbers: &[usize]) -> anyhow::Result<Vec<ZooKeeper>> {
+pub async fn connect_sessions(
+    connect: &str,
+    numbers: &[usize],
+    security: &Security,
+) -> anyhow::Result<Vec<ZooKeeper>> {
     let n = numbers.len();
     let mut set = JoinSet::new();
     for (i, number) in numbers.iter().enumerate() {
-        let c = rotated(connect, *number);
+        let builder = security.builder(&rotated(connect, *number));
         set.spawn(async move {
-            let r = ZooKeeper::builder(&c).session_timeout(Duration::from_secs(30)).connect().await;
+            let r = builder.session_timeout(Duration::from_secs(30)).connect().await;
             (i, r)
         });
     }
@@ -331,6 +368,7 @@ pub struct Ctx {
     pub op_log: Option<OpLog>,
     pub ledger: Option<WriteLedger>,
     pub session_ends: std::sync::Mutex<BTreeMap<usize, u64>>,
+    pub security: Security,
 }
 
 impl Ctx {
@@ -480,7 +518,9 @@ async fn exec(
         }
         MixOp::EphemeralChurn => {
             let r = async {
-                let (s, _events) = ZooKeeper::builder(&ctx.connect)
+                let (s, _events) = ctx
+                    .security
+                    .builder(&ctx.connect)
                     .session_timeout(Duration::from_secs(10))
                     .connect()
                     .await?;
@@ -609,7 +649,7 @@ async fn worker(ctx: Arc<Ctx>, mut zk: ZooKeeper, id: usize, seed: u64) {
 async fn reconnect(ctx: &Ctx, id: usize) -> Option<ZooKeeper> {
     let connect = rotated(&ctx.connect, id / ctx.inflight.max(1));
     while !ctx.stop.load(Ordering::Relaxed) {
-        let attempt = ZooKeeper::builder(&connect).session_timeout(Duration::from_secs(30)).connect();
+        let attempt = ctx.security.builder(&connect).session_timeout(Duration::from_secs(30)).connect();
         if let Ok(Ok((zk, _events))) = tokio::time::timeout(Duration::from_secs(10), attempt).await {
             return Some(zk);
         }
@@ -741,7 +781,7 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         *b = b'a' + (*b % 26);
     }
     let value = Bytes::from(value);
-    let sessions = connect_sessions(&opts.connect, &my_sessions).await?;
+    let sessions = connect_sessions(&opts.connect, &my_sessions, &opts.security).await?;
     let first = sessions.first().ok_or_else(|| anyhow::anyhow!("no session"))?.clone();
     let mut setup_requests = BTreeMap::new();
     if !opts.skip_setup {
@@ -798,11 +838,12 @@ pub async fn run(opts: &RunOptions, rate_override: Option<f64>) -> anyhow::Resul
         op_log: (!w.faults.is_empty()).then(OpLog::default),
         ledger: (!w.faults.is_empty()).then(WriteLedger::default),
         session_ends: std::sync::Mutex::new(BTreeMap::new()),
+        security: opts.security.clone(),
     });
     let phases = plan(w, rate_override);
     let mut watchers = JoinSet::new();
     if w.watchers > 0 {
-        for zk in connect_all(&opts.connect, w.watchers).await? {
+        for zk in connect_all(&opts.connect, w.watchers, &opts.security).await? {
             watchers.spawn(watcher(ctx.clone(), zk));
         }
     }
@@ -982,7 +1023,7 @@ async fn finish_faults(
     let reports = crate::fault::analyze(&events, &ops, end_us, &session_ends);
     let check = async {
         let (zk, _events) =
-            ZooKeeper::builder(connect).session_timeout(Duration::from_secs(30)).connect().await.ok()?;
+            ctx.security.builder(connect).session_timeout(Duration::from_secs(30)).connect().await.ok()?;
         let c = crate::fault::verify(&zk, &ctx.tree.keys, ledger, Duration::from_secs(30)).await;
         let _ = zk.close().await;
         Some(c)

@@ -225,7 +225,8 @@ pub async fn replay_with(
     anyhow::ensure!(speed > 0.0, "--speed must be > 0");
     let sessions_n = sessions.max(1);
     let workers = sessions_n * inflight.max(1);
-    let zks = connect_all(connect, sessions_n).await?;
+    // Replays connect in plain text (`fkload run`'s -D TLS/SASL properties are not read here).
+    let zks = connect_all(connect, sessions_n, &crate::run::Security::default()).await?;
     let max_size = events
         .iter()
         .map(|e| e.ops.iter().map(|o| o.size).max().unwrap_or(0).max(e.size))

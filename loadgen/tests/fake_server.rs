@@ -30,6 +30,7 @@ async fn go(addr: String, w: Workload) -> RunResult {
         start_at: None,
         samples: None,
         tree_from: None,
+        security: Default::default(),
     };
     tokio::time::timeout(Duration::from_secs(30), run(&opts, None)).await.unwrap().unwrap()
 }

@@ -153,6 +153,7 @@ fn instruments_agree_on_a_loaded_three_node_run() {
         start_at: None,
         samples: None,
         tree_from: None,
+        security: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let run = runtime.spawn(async move { fkload::run::run(&opts, None).await });

@@ -25,6 +25,7 @@ fn opts(addr: &str, w: fkload::workload::Workload) -> RunOptions {
         start_at: None,
         samples: None,
         tree_from: None,
+        security: Default::default(),
     }
 }
 

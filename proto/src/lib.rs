@@ -19,6 +19,8 @@
 //! - [`frame`] — `int32 length | payload` framing with a size limit.
 //! - [`path`] — `PathUtils.validatePath`.
 //! - [`zkfile`] — Apache ZooKeeper's snapshot and log files (offline import, fkload replay).
+//! - [`sasl`] — SASL DIGEST-MD5 (RFC 2831) and the JAAS login configuration file, shared by
+//!   the server and the client.
 
 pub mod code;
 pub mod fksnap;
@@ -30,6 +32,7 @@ pub mod path;
 pub mod records;
 pub mod request;
 pub mod response;
+pub mod sasl;
 pub mod txn;
 pub mod zkfile;
 

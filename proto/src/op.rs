@@ -186,6 +186,7 @@ pub mod keeper_state {
     pub const SYNC_CONNECTED: i32 = 3;
     pub const AUTH_FAILED: i32 = 4;
     pub const CONNECTED_READ_ONLY: i32 = 5;
+    pub const SASL_AUTHENTICATED: i32 = 6;
     pub const CLOSED: i32 = 7;
     pub const EXPIRED: i32 = -112;
 }

@@ -261,6 +261,7 @@ record! {
     }
 }
 record! { pub struct GetSaslRequest { pub token: Buffer } }
+record! { pub struct SetSaslResponse { pub token: Buffer } }
 
 // Responses.
 record! { pub struct CreateResponse { pub path: String } }

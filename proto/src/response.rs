@@ -28,6 +28,8 @@ pub enum Response {
     WhoAmI(WhoAmIResponse),
     /// addWatch answers with an ErrorResponse carrying 0.
     AddWatch(ErrorResponse),
+    /// A SASL token (a null token when the server has nothing to say).
+    Sasl(SetSaslResponse),
 }
 
 impl Response {
@@ -49,6 +51,7 @@ impl Response {
             Response::GetAllChildrenNumber(r) => r.write(out),
             Response::WhoAmI(r) => r.write(out),
             Response::AddWatch(r) => r.write(out),
+            Response::Sasl(r) => r.write(out),
         }
     }
 
@@ -71,6 +74,7 @@ impl Response {
             op::GET_ALL_CHILDREN_NUMBER => Response::GetAllChildrenNumber(Jute::read(r)?),
             op::WHO_AM_I => Response::WhoAmI(Jute::read(r)?),
             op::ADD_WATCH => Response::AddWatch(Jute::read(r)?),
+            op::SASL => Response::Sasl(Jute::read(r)?),
             _ => Response::Empty,
         })
     }

@@ -86,6 +86,13 @@ pub struct Config {
     pub otlp: OtlpConfig,
     /// `secureClientPort` and the `ssl.*` keys: client TLS beside the plain port.
     pub client_tls: Option<ClientTlsConfig>,
+    /// Auth providers, SASL (the JAAS `Server` section) and `enforce.auth.*`.
+    pub auth: crate::auth::AuthConfig,
+    /// `sslQuorum=true`: TLS on the quorum links, from the `ssl.quorum.*` keys.
+    pub quorum_tls: Option<QuorumTlsConfig>,
+    /// `client.portUnification`: the plain client port also accepts TLS clients, with the
+    /// secure port's settings (which must be configured).
+    pub client_port_unification: bool,
     /// Keys that were not understood, for one warning each at startup.
     pub unknown_keys: Vec<String>,
     /// ZooKeeper settings that were understood but ask for what ferrokeeper does not do
@@ -184,13 +191,30 @@ const KNOWN_NOT_YET_USED: &[&str] = &[
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &[])
+    }
+
+    /// Reads zoo.cfg, with `properties` (`-Dname=value` arguments, as ZooKeeper's JVM system
+    /// properties) under it: a zoo.cfg key wins over a property of the same name. Then reads
+    /// the files the keys name (the JAAS file).
+    pub fn load_with(path: &Path, properties: &[(String, String)]) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        Config::parse(path, &text)
+        let mut config = Config::parse_with(path, &text, properties)?;
+        config.auth.load_files()?;
+        Ok(config)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let mut pairs = Vec::new();
+        Config::parse_with(path, text, &[])
+    }
+
+    pub fn parse_with(
+        path: &Path,
+        text: &str,
+        properties: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let mut pairs: Vec<(String, String)> = properties.to_vec();
         for (index, raw) in text.lines().enumerate() {
             let line = raw.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -272,6 +296,17 @@ impl Config {
             return Err(invalid("jute.maxbuffer", &max_buffer_bytes.to_string(), "must be at least 1024"));
         }
         let client_tls = parse_client_tls(&value_of, client_port_address)?;
+        let auth = crate::auth::AuthConfig::parse(&value_of, &pairs, client_tls.is_some())?;
+        let quorum_tls = parse_quorum_tls(&value_of)?;
+        let client_port_unification =
+            parse_bool(value_of("client.portUnification"), "client.portUnification")?;
+        if client_port_unification && client_tls.is_none() {
+            return Err(invalid(
+                "client.portUnification",
+                "true",
+                "needs secureClientPort and its ssl.* keys (the TLS settings the client port uses)",
+            ));
+        }
         let super_digest = value_of("DigestAuthenticationProvider.superDigest").map(str::to_owned);
         if let Some(digest) = &super_digest
             && !digest.starts_with("super:")
@@ -329,9 +364,14 @@ impl Config {
         .chain(KNOWN_NOT_YET_USED.iter().copied())
         .collect();
         let mut unknown_keys = Vec::new();
-        for (key, _) in &pairs {
+        for (index, (key, _)) in pairs.iter().enumerate() {
             let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+            // A -D property that is not ZooKeeper's (log4j's, Java's) is no news.
+            let from_properties = index < properties.len() && !key.starts_with("zookeeper.");
             if known.contains(bare)
+                || from_properties
+                || crate::auth::is_auth_key(bare)
+                || QUORUM_TLS_KEYS.contains(&bare)
                 || bare.starts_with("server.")
                 || bare.starts_with("metricsProvider.")
                 || SSL_KEYS.contains(&bare)
@@ -448,6 +488,9 @@ impl Config {
                 32 * 1024 * 1024usize,
             )?,
             client_tls,
+            auth,
+            quorum_tls,
+            client_port_unification,
             unknown_keys,
             ignored_settings: ignored_settings(&value_of),
             read_only_mode: parse_bool(value_of("readonlymode.enabled"), "readonlymode.enabled")?,
@@ -464,6 +507,32 @@ impl Config {
         requested_ms.clamp(self.min_session_timeout_ms, self.max_session_timeout_ms)
     }
 }
+
+/// `sslQuorum` and the `ssl.quorum.*` keys ZooKeeper's QuorumX509Util reads; the ones
+/// `docs/security.md` does not list as acted on are accepted and ignored.
+const QUORUM_TLS_KEYS: &[&str] = &[
+    "sslQuorum",
+    "portUnification",
+    "client.portUnification",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.passwordPath",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.passwordPath",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.protocol",
+    "ssl.quorum.enabledProtocols",
+    "ssl.quorum.ciphersuites",
+    "ssl.quorum.hostnameVerification",
+    "ssl.quorum.clientHostnameVerification",
+    "ssl.quorum.crl",
+    "ssl.quorum.ocsp",
+    "ssl.quorum.handshakeDetectionTimeoutMillis",
+    "ssl.quorum.context.supplier.class",
+    "sslQuorumReloadCertFiles",
+];
 
 /// The `ssl.*` keys of the client port ZooKeeper's ClientX509Util reads; the ones not listed
 /// in `docs/security.md` as acted on are accepted and ignored.
@@ -505,37 +574,8 @@ fn parse_client_tls<'a>(
         Some(v) => resolve_address(v)?,
         None => client_port_address,
     };
-    let store = |name: &str| -> Result<Option<StoreConfig>, ConfigError> {
-        let location_key = format!("ssl.{name}.location");
-        let Some(location) = value_of(&location_key).filter(|v| !v.is_empty()) else { return Ok(None) };
-        let type_key = format!("ssl.{name}.type");
-        let store_type = match value_of(&type_key).filter(|v| !v.is_empty()) {
-            Some(v) => StoreType::from_name(v).ok_or_else(|| {
-                invalid(&type_key, v, "expected PEM, PKCS12, JKS or BCFKS")
-            })?,
-            None => StoreType::from_file_name(location).ok_or_else(|| {
-                invalid(
-                    &location_key,
-                    location,
-                    &format!("cannot tell the store type from the file name: set {type_key}, or name it .pem or .p12"),
-                )
-            })?,
-        };
-        let password_path_key = format!("ssl.{name}.passwordPath");
-        // As ZooKeeper: a password file, when given, wins over the password.
-        let password = match value_of(&password_path_key).filter(|v| !v.is_empty()) {
-            Some(file) => std::fs::read_to_string(file)
-                .map_err(|e| invalid(&password_path_key, file, &format!("cannot read it: {e}")))?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-            None => value_of(&format!("ssl.{name}.password")).unwrap_or_default().to_owned(),
-        };
-        Ok(Some(StoreConfig { location: PathBuf::from(location), password, store_type }))
-    };
-    let list = |key: &str| {
-        value_of(key)
-            .map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
-    };
+    let store = |name: &str| parse_store(value_of, &format!("ssl.{name}"));
+    let list = |key: &str| parse_list(value_of, key);
     let client_auth = match value_of("ssl.clientAuth").map(str::trim) {
         None | Some("") => ClientAuth::Need,
         Some(v) if v.eq_ignore_ascii_case("none") => ClientAuth::None,
@@ -554,6 +594,106 @@ fn parse_client_tls<'a>(
         cipher_suites: list("ssl.ciphersuites"),
         client_auth,
         x509_super_user: value_of("X509AuthenticationProvider.superUser").map(str::to_owned),
+    }))
+}
+
+/// A key or trust store's `<prefix>.location`, `.type`, `.password`, `.passwordPath`.
+fn parse_store<'a>(
+    value_of: &impl Fn(&str) -> Option<&'a str>,
+    prefix: &str,
+) -> Result<Option<StoreConfig>, ConfigError> {
+    let location_key = format!("{prefix}.location");
+    let Some(location) = value_of(&location_key).filter(|v| !v.is_empty()) else { return Ok(None) };
+    let type_key = format!("{prefix}.type");
+    let store_type = match value_of(&type_key).filter(|v| !v.is_empty()) {
+        Some(v) => StoreType::from_name(v)
+            .ok_or_else(|| invalid(&type_key, v, "expected PEM, PKCS12, JKS or BCFKS"))?,
+        None => StoreType::from_file_name(location).ok_or_else(|| {
+            invalid(
+                &location_key,
+                location,
+                &format!(
+                    "cannot tell the store type from the file name: set {type_key}, or name it .pem or .p12"
+                ),
+            )
+        })?,
+    };
+    let password_path_key = format!("{prefix}.passwordPath");
+    // As ZooKeeper: a password file, when given, wins over the password.
+    let password = match value_of(&password_path_key).filter(|v| !v.is_empty()) {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| invalid(&password_path_key, file, &format!("cannot read it: {e}")))?
+            .trim_end_matches(['\r', '\n'])
+            .to_owned(),
+        None => value_of(&format!("{prefix}.password")).unwrap_or_default().to_owned(),
+    };
+    Ok(Some(StoreConfig { location: PathBuf::from(location), password, store_type }))
+}
+
+fn parse_list<'a>(value_of: &impl Fn(&str) -> Option<&'a str>, key: &str) -> Option<Vec<String>> {
+    value_of(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+}
+
+/// TLS on the quorum links (`sslQuorum=true`, ZooKeeper's QuorumX509Util keys `ssl.quorum.*`):
+/// every link is mutual TLS, each server presenting its key store's certificate and checking
+/// the peer's against its trust store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTlsConfig {
+    /// `ssl.quorum.keyStore.*`: this server's certificate, shown to peers in both roles.
+    pub key_store: StoreConfig,
+    /// `ssl.quorum.trustStore.*`: the CAs peers' certificates are checked against.
+    pub trust_store: StoreConfig,
+    /// `ssl.quorum.protocol` (default TLSv1.3, as ZooKeeper 3.9).
+    pub protocol: String,
+    /// `ssl.quorum.enabledProtocols`.
+    pub enabled_protocols: Option<Vec<String>>,
+    /// `ssl.quorum.ciphersuites`.
+    pub cipher_suites: Option<Vec<String>>,
+    /// `ssl.quorum.hostnameVerification` (default true): a dialed peer's certificate must name
+    /// the host (or address) of its `server.N` line.
+    pub hostname_verification: bool,
+    /// `ssl.quorum.clientHostnameVerification` (default: `hostnameVerification`'s value): a
+    /// connecting peer's certificate must name the address it connects from.
+    pub client_hostname_verification: bool,
+    /// `sslQuorum`: this server dials its peers with TLS (and, without port unification,
+    /// accepts TLS only).
+    pub ssl_quorum: bool,
+    /// `portUnification`: the quorum port accepts TLS and plain peers alike (told apart by
+    /// the first byte), for a rolling upgrade from plain to TLS.
+    pub port_unification: bool,
+}
+
+/// `sslQuorum` / `portUnification` and the `ssl.quorum.*` keys; `None` when both are off.
+fn parse_quorum_tls<'a>(
+    value_of: &impl Fn(&str) -> Option<&'a str>,
+) -> Result<Option<QuorumTlsConfig>, ConfigError> {
+    let ssl_quorum = parse_bool(value_of("sslQuorum"), "sslQuorum")?;
+    let port_unification = parse_bool(value_of("portUnification"), "portUnification")?;
+    if !ssl_quorum && !port_unification {
+        return Ok(None);
+    }
+    let key = if ssl_quorum { "sslQuorum" } else { "portUnification" };
+    let hostname_verification =
+        !value_of("ssl.quorum.hostnameVerification").is_some_and(|v| v.trim().eq_ignore_ascii_case("false"));
+    let missing =
+        |store: &str| invalid(key, "true", &format!("{store}.location is not set: quorum TLS needs it"));
+    let key_store =
+        parse_store(value_of, "ssl.quorum.keyStore")?.ok_or_else(|| missing("ssl.quorum.keyStore"))?;
+    let trust_store =
+        parse_store(value_of, "ssl.quorum.trustStore")?.ok_or_else(|| missing("ssl.quorum.trustStore"))?;
+    Ok(Some(QuorumTlsConfig {
+        key_store,
+        trust_store,
+        protocol: value_of("ssl.quorum.protocol").filter(|v| !v.is_empty()).unwrap_or("TLSv1.3").to_owned(),
+        enabled_protocols: parse_list(value_of, "ssl.quorum.enabledProtocols"),
+        cipher_suites: parse_list(value_of, "ssl.quorum.ciphersuites"),
+        hostname_verification,
+        client_hostname_verification: match value_of("ssl.quorum.clientHostnameVerification") {
+            Some(v) => !v.trim().eq_ignore_ascii_case("false"),
+            None => hostname_verification,
+        },
+        ssl_quorum,
+        port_unification,
     }))
 }
 
@@ -870,6 +1010,30 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
         Config::parse(Path::new("zoo.cfg"), text)
+    }
+
+    /// `-D` properties: under zoo.cfg (a key of the same name wins), read with or without the
+    /// `zookeeper.` prefix, and non-ZooKeeper ones not reported as unknown.
+    #[test]
+    fn jvm_properties_under_zoo_cfg() {
+        let properties: Vec<(String, String)> = [
+            ("zookeeper.authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider"),
+            ("java.security.auth.login.config", "/from/property.conf"),
+            ("zookeeper.skipACL", "yes"),
+            ("log4j.configuration", "file:/x"),
+            ("zookeeper.maxClientCnxns", "7"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text = "dataDir=/tmp/zk\nclientPort=2181\njava.security.auth.login.config=/from/zoo.cfg\n\
+                    zookeeper.ssl.quorum.bogus=1\n";
+        let config = Config::parse_with(Path::new("zoo.cfg"), text, &properties).unwrap();
+        assert!(config.auth.providers.sasl);
+        assert_eq!(config.auth.jaas_path, Some(PathBuf::from("/from/zoo.cfg")));
+        assert!(config.skip_acl);
+        assert_eq!(config.max_client_cnxns, 7);
+        assert_eq!(config.unknown_keys, vec!["zookeeper.ssl.quorum.bogus".to_owned()]);
     }
 
     #[test]

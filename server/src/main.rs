@@ -140,12 +140,15 @@ fn main() -> ExitCode {
     ) {
         return run_tool();
     }
-    let args = Args::parse();
+    let (properties, rest) = split_properties(std::env::args().collect());
+    let args = Args::parse_from(rest);
     let Some(path) = args.config.or(args.positional) else {
-        eprintln!("ferrokeeper: no configuration given; usage: ferrokeeper --config zoo.cfg");
+        eprintln!(
+            "ferrokeeper: no configuration given; usage: ferrokeeper [-Dname=value ...] --config zoo.cfg"
+        );
         return ExitCode::from(2);
     };
-    let config = match Config::load(&path) {
+    let config = match Config::load_with(&path, &properties) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("ferrokeeper: {error}");
@@ -178,6 +181,13 @@ fn main() -> ExitCode {
     }
     for setting in &config.ignored_settings {
         tracing::warn!("{setting}");
+    }
+    if let Some(scheme) = &config.auth.require_client_auth_scheme {
+        tracing::warn!(
+            value = %scheme,
+            "requireClientAuthScheme is not read by ZooKeeper 3.5-3.9 and does nothing here either; \
+             use sessionRequireClientSASLAuth=true, or enforce.auth.enabled=true with enforce.auth.schemes"
+        );
     }
     // A dataDir of Apache ZooKeeper's and none of ferrokeeper's yet: import it first.
     match ferrokeeper_server::zkformat::import::import_on_start(&config) {
@@ -227,6 +237,24 @@ fn main() -> ExitCode {
     drop(runtime);
     telemetry.shutdown();
     code
+}
+
+/// Takes the `-Dname=value` arguments (Java system properties, as `SERVER_JVMFLAGS` hands
+/// them to QuorumPeerMain) out of `args`; `-Dname` alone sets `name` to the empty string, as
+/// Java does. The rest, program name first, goes to the argument parser.
+fn split_properties(args: Vec<String>) -> (Vec<(String, String)>, Vec<String>) {
+    let mut properties = Vec::new();
+    let mut rest = Vec::with_capacity(args.len());
+    for arg in args {
+        match arg.strip_prefix("-D") {
+            Some(property) if !property.is_empty() => {
+                let (name, value) = property.split_once('=').unwrap_or((property, ""));
+                properties.push((name.to_owned(), value.to_owned()));
+            }
+            _ => rest.push(arg),
+        }
+    }
+    (properties, rest)
 }
 
 /// What identifies this server in exported traces.

@@ -38,6 +38,41 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SideLabel {
+    side: &'static str,
+}
+
+/// Failed TLS handshakes on the quorum links (`sslQuorum` / `portUnification`), by which end
+/// this server was: `dial` (it connected to a peer) or `accept` (a peer connected to it).
+#[derive(Clone, Default)]
+pub struct QuorumTlsMetrics {
+    failures: Family<SideLabel, Counter>,
+}
+
+impl QuorumTlsMetrics {
+    pub fn failure(&self, side: &'static str) {
+        debug_assert!(side == "dial" || side == "accept", "undocumented side {side}");
+        self.failures.get_or_create(&SideLabel { side }).inc();
+    }
+
+    /// Failures by side (`dial`, `accept`), for `mntr`.
+    pub fn failures(&self) -> [(&'static str, u64); 2] {
+        ["dial", "accept"].map(|side| (side, self.failures.get_or_create(&SideLabel { side }).get()))
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SchemeLabel {
+    scheme: &'static str,
+}
+
+/// The `scheme` label of `ferrokeeper_auth_failures_total`: an `addauth` of a scheme refused
+/// (`digest`, `ip`, `x509`; any other scheme is `other`), a failed SASL login (`sasl`), or a
+/// request refused by `enforce.auth.*` from a connection without an enforced id
+/// (`unauthenticated`).
+pub const AUTH_FAILURE_SCHEMES: [&str; 6] = ["digest", "ip", "x509", "sasl", "other", "unauthenticated"];
+
 /// Why a TLS handshake on the secure client port failed (the `reason` label; see
 /// `server::tls::failure_reason` and `docs/metrics.md`).
 pub const TLS_FAILURE_REASONS: [&str; 11] = [
@@ -87,6 +122,14 @@ impl TlsMetrics {
     pub fn failure(&self, reason: &'static str) {
         debug_assert!(TLS_FAILURE_REASONS.contains(&reason), "undocumented reason {reason}");
         self.failures.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
+    /// Failed handshakes by reason, in the order of [`TLS_FAILURE_REASONS`] (for `mntr`).
+    pub fn failures(&self) -> Vec<(&'static str, u64)> {
+        TLS_FAILURE_REASONS
+            .iter()
+            .map(|&reason| (reason, self.failures.get_or_create(&ReasonLabel { reason }).get()))
+            .collect()
     }
 }
 
@@ -150,6 +193,12 @@ pub struct ServerMetrics {
     pub election_duration: Histogram,
     /// The same election times in µs for `mntr`'s `election_time` summary.
     pub election_micros: Arc<LogHistogram>,
+    /// `ferrokeeper_auth_failures_total{scheme}`.
+    auth_failures: Family<SchemeLabel, Counter>,
+    /// The secure client port's handshake counters (updated by connection tasks).
+    pub tls: TlsMetrics,
+    /// The quorum links' failed handshakes (updated by the link tasks).
+    pub quorum_tls: QuorumTlsMetrics,
 }
 
 /// Opcodes with their own request-latency series; others are counted as "other".
@@ -262,7 +311,29 @@ impl ServerMetrics {
             election_duration.clone(),
         );
         registry.register_collector(Box::new(LogCollector { stats: log, backend }));
+        let auth_failures = Family::<SchemeLabel, Counter>::default();
+        registry.register(
+            "ferrokeeper_auth_failures",
+            "Authentications refused: addauth by scheme, SASL logins, requests refused by enforce.auth",
+            auth_failures.clone(),
+        );
+        for scheme in AUTH_FAILURE_SCHEMES {
+            let _ = auth_failures.get_or_create(&SchemeLabel { scheme });
+        }
+        let tls = TlsMetrics::register(registry);
+        let quorum_tls = QuorumTlsMetrics::default();
+        registry.register(
+            "ferrokeeper_quorum_tls_handshake_failures",
+            "TLS handshakes on the quorum links that failed, by which end this server was (dial, accept)",
+            quorum_tls.failures.clone(),
+        );
+        for side in ["dial", "accept"] {
+            let _ = quorum_tls.failures.get_or_create(&SideLabel { side });
+        }
         ServerMetrics {
+            auth_failures,
+            tls,
+            quorum_tls,
             enabled: true,
             requests,
             errors,
@@ -318,6 +389,21 @@ impl ServerMetrics {
     pub fn observe_election(&self, seconds: f64) {
         self.election_duration.observe(seconds);
         self.election_micros.record((seconds * 1e6) as u64);
+    }
+
+    /// An authentication was refused; `scheme` outside [`AUTH_FAILURE_SCHEMES`] counts as
+    /// `other` (a client picks the scheme name: the label set stays bounded).
+    pub fn auth_failure(&self, scheme: &str) {
+        let scheme = AUTH_FAILURE_SCHEMES.iter().copied().find(|s| *s == scheme).unwrap_or("other");
+        self.auth_failures.get_or_create(&SchemeLabel { scheme }).inc();
+    }
+
+    /// Refused authentications by scheme, in the order of [`AUTH_FAILURE_SCHEMES`].
+    pub fn auth_failures(&self) -> Vec<(&'static str, u64)> {
+        AUTH_FAILURE_SCHEMES
+            .iter()
+            .map(|&scheme| (scheme, self.auth_failures.get_or_create(&SchemeLabel { scheme }).get()))
+            .collect()
     }
 
     pub fn set_role(&self, role: &'static str) {

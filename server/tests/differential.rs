@@ -641,6 +641,7 @@ impl Norm {
                 format!("{v:?}")
             }
             Response::AddWatch(e) => format!("err={}", e.err),
+            Response::Sasl(r) => format!("sasl token={:?}", r.token),
         }
     }
 

@@ -148,7 +148,7 @@ fn tls_clients_and_refusals_pem_stores() {
     let dir = TempDir::new("tls-certs");
     make_certs(dir.path());
     let certs = dir.path();
-    let (server, secure, metrics) = start(certs, false);
+    let (server, secure, metrics) = start_with(certs, false, &[("4lw.commands.whitelist", "mntr")]);
 
     // A good client over TLS, and a plain client on the plain port, side by side.
     let mut good = tls_connect(secure, certs, Some(("client.crt", "client.key"))).unwrap();
@@ -181,6 +181,19 @@ fn tls_clients_and_refusals_pem_stores() {
     }
     assert_eq!(failures(metrics, "other"), 0.0);
     assert!(metric(metrics, "ferrokeeper_tls_handshakes_total") >= 1.0);
+    // mntr shows the same counters.
+    let mntr = support::four_letter(server.port, "mntr").unwrap();
+    let mntr_value = |key: &str| -> f64 {
+        mntr.lines()
+            .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix('\t')).and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| panic!("{key} not in mntr:\n{mntr}"))
+    };
+    for reason in ["not_tls", "no_client_certificate", "untrusted_certificate", "expired_certificate"] {
+        let key = format!("zk_tls_handshake_failures_{reason}");
+        assert_eq!(mntr_value(&key), failures(metrics, reason), "{key}");
+    }
+    assert!(mntr_value("zk_tls_handshake_failures") >= 4.0);
+    assert_eq!(mntr_value("zk_auth_failed_count"), 0.0);
     let log = server.log_tail();
     for reason in ["\"not_tls\"", "\"untrusted_certificate\"", "\"expired_certificate\""] {
         assert!(log.contains(reason), "no log line with {reason}:\n{log}");
@@ -647,4 +660,30 @@ fn python_has_kazoo() -> bool {
         );
     }
     ok
+}
+
+/// `client.portUnification`: the plain client port also takes TLS clients (with the secure
+/// port's settings, their certificate's x509 id included), told apart by the first byte;
+/// plain clients and four-letter words on it go on as before.
+#[test]
+fn client_port_unification() {
+    let dir = TempDir::new("tls-unified");
+    make_certs(dir.path());
+    let certs = dir.path();
+    let (server, secure, _metrics) =
+        start_with(certs, false, &[("client.portUnification", "true"), ("4lw.commands.whitelist", "ruok")]);
+    // TLS on the plain port.
+    let mut unified = tls_connect(server.port, certs, Some(("client.crt", "client.key"))).unwrap();
+    create_and_read(&mut unified, "/unified");
+    let ids = who_am_i(&mut unified);
+    assert!(ids.contains(&("x509".to_owned(), "CN=client,OU=test,O=ferrokeeper".to_owned())), "{ids:?}");
+    // A TLS client without a certificate is refused there as on the secure port.
+    assert!(tls_connect(server.port, certs, None).is_err());
+    // Plain clients and four-letter words on the same port.
+    let mut plain = TestClient::connect(server.port).unwrap();
+    assert_eq!(plain.ping().unwrap().err, 0);
+    assert_eq!(support::four_letter(server.port, "ruok").unwrap(), "imok");
+    // The secure port stays TLS-only.
+    assert!(TestClient::connect(secure).is_err());
+    create_and_read(&mut unified, "/unified-2");
 }

@@ -7,7 +7,9 @@
 //! TLS as zkCli: `-Dzookeeper.client.secure=true` and the `zookeeper.ssl.*` client properties,
 //! given as `-D` arguments, as `-D` flags in `CLIENT_JVMFLAGS` (what zkCli.sh passes to Java),
 //! or as lines of the `-client-configuration` properties file (which wins, as in ZooKeeper's
-//! ZKClientConfig).
+//! ZKClientConfig). SASL DIGEST-MD5 as zkCli: `-Djava.security.auth.login.config=FILE` with a JAAS
+//! `Client` section holding `username` and `password` (`zookeeper.sasl.clientconfig` names
+//! another section, `zookeeper.sasl.client=false` turns it off).
 //! With a command it runs that one command and exits (status 1 on error). Without one it reads
 //! commands interactively (line editing and history) or, when stdin is not a terminal, one
 //! per line from stdin (status 1 if any failed).
@@ -135,8 +137,15 @@ fn main() {
     };
     let mut shell = Shell::new(&opts.server, opts.timeout);
     let properties = opts.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-    match ferrokeeper_client::TlsOptions::from_properties(properties) {
+    match ferrokeeper_client::TlsOptions::from_properties(properties.clone()) {
         Ok(tls) => shell.set_tls(tls),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
+    match ferrokeeper_client::SaslOptions::from_properties(properties) {
+        Ok(sasl) => shell.set_sasl(sasl),
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ferrokeeper_proto::op::CreateMode;
 
-use crate::{Acl, AddWatchMode, Code, Error, Events, TlsOptions, WatcherType, ZooKeeper};
+use crate::{Acl, AddWatchMode, Code, Error, Events, SaslOptions, TlsOptions, WatcherType, ZooKeeper};
 
 /// zkCli's usage lines, in its order.
 pub const USAGE: &[(&str, &str)] = &[
@@ -117,6 +117,7 @@ pub struct Shell {
     pub print_watches: bool,
     /// TLS for every (re)connect; `None`: plain.
     tls: Option<TlsOptions>,
+    sasl: Option<SaslOptions>,
 }
 
 impl Shell {
@@ -129,6 +130,7 @@ impl Shell {
             history: Vec::new(),
             print_watches: true,
             tls: None,
+            sasl: None,
         }
     }
 
@@ -136,6 +138,12 @@ impl Shell {
     /// `zookeeper.ssl.*`, read by [`TlsOptions::from_properties`]).
     pub fn set_tls(&mut self, tls: Option<TlsOptions>) {
         self.tls = tls;
+    }
+
+    /// Logs in with SASL DIGEST-MD5 from now on (zkCli's `-Djava.security.auth.login.config`
+    /// with a JAAS `Client` section, read by [`SaslOptions::from_properties`]).
+    pub fn set_sasl(&mut self, sasl: Option<SaslOptions>) {
+        self.sasl = sasl;
     }
 
     /// The server this shell (re)connects to.
@@ -162,6 +170,7 @@ impl Shell {
             .session_timeout(self.timeout)
             .connect_timeout(self.timeout.clamp(Duration::from_secs(1), Duration::from_secs(10)))
             .tls(self.tls.clone())
+            .sasl(self.sasl.clone())
             .connect()
             .await
             .map_err(|e| e.to_string())?;

@@ -3,6 +3,7 @@
 //! - [`transport`] — one TCP link per pair of servers, opaque framed messages. It listens on
 //!   each server's *quorum* port (`server.N=host:quorumPort:electionPort`); election
 //!   notifications travel on the same links, so the election port is parsed but not bound.
+//! - [`tls`] — `sslQuorum`: mutual TLS on those links from the `ssl.quorum.*` keys.
 //! - [`wire`] — the bytes of a frame: Zab messages plus the shell's own (forwarded writes,
 //!   sync, session touches).
 //! - [`epochs`] — the `currentEpoch` / `acceptedEpoch` files.
@@ -11,5 +12,6 @@
 //! data tree and the [`crate::zab::Peer`].
 
 pub mod epochs;
+pub mod tls;
 pub mod transport;
 pub mod wire;

@@ -12,9 +12,47 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+
+use super::tls::QuorumTls;
+
+/// A link's byte stream: TCP, or TLS over it with `sslQuorum` (one copy of the link code per
+/// stream type, as the client port's connections). A plain link splits without a lock; a TLS
+/// link's halves share its state.
+pub trait LinkStream: AsyncRead + AsyncWrite + Unpin + Send + Sized + 'static {
+    type Reader: AsyncRead + Unpin + Send;
+    type Writer: AsyncWrite + Unpin + Send;
+    fn split_link(self) -> (Self::Reader, Self::Writer);
+}
+
+impl LinkStream for TcpStream {
+    type Reader = tokio::net::tcp::OwnedReadHalf;
+    type Writer = tokio::net::tcp::OwnedWriteHalf;
+    fn split_link(self) -> (Self::Reader, Self::Writer) {
+        self.into_split()
+    }
+}
+
+impl LinkStream for tokio_rustls::client::TlsStream<TcpStream> {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+    fn split_link(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+
+impl LinkStream for tokio_rustls::server::TlsStream<TcpStream> {
+    type Reader = tokio::io::ReadHalf<Self>;
+    type Writer = tokio::io::WriteHalf<Self>;
+    fn split_link(self) -> (Self::Reader, Self::Writer) {
+        tokio::io::split(self)
+    }
+}
+
+/// The accepted links by peer: each task hands its outbound queue back when it ends.
+type Links = HashMap<u64, (tokio::task::JoinHandle<mpsc::Receiver<Bytes>>, watch::Sender<bool>)>;
 
 /// Largest frame between servers. A larger message (the SNAP of a big tree: ~250 MB at 1 M
 /// znodes) travels as pieces of at most this size: each piece but the last has
@@ -27,6 +65,9 @@ const PEER_MESSAGE_MAX: u64 = 64 * 1024 * 1024 * 1024;
 /// Messages queued towards one peer before new ones are dropped.
 const PEER_QUEUE_MAX: usize = 16 * 1024;
 const DIAL_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The first byte of a TLS connection (a handshake record), told apart from a plain peer's
+/// first frame under `portUnification`.
+const TLS_HANDSHAKE_RECORD: u8 = 22;
 
 /// Sends to peers; cheap to clone.
 #[derive(Clone, Default)]
@@ -51,13 +92,14 @@ pub enum Incoming {
 }
 
 /// Starts the links of server `my_id`: listens on `listen`, dials every peer with a smaller id
-/// at its (host, port), resolving the host at every attempt, accepts peers with larger ids.
-/// Returns the sender and the stream of incoming messages.
+/// at its (host, port), resolving the host at every attempt, accepts peers with larger ids;
+/// with `tls` every link is mutual TLS. Returns the sender and the stream of incoming messages.
 pub async fn start(
     my_id: u64,
     listen: SocketAddr,
     peers: HashMap<u64, (String, u16)>,
     shutdown: watch::Receiver<bool>,
+    tls: Option<QuorumTls>,
 ) -> std::io::Result<(PeerSender, mpsc::Receiver<Incoming>)> {
     let listener = TcpListener::bind(listen).await?;
     let (incoming_tx, incoming) = mpsc::channel(PEER_QUEUE_MAX);
@@ -70,56 +112,95 @@ pub async fn start(
         let (tx, rx) = mpsc::channel(PEER_QUEUE_MAX);
         queues.insert(id, tx);
         if id < my_id {
-            tokio::spawn(dial_loop(my_id, id, addr.clone(), rx, incoming_tx.clone(), shutdown.clone()));
+            let link = Dialer { my_id, peer: id, tls: tls.clone() };
+            tokio::spawn(link.run(addr.clone(), rx, incoming_tx.clone(), shutdown.clone()));
         } else {
             outbound_for_accepted.insert(id, rx);
         }
     }
-    tokio::spawn(accept_loop(listener, outbound_for_accepted, incoming_tx, shutdown));
+    tokio::spawn(accept_loop(listener, outbound_for_accepted, incoming_tx, shutdown, tls));
     Ok((PeerSender { queues }, incoming))
 }
 
-async fn dial_loop(
+/// The dialing end of one peer's link.
+struct Dialer {
     my_id: u64,
     peer: u64,
-    (host, port): (String, u16),
-    mut outbound: mpsc::Receiver<Bytes>,
-    incoming: mpsc::Sender<Incoming>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut backoff = Duration::from_millis(20);
-    loop {
-        let connected = tokio::select! {
-            connected = TcpStream::connect((host.as_str(), port)) => connected,
-            _ = shutdown.changed() => return,
-        };
-        let addr = format!("{host}:{port}");
-        match connected {
-            Ok(mut stream) => {
-                backoff = Duration::from_millis(20);
-                let _ = stream.set_nodelay(true);
-                let hello = Bytes::copy_from_slice(&my_id.to_be_bytes());
-                if write_frame(&mut stream, &hello).await.is_ok() {
-                    tracing::debug!(peer, %addr, "connected to peer");
-                    let reason = run_link(peer, stream, &mut outbound, &incoming, &mut shutdown).await;
-                    tracing::info!(peer, %reason, "peer link closed");
-                    if !*shutdown.borrow() {
-                        let _ = incoming.send(Incoming::LinkDown { from: peer }).await;
+    tls: Option<QuorumTls>,
+}
+
+impl Dialer {
+    async fn run(
+        self,
+        (host, port): (String, u16),
+        mut outbound: mpsc::Receiver<Bytes>,
+        incoming: mpsc::Sender<Incoming>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let peer = self.peer;
+        let mut backoff = Duration::from_millis(20);
+        loop {
+            let connected = tokio::select! {
+                connected = TcpStream::connect((host.as_str(), port)) => connected,
+                _ = shutdown.changed() => return,
+            };
+            let addr = format!("{host}:{port}");
+            match connected {
+                Ok(stream) => {
+                    let connected_at = tokio::time::Instant::now();
+                    let _ = stream.set_nodelay(true);
+                    match self.tls.as_ref().filter(|tls| tls.dial_tls) {
+                        None => self.link(stream, &addr, &mut outbound, &incoming, &mut shutdown).await,
+                        Some(tls) => match tls.connect(&host, stream).await {
+                            Ok(stream) => {
+                                self.link(stream, &addr, &mut outbound, &incoming, &mut shutdown).await
+                            }
+                            Err(error) => {
+                                tracing::warn!(peer, %addr, %error, "quorum TLS handshake with peer failed");
+                            }
+                        },
+                    }
+                    // A link that lived is re-dialed at once; one the peer keeps refusing (a
+                    // certificate it does not trust fails only after TLS 1.3's handshake)
+                    // backs off like an unreachable peer rather than retrying in a loop.
+                    if connected_at.elapsed() >= DIAL_BACKOFF_MAX {
+                        backoff = Duration::from_millis(20);
                     }
                 }
+                Err(error) => tracing::trace!(peer, %addr, %error, "cannot reach peer"),
             }
-            Err(error) => tracing::trace!(peer, %addr, %error, "cannot reach peer"),
+            if *shutdown.borrow() {
+                return;
+            }
+            // Drop what queued while the link was down: stale protocol messages only confuse.
+            while outbound.try_recv().is_ok() {}
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.changed() => return,
+            }
+            backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
         }
-        if *shutdown.borrow() {
-            return;
+    }
+
+    /// Says who this server is, then runs the link until it ends.
+    async fn link<S: LinkStream>(
+        &self,
+        mut stream: S,
+        addr: &str,
+        outbound: &mut mpsc::Receiver<Bytes>,
+        incoming: &mpsc::Sender<Incoming>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) {
+        let peer = self.peer;
+        let hello = Bytes::copy_from_slice(&self.my_id.to_be_bytes());
+        if write_frame(&mut stream, &hello).await.is_ok() {
+            tracing::debug!(peer, %addr, "connected to peer");
+            let reason = run_link(peer, stream, outbound, incoming, shutdown).await;
+            tracing::info!(peer, %reason, "peer link closed");
+            if !*shutdown.borrow() {
+                let _ = incoming.send(Incoming::LinkDown { from: peer }).await;
+            }
         }
-        // Drop what queued while the link was down: stale protocol messages only confuse.
-        while outbound.try_recv().is_ok() {}
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return,
-        }
-        backoff = (backoff * 2).min(DIAL_BACKOFF_MAX);
     }
 }
 
@@ -128,43 +209,82 @@ async fn accept_loop(
     mut outbound: HashMap<u64, mpsc::Receiver<Bytes>>,
     incoming: mpsc::Sender<Incoming>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<QuorumTls>,
 ) {
     // One link task per accepted peer at a time; a newer connection from the same peer
     // replaces the older one (the peer restarted).
-    let mut links: HashMap<u64, (tokio::task::JoinHandle<mpsc::Receiver<Bytes>>, watch::Sender<bool>)> =
-        HashMap::new();
+    let mut links: Links = HashMap::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.changed() => return,
         };
-        let Ok((mut stream, addr)) = accepted else { continue };
+        let Ok((stream, addr)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
+        let accepting = Accepting { addr, outbound: &mut outbound, links: &mut links, incoming: &incoming };
+        let tls = match &tls {
+            // Port unification: a TLS ClientHello starts with a handshake record (22); a
+            // plain peer's first frame with its length's high byte (0).
+            Some(tls) if tls.accept_plain => {
+                let mut first = [0u8; 1];
+                let peeked = tokio::time::timeout(Duration::from_secs(5), stream.peek(&mut first)).await;
+                match peeked {
+                    Ok(Ok(1)) if first[0] == TLS_HANDSHAKE_RECORD => Some(tls),
+                    Ok(Ok(1)) => None,
+                    _ => continue,
+                }
+            }
+            other => other.as_ref(),
+        };
+        match tls {
+            None => accepting.admit(stream, &shutdown).await,
+            Some(tls) => match tls.accept(stream).await {
+                Ok(stream) => accepting.admit(stream, &shutdown).await,
+                Err(error) => {
+                    tracing::warn!(%addr, %error, "quorum TLS handshake with a connecting peer failed")
+                }
+            },
+        }
+    }
+}
+
+/// One accepted connection and the accept loop's state it may take a peer's queue from.
+struct Accepting<'a> {
+    addr: SocketAddr,
+    outbound: &'a mut HashMap<u64, mpsc::Receiver<Bytes>>,
+    links: &'a mut Links,
+    incoming: &'a mpsc::Sender<Incoming>,
+}
+
+impl Accepting<'_> {
+    /// Reads the peer's id and runs its link in a task (replacing an older link of that peer).
+    async fn admit<S: LinkStream>(self, mut stream: S, shutdown: &watch::Receiver<bool>) {
+        let addr = self.addr;
         let mut input = BytesMut::new();
         let hello = tokio::time::timeout(Duration::from_secs(5), read_frame(&mut stream, &mut input)).await;
-        let Ok(Ok(hello)) = hello else { continue };
+        let Ok(Ok(hello)) = hello else { return };
         if hello.len() != 8 {
-            continue;
+            return;
         }
         let peer = u64::from_be_bytes([
             hello[0], hello[1], hello[2], hello[3], hello[4], hello[5], hello[6], hello[7],
         ]);
-        let queue = match (outbound.remove(&peer), links.remove(&peer)) {
+        let queue = match (self.outbound.remove(&peer), self.links.remove(&peer)) {
             (Some(queue), _) => queue,
             (None, Some((task, stop))) => {
                 let _ = stop.send(true);
                 match task.await {
                     Ok(queue) => queue,
-                    Err(_) => continue,
+                    Err(_) => return,
                 }
             }
             (None, None) => {
                 tracing::warn!(peer, %addr, "connection from a server not in the ensemble, or not expected to dial");
-                continue;
+                return;
             }
         };
         let (stop_tx, stop_rx) = watch::channel(false);
-        let incoming = incoming.clone();
+        let incoming = self.incoming.clone();
         let server_shutdown = shutdown.clone();
         let task = tokio::spawn(async move {
             let mut queue = queue;
@@ -182,7 +302,7 @@ async fn accept_loop(
             while queue.try_recv().is_ok() {}
             queue
         });
-        links.insert(peer, (task, stop_tx));
+        self.links.insert(peer, (task, stop_tx));
     }
 }
 
@@ -194,9 +314,9 @@ async fn wait_true(mut flag: watch::Receiver<bool>) {
     }
 }
 
-async fn run_link(
+async fn run_link<S: LinkStream>(
     peer: u64,
-    stream: TcpStream,
+    stream: S,
     outbound: &mut mpsc::Receiver<Bytes>,
     incoming: &mpsc::Sender<Incoming>,
     shutdown: &mut watch::Receiver<bool>,
@@ -208,14 +328,14 @@ async fn run_link(
     }
 }
 
-async fn run_link_with_input(
+async fn run_link_with_input<S: LinkStream>(
     peer: u64,
-    stream: TcpStream,
+    stream: S,
     outbound: &mut mpsc::Receiver<Bytes>,
     incoming: &mpsc::Sender<Incoming>,
     input: &mut BytesMut,
 ) -> String {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = stream.split_link();
     let read_side = async {
         loop {
             match read_frame_from(&mut reader, input).await {
@@ -281,13 +401,13 @@ async fn write_pieces<W: AsyncWriteExt + Unpin>(
     Ok(())
 }
 
-async fn write_frame(stream: &mut TcpStream, message: &[u8]) -> std::io::Result<()> {
+async fn write_frame<S: LinkStream>(stream: &mut S, message: &[u8]) -> std::io::Result<()> {
     let mut buffer = BytesMut::with_capacity(message.len() + 4);
     push_frame(&mut buffer, message);
     stream.write_all(&buffer).await
 }
 
-async fn read_frame(stream: &mut TcpStream, input: &mut BytesMut) -> std::io::Result<Bytes> {
+async fn read_frame<S: LinkStream>(stream: &mut S, input: &mut BytesMut) -> std::io::Result<Bytes> {
     read_frame_from(stream, input).await
 }
 
@@ -416,8 +536,8 @@ mod tests {
             (3, ("no-such-peer.invalid".to_owned(), 1)),
         ]);
         let (stop_tx, stop) = watch::channel(false);
-        let (s1, mut r1) = start(1, a1, peers.clone(), stop.clone()).await.unwrap();
-        let (s2, mut r2) = start(2, a2, peers, stop).await.unwrap();
+        let (s1, mut r1) = start(1, a1, peers.clone(), stop.clone(), None).await.unwrap();
+        let (s2, mut r2) = start(2, a2, peers, stop, None).await.unwrap();
         send_until_delivered(&s2, 1, &mut r1, 2, "2→1 by name").await;
         send_until_delivered(&s1, 2, &mut r2, 1, "1→2").await;
         stop_tx.send(true).unwrap();
@@ -429,10 +549,10 @@ mod tests {
         let peers: HashMap<u64, (String, u16)> =
             addrs.iter().map(|(id, a)| (*id, (a.ip().to_string(), a.port()))).collect();
         let (stop_tx, stop) = watch::channel(false);
-        let (s1, mut r1) = start(1, addrs[&1], peers.clone(), stop.clone()).await.unwrap();
-        let (s2, mut r2) = start(2, addrs[&2], peers.clone(), stop.clone()).await.unwrap();
+        let (s1, mut r1) = start(1, addrs[&1], peers.clone(), stop.clone(), None).await.unwrap();
+        let (s2, mut r2) = start(2, addrs[&2], peers.clone(), stop.clone(), None).await.unwrap();
         let (stop3_tx, stop3) = watch::channel(false);
-        let (s3, mut r3) = start(3, addrs[&3], peers.clone(), stop3).await.unwrap();
+        let (s3, mut r3) = start(3, addrs[&3], peers.clone(), stop3, None).await.unwrap();
         send_until_delivered(&s1, 2, &mut r2, 1, "1→2").await;
         send_until_delivered(&s3, 1, &mut r1, 3, "3→1").await;
         send_until_delivered(&s2, 3, &mut r3, 2, "2→3").await;
@@ -452,7 +572,7 @@ mod tests {
             }
         }
         let (stop3_tx, stop3) = watch::channel(false);
-        let (s3, mut r3) = start(3, addrs[&3], peers.clone(), stop3).await.unwrap();
+        let (s3, mut r3) = start(3, addrs[&3], peers.clone(), stop3, None).await.unwrap();
         send_until_delivered(&s1, 3, &mut r3, 1, "1→3 after restart").await;
         send_until_delivered(&s3, 2, &mut r2, 3, "3→2 after restart").await;
         stop_tx.send(true).unwrap();

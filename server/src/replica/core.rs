@@ -142,6 +142,8 @@ pub struct Core {
     pub(crate) read_only: super::readonly::ReadOnly,
     /// Sessions local to this server (`local_sessions.rs`).
     pub(crate) local_sessions: super::local_sessions::LocalSessions,
+    /// SASL exchanges under way (`sasl.rs`).
+    pub(crate) sasl: super::sasl::SaslExchanges,
 }
 
 impl Core {
@@ -191,6 +193,7 @@ impl Core {
             tracer: None,
             read_only: Default::default(),
             local_sessions: Default::default(),
+            sasl: Default::default(),
         };
         core.start_election();
         if core.replica.standalone {

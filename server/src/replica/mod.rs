@@ -34,6 +34,7 @@ mod pipeline;
 mod readonly;
 mod requests;
 mod roles;
+mod sasl;
 mod session_moved;
 mod sessions;
 pub mod sim;

@@ -9,7 +9,7 @@ use ferrokeeper_proto::txn::TxnRecord;
 use super::consensus::origin_conn;
 use super::core::{Core, Origin, Pending};
 use crate::metrics::STAGES;
-use crate::tree::{self, Caller, Txn, TxnHeader};
+use crate::tree::{Caller, Txn, TxnHeader};
 use crate::zab::Input;
 
 const STAGE_QUEUE: usize = 0;
@@ -118,13 +118,7 @@ impl Core {
         for (conn, event, acl) in &outcome.events {
             // ZooKeeper sends a node's event only to connections allowed to READ the node.
             let allowed = self.connections.get(conn).is_some_and(|state| {
-                tree::acl::check(
-                    self.config.skip_acl,
-                    acl,
-                    ferrokeeper_proto::op::perms::READ,
-                    &state.caller.auth,
-                )
-                .is_ok()
+                self.tree.allows(acl, ferrokeeper_proto::op::perms::READ, &state.caller.auth)
             });
             if allowed {
                 self.push_event(*conn, zxid, event);

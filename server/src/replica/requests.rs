@@ -42,6 +42,9 @@ impl Core {
         request: Result<Request, RequestFault>,
         received: Instant,
     ) {
+        if self.refuse_unauthenticated(conn_id, xid, op_code, received) {
+            return;
+        }
         let now = self.mono_ms();
         let Some(conn) = self.connections.get_mut(&conn_id) else { return };
         conn.received += 1;
@@ -206,6 +209,7 @@ impl Core {
                     }
                     Err(code) => {
                         tracing::warn!(conn = conn_id, scheme = packet.scheme, "authentication failed");
+                        self.metrics.auth_failure(&packet.scheme);
                         self.reply(conn_id, xid, 0, Err(code), op_code, received);
                         self.close_connection(conn_id);
                     }
@@ -241,7 +245,7 @@ impl Core {
                     .iter()
                     .map(|id| ferrokeeper_proto::ClientInfo {
                         auth_scheme: id.scheme.clone(),
-                        user: tree::acl::user_name(id),
+                        user: self.tree.user_name(id),
                     })
                     .collect();
                 let zxid = self.tree.last_processed_zxid();
@@ -260,10 +264,7 @@ impl Core {
                 self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
                 self.close_connection(conn_id);
             }
-            Request::Sasl(_) => {
-                let zxid = self.tree.last_processed_zxid();
-                self.reply(conn_id, xid, zxid, Err(Code::Unimplemented), op_code, received);
-            }
+            Request::Sasl(request) => self.sasl(conn_id, xid, op_code, request, received),
             request => {
                 let result = self.tree.read(&conn.caller, &request);
                 let zxid = self.tree.last_processed_zxid();

@@ -159,6 +159,29 @@ fn mntr(core: &Core) -> String {
         extra.extend(summary("election_time", &elections, 0.001));
         extra.extend(percentiles("election_time", &elections));
     }
+    // ZooKeeper's auth_failed_count (which 3.8 counts for certificate logins on its Netty
+    // port only) is every refused authentication here; then ferrokeeper's by scheme and the
+    // secure port's failed handshakes by reason (`docs/metrics.md`).
+    let auth_failures = core.metrics.auth_failures();
+    let auth_total: u64 = auth_failures.iter().map(|(_, n)| n).sum();
+    extra.push(("zk_auth_failed_count".to_owned(), auth_total.to_string()));
+    for (scheme, count) in auth_failures {
+        extra.push((format!("zk_auth_failures_{scheme}"), count.to_string()));
+    }
+    if core.config.quorum_tls.is_some() {
+        for (side, count) in core.metrics.quorum_tls.failures() {
+            extra.push((format!("zk_quorum_tls_handshake_failures_{side}"), count.to_string()));
+        }
+    }
+    if core.config.client_tls.is_some() {
+        let tls_failures = core.metrics.tls.failures();
+        let tls_total: u64 = tls_failures.iter().map(|(_, n)| n).sum();
+        extra.push(("zk_tls_handshakes".to_owned(), core.metrics.tls.handshakes.get().to_string()));
+        extra.push(("zk_tls_handshake_failures".to_owned(), tls_total.to_string()));
+        for (reason, count) in tls_failures {
+            extra.push((format!("zk_tls_handshake_failures_{reason}"), count.to_string()));
+        }
+    }
     extra.push(("zk_txnlog_queue_depth".to_owned(), log.queue_depth().to_string()));
     extra.push(("zk_txnlog_backend".to_owned(), core.log_backend().to_owned()));
     let extra: Vec<(&str, String)> = extra.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();

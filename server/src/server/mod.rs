@@ -66,6 +66,7 @@ fn tree_config(config: &Config) -> TreeConfig {
             data: bytes::Bytes::from(quorum.membership()),
             mtime_ms: started_ms,
         }),
+        providers: config.auth.providers.clone(),
     }
 }
 
@@ -152,7 +153,7 @@ impl Server {
         if let Some(tracer) = &tracer {
             crate::metrics::register_export_stats(&mut registry, tracer.stats.clone());
         }
-        let tls_metrics = crate::metrics::TlsMetrics::register(&mut registry);
+        let tls_metrics = metrics.tls.clone();
         // The secure port is bound, and its stores read, before anything is served: a bad key
         // store stops the start with the file's name.
         let secure = match &config.client_tls {
@@ -179,8 +180,10 @@ impl Server {
         }
         let (replica, my_id, peers, incoming) = match &config.quorum {
             Some(quorum) => {
+                let quorum_tls_metrics = metrics.quorum_tls.clone();
                 let (replica, my_id, sender, incoming) =
-                    start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone()).await?;
+                    start_replica(&config, quorum, &tree, &tail, shutdown_rx.clone(), quorum_tls_metrics)
+                        .await?;
                 (replica, my_id, sender, Some(incoming))
             }
             None => (standalone_replica(&config, &tree, &tail)?, 1, Default::default(), None),
@@ -191,12 +194,13 @@ impl Server {
         let core_task = tokio::spawn(shell::run(core, events_rx, incoming, shutdown_rx.clone()));
         let conn_ids = Arc::new(AtomicU64::new(1));
         let mut secure_addr = None;
+        let unified = secure.as_ref().filter(|_| config.client_port_unification).map(|s| s.1.clone());
         if let Some(secure) = secure {
             secure_addr = Some(secure.0.local_addr()?);
             tracing::info!(addr = %secure.0.local_addr()?, "serving clients over TLS");
             let secure_loop = accept_loop(
                 secure.0,
-                Some(secure.1),
+                Port::Tls(secure.1),
                 config.clone(),
                 events.clone(),
                 conn_ids.clone(),
@@ -207,7 +211,14 @@ impl Server {
         let mut tasks = vec![core_task];
         if let Some(listener) = listener {
             tracing::info!(local_addr = %listener.local_addr()?, "serving clients");
-            tasks.push(tokio::spawn(accept_loop(listener, None, config, events, conn_ids, shutdown_rx)));
+            let port = match unified {
+                Some(tls) => {
+                    tracing::info!("client.portUnification: the client port also accepts TLS");
+                    Port::Unified(tls)
+                }
+                None => Port::Plain,
+            };
+            tasks.push(tokio::spawn(accept_loop(listener, port, config, events, conn_ids, shutdown_rx)));
         }
         tasks.extend(extra_tasks);
         Ok(Server { local_addr, secure_addr, metrics_addr, shutdown, tasks, fatal })
@@ -302,6 +313,7 @@ async fn start_replica(
     tree: &DataTree,
     tail: &[TxnRecord],
     shutdown: watch::Receiver<bool>,
+    quorum_tls_metrics: crate::metrics::QuorumTlsMetrics,
 ) -> anyhow::Result<(
     replica::Replica,
     u8,
@@ -324,9 +336,25 @@ async fn start_replica(
             .next()
             .with_context(|| format!("this server's host {} has no address", me.host))?
     };
-    let (sender, incoming) = crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown)
-        .await
-        .with_context(|| format!("cannot bind the quorum port {listen}"))?;
+    let quorum_tls = match &config.quorum_tls {
+        Some(tls) => {
+            tracing::info!(
+                ssl_quorum = tls.ssl_quorum,
+                port_unification = tls.port_unification,
+                "{} quorum communication; port unification {}",
+                if tls.ssl_quorum { "using TLS encrypted" } else { "using insecure (non-TLS)" },
+                if tls.port_unification { "enabled" } else { "disabled" }
+            );
+            let loaded = crate::quorum::tls::QuorumTls::load(tls, quorum_tls_metrics)
+                .context("cannot set up quorum TLS")?;
+            Some(loaded)
+        }
+        None => None,
+    };
+    let (sender, incoming) =
+        crate::quorum::transport::start(quorum.my_id, listen, peers.clone(), shutdown, quorum_tls)
+            .await
+            .with_context(|| format!("cannot bind the quorum port {listen}"))?;
     let durable = durable_state(config, tree, tail)?;
     let (current_epoch, accepted_epoch, applied) =
         (durable.current_epoch, durable.accepted_epoch, durable.applied_zxid);
@@ -376,13 +404,35 @@ impl IpCounts {
     }
 }
 
+/// What a client port speaks.
+enum Port {
+    Plain,
+    Tls(tls::ClientTls),
+    /// `client.portUnification`: plain, or TLS when the first byte is a TLS handshake record.
+    Unified(tls::ClientTls),
+}
+
+/// The first byte of a TLS ClientHello (a handshake record). A plain client's first byte is
+/// the high byte of its ConnectRequest's length (0) or a four-letter word's first letter.
+const TLS_HANDSHAKE_RECORD: u8 = 22;
+
+/// Whether a unified port's new connection starts a TLS handshake (peeked, not consumed);
+/// `None` when the client sent nothing within the handshake timeout or hung up.
+async fn starts_tls(stream: &tokio::net::TcpStream) -> Option<bool> {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(tls::HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(first[0] == TLS_HANDSHAKE_RECORD),
+        _ => None,
+    }
+}
+
 /// Accepts clients on one port. Each port counts maxClientCnxns on its own, as ZooKeeper's
 /// two connection factories do; connection ids come from one counter shared by both. On the
 /// secure port the TLS handshake runs in the connection's own task, so a slow or failing
 /// client holds up no one else.
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<tls::ClientTls>,
+    port: Port,
     config: Arc<Config>,
     events: mpsc::Sender<shell::Event>,
     conn_ids: Arc<AtomicU64>,
@@ -415,6 +465,35 @@ async fn accept_loop(
         // DEBUG: with the default `info` filter the span is disabled and costs nothing per poll.
         let span = tracing::debug_span!("conn", id = conn_id, %peer);
         let (config, events) = (config.clone(), events.clone());
+        let tls = match &port {
+            Port::Plain => None,
+            Port::Tls(tls) => Some(tls.clone()),
+            Port::Unified(tls) => {
+                let tls = tls.clone();
+                tokio::spawn(
+                    async move {
+                        match starts_tls(&stream).await {
+                            Some(true) => {
+                                if let Some((stream, auth)) = tls.handshake(stream, peer).await {
+                                    let task =
+                                        connection::Connection::new(conn_id, stream, peer, config, events)
+                                            .with_auth(auth);
+                                    task.run(shutdown).await;
+                                }
+                            }
+                            Some(false) => {
+                                let task = connection::Connection::new(conn_id, stream, peer, config, events);
+                                task.run(shutdown).await;
+                            }
+                            None => {}
+                        }
+                        counts.remove(peer.ip());
+                    }
+                    .instrument(span),
+                );
+                continue;
+            }
+        };
         match &tls {
             None => {
                 let task = connection::Connection::new(conn_id, stream, peer, config, events);

@@ -213,7 +213,7 @@ fn server_config(config: &ClientTlsConfig) -> anyhow::Result<rustls::ServerConfi
                     if config.client_auth == ClientAuth::Want { "want" } else { "need" }
                 );
             };
-            let roots = Arc::new(load_trust_store(trust)?);
+            let roots = Arc::new(load_trust_store(trust, "ssl.trustStore")?);
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone());
             let verifier = if config.client_auth == ClientAuth::Want {
                 verifier.allow_unauthenticated()
@@ -226,7 +226,7 @@ fn server_config(config: &ClientTlsConfig) -> anyhow::Result<rustls::ServerConfi
     let Some(key_store) = &config.key_store else {
         bail!("secureClientPort is set but ssl.keyStore.location is not: the server needs a certificate");
     };
-    let (chain, key) = load_key_store(key_store)?;
+    let (chain, key) = load_key_store(key_store, "ssl.keyStore")?;
     builder.with_single_cert(chain, key).with_context(|| {
         format!("{}: the private key does not match the certificate", key_store.location.display())
     })
@@ -236,7 +236,7 @@ fn server_config(config: &ClientTlsConfig) -> anyhow::Result<rustls::ServerConfi
 /// IANA names (`TLS_AES_128_GCM_SHA256`, `TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256`). A real suite
 /// name rustls does not implement (CBC, DHE, RSA key exchange) is skipped with a warning, so a
 /// list copied from a Java config still works; anything else is refused.
-fn provider(names: Option<&[String]>) -> anyhow::Result<CryptoProvider> {
+pub(crate) fn provider(names: Option<&[String]>) -> anyhow::Result<CryptoProvider> {
     let mut provider = rustls::crypto::ring::default_provider();
     let Some(names) = names else { return Ok(provider) };
     let all = provider.cipher_suites.clone();
@@ -286,7 +286,7 @@ fn is_suite_name(name: &str) -> bool {
 
 /// `ssl.enabledProtocols`, or what `ssl.protocol` enables by default (as a JDK SSLContext:
 /// TLSv1.3 → TLSv1.3 and TLSv1.2; TLSv1.2 → TLSv1.2). rustls speaks only TLS 1.2 and 1.3.
-fn protocol_versions(
+pub(crate) fn protocol_versions(
     protocol: &str,
     enabled: Option<&[String]>,
 ) -> anyhow::Result<Vec<&'static rustls::SupportedProtocolVersion>> {
@@ -334,13 +334,13 @@ fn read(path: &Path, key: &str) -> anyhow::Result<Vec<u8>> {
 
 /// The server's chain and key: a PEM file holding both (as ZooKeeper's PEM key store), or the
 /// PKCS12 store's private key entry.
-fn load_key_store(
+pub(crate) fn load_key_store(
     store: &StoreConfig,
+    key_name: &str,
 ) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
-    const KEY: &str = "ssl.keyStore";
-    refuse_java_only(store, KEY)?;
+    refuse_java_only(store, key_name)?;
     let path = &store.location;
-    let bytes = read(path, KEY)?;
+    let bytes = read(path, key_name)?;
     match store.store_type {
         StoreType::Pem => {
             if bytes.windows(b"ENCRYPTED PRIVATE KEY".len()).any(|w| w == b"ENCRYPTED PRIVATE KEY") {
@@ -375,11 +375,10 @@ fn load_key_store(
 
 /// The CAs client certificates are checked against: every certificate of a PEM file, or the
 /// trusted certificates (and chains) of a PKCS12 store.
-fn load_trust_store(store: &StoreConfig) -> anyhow::Result<RootCertStore> {
-    const KEY: &str = "ssl.trustStore";
-    refuse_java_only(store, KEY)?;
+pub(crate) fn load_trust_store(store: &StoreConfig, key_name: &str) -> anyhow::Result<RootCertStore> {
+    refuse_java_only(store, key_name)?;
     let path = &store.location;
-    let bytes = read(path, KEY)?;
+    let bytes = read(path, key_name)?;
     let certs: Vec<CertificateDer<'static>> = match store.store_type {
         StoreType::Pem => CertificateDer::pem_slice_iter(&bytes)
             .collect::<Result<_, _>>()
@@ -454,7 +453,7 @@ mod tests {
             password: String::new(),
             store_type: StoreType::Jks,
         };
-        let err = load_key_store(&store).unwrap_err().to_string();
+        let err = load_key_store(&store, "ssl.keyStore").unwrap_err().to_string();
         assert!(err.contains("/etc/zk/keystore.jks") && err.contains("keytool -importkeystore"), "{err}");
         assert!(err.contains("ssl.keyStore"), "{err}");
     }

@@ -9,6 +9,22 @@ use base64::Engine;
 use ferrokeeper_proto::{Acl, Code, Id};
 use sha1::{Digest, Sha1};
 
+/// The auth providers registered besides the built-in `ip`, `digest` and `x509` ones, as
+/// ZooKeeper's `ProviderRegistry` holds them (`authProvider.N` / `zookeeper.authProvider.N`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Providers {
+    /// `SASLAuthenticationProvider` is registered: `sasl` ACL ids are valid, match a
+    /// connection's `sasl` id and stand in for `auth`; whoAmI names the user. Without it a
+    /// connection may still hold a `sasl` id (ZooKeeper adds it after any SASL login), which
+    /// then matches nothing.
+    pub sasl: bool,
+    /// `zookeeper.letAnySaslUserDoX`: an ACL id (`sasl:<this>`) that every `sasl` id matches.
+    pub let_any_sasl_user_do_x: Option<String>,
+}
+
+/// No provider beyond the built-in ones.
+pub const BUILT_IN: Providers = Providers { sasl: false, let_any_sasl_user_do_x: None };
+
 /// `user:BASE64(SHA1("user:password"))` for `user:password`, as DigestAuthenticationProvider.
 pub fn digest(user_password: &str) -> String {
     // The user part is everything before the first colon, as Java's `split(":", 2)`.
@@ -229,13 +245,35 @@ fn is_der_hex(hex: &str) -> bool {
 }
 
 /// The user a `whoAmI` reply names for an id, as ZooKeeper's `AuthUtil.getUser`: the
-/// provider's `getUserName` (digest: the part before the colon; ip and x509: the id) and, for
-/// a scheme without a provider (`super`), nothing.
-pub fn user_name(id: &Id) -> String {
+/// provider's `getUserName` (digest: the part before the colon; ip, x509 and sasl: the id) and,
+/// for a scheme without a provider (`super`, `sasl` when its provider is not registered),
+/// nothing.
+pub fn user_name(providers: &Providers, id: &Id) -> String {
     match id.scheme.as_str() {
         "digest" => id.id.split(':').next().unwrap_or_default().to_owned(),
         "ip" | "x509" => id.id.clone(),
+        "sasl" if providers.sasl => id.id.clone(),
         _ => String::new(),
+    }
+}
+
+/// SASLAuthenticationProvider.isValid: what `new KerberosName(id)` accepts: any name without
+/// `@`, or `primary[/instance]@realm` with no further `/` or `@`.
+pub fn is_valid_kerberos_name(id: &str) -> bool {
+    kerberos_name(id).is_some()
+}
+
+/// A principal's parts as ZooKeeper's `KerberosName` splits it: (service, host, realm).
+/// `None` for a name with `@` that does not match `([^/@]*)(/([^/@]*))?@([^/@]*)`.
+pub fn kerberos_name(name: &str) -> Option<(&str, Option<&str>, Option<&str>)> {
+    let Some((principal, realm)) = name.split_once('@') else { return Some((name, None, None)) };
+    if realm.contains(['@', '/']) {
+        return None;
+    }
+    match principal.split_once('/') {
+        None => Some((principal, None, Some(realm))),
+        Some((service, host)) if !host.contains('/') => Some((service, Some(host), Some(realm))),
+        Some(_) => None,
     }
 }
 
@@ -373,10 +411,11 @@ pub fn ip_matches(id: &str, expr: &str) -> bool {
 }
 
 /// Whether `id` is a well-formed id of `scheme` for an ACL being set (provider `isValid`).
-/// Schemes without a server-side provider (including `super` and `world` with another id)
-/// are invalid.
-pub fn is_valid_id(scheme: &str, id: &str) -> bool {
+/// Schemes without a server-side provider (including `super`, `world` with another id and
+/// `sasl` unless its provider is registered) are invalid.
+pub fn is_valid_id(providers: &Providers, scheme: &str, id: &str) -> bool {
     match scheme {
+        "sasl" => providers.sasl && is_valid_kerberos_name(id),
         "world" => id == "anyone",
         "digest" => java_split(id, ':').len() == 2,
         "ip" => parse_ip_expr(id).is_some(),
@@ -426,14 +465,15 @@ pub fn java_hash_set_order(items: &mut [String]) {
     });
 }
 
-/// Whether authenticated ids of `scheme` may stand in for the `auth` scheme. Only digest
-/// and x509 ids are "authenticated" (`isAuthenticated()`); ip and super are not.
-fn is_authenticated_scheme(scheme: &str) -> bool {
-    scheme == "digest" || scheme == "x509"
+/// Whether authenticated ids of `scheme` may stand in for the `auth` scheme. Only digest,
+/// x509 and (with its provider) sasl ids are "authenticated" (`isAuthenticated()`); ip and
+/// super are not.
+fn is_authenticated_scheme(providers: &Providers, scheme: &str) -> bool {
+    scheme == "digest" || scheme == "x509" || (scheme == "sasl" && providers.sasl)
 }
 
 /// PrepRequestProcessor.fixupACL: removes duplicates, expands `auth`, validates the rest.
-pub fn fixup_acl(auth: &[Id], acls: &[Acl]) -> Result<Vec<Acl>, Code> {
+pub fn fixup_acl(providers: &Providers, auth: &[Id], acls: &[Acl]) -> Result<Vec<Acl>, Code> {
     let mut uniq: Vec<&Acl> = Vec::with_capacity(acls.len());
     for a in acls {
         if !uniq.contains(&a) {
@@ -450,7 +490,7 @@ pub fn fixup_acl(auth: &[Id], acls: &[Acl]) -> Result<Vec<Acl>, Code> {
         } else if a.id.scheme == "auth" {
             let mut any = false;
             for cid in auth {
-                if is_authenticated_scheme(&cid.scheme) {
+                if is_authenticated_scheme(providers, &cid.scheme) {
                     any = true;
                     out.push(Acl { perms: a.perms, id: cid.clone() });
                 }
@@ -458,7 +498,7 @@ pub fn fixup_acl(auth: &[Id], acls: &[Acl]) -> Result<Vec<Acl>, Code> {
             if !any {
                 return Err(Code::InvalidAcl);
             }
-        } else if is_valid_id(&a.id.scheme, &a.id.id) {
+        } else if is_valid_id(providers, &a.id.scheme, &a.id.id) {
             out.push(a.clone());
         } else {
             return Err(Code::InvalidAcl);
@@ -469,7 +509,7 @@ pub fn fixup_acl(auth: &[Id], acls: &[Acl]) -> Result<Vec<Acl>, Code> {
 
 /// ZooKeeperServer.checkACL: `Ok` when any ACL entry granting one of `perm`'s bits matches
 /// one of the caller's ids. An empty ACL allows everything; `super` bypasses all checks.
-pub fn check(skip_acl: bool, acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
+pub fn check(providers: &Providers, skip_acl: bool, acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), Code> {
     if skip_acl || acl.is_empty() {
         return Ok(());
     }
@@ -492,6 +532,13 @@ pub fn check(skip_acl: bool, acl: &[Acl], perm: i32, auth: &[Id]) -> Result<(), 
                 // the `super` id the same certificate gave the connection, checked above).
                 "digest" | "x509" => cid.id == a.id.id,
                 "ip" => ip_matches(&cid.id, &a.id.id),
+                // SASLAuthenticationProvider.matches: the same id, or the user `super`, or the
+                // ACL id named by letAnySaslUserDoX.
+                "sasl" if providers.sasl => {
+                    cid.id == "super"
+                        || cid.id == a.id.id
+                        || providers.let_any_sasl_user_do_x.as_deref() == Some(a.id.id.as_str())
+                }
                 _ => false,
             };
             if matched {
@@ -573,29 +620,33 @@ mod tests {
         assert!(ip_matches("::1", "0:0:0:0:0:0:0:1"));
         assert!(ip_matches("fe80::1", "fe80::/16"));
         assert!(!ip_matches("fe80::1", "10.0.0.1"));
-        assert!(is_valid_id("ip", "10.0.0.0/8"));
-        assert!(!is_valid_id("ip", "10.0.0.0/40"));
-        assert!(!is_valid_id("ip", "host"));
+        assert!(is_valid_id(&BUILT_IN, "ip", "10.0.0.0/8"));
+        assert!(!is_valid_id(&BUILT_IN, "ip", "10.0.0.0/40"));
+        assert!(!is_valid_id(&BUILT_IN, "ip", "host"));
     }
 
     #[test]
     fn validity_of_ids() {
-        assert!(is_valid_id("digest", "u:h"));
-        assert!(is_valid_id("digest", ":h"));
-        assert!(!is_valid_id("digest", "u:"));
-        assert!(!is_valid_id("digest", "u:h:x"));
-        assert!(!is_valid_id("world", "someone"));
-        assert!(!is_valid_id("super", ""));
-        assert!(!is_valid_id("x509", "cn"));
-        assert!(is_valid_id("x509", "cn=a=b"));
-        assert!(!is_valid_id("x509", "CN=a,"));
-        assert!(!is_valid_id("x509", "FOO=a"));
-        assert!(!is_valid_id("x509", "CN=\"open"));
-        assert!(is_valid_id("x509", ""));
-        assert!(is_valid_id("x509", "CN=client,OU=Test,O=ferrokeeper"));
-        assert!(is_valid_id("x509", "cn=a+uid=b; o=\"Acme, Inc\""));
-        assert!(is_valid_id("x509", "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267"));
-        assert!(is_valid_id("x509", "OID.2.5.4.3=x,CN=a\\,b"));
+        assert!(is_valid_id(&BUILT_IN, "digest", "u:h"));
+        assert!(is_valid_id(&BUILT_IN, "digest", ":h"));
+        assert!(!is_valid_id(&BUILT_IN, "digest", "u:"));
+        assert!(!is_valid_id(&BUILT_IN, "digest", "u:h:x"));
+        assert!(!is_valid_id(&BUILT_IN, "world", "someone"));
+        assert!(!is_valid_id(&BUILT_IN, "super", ""));
+        assert!(!is_valid_id(&BUILT_IN, "x509", "cn"));
+        assert!(is_valid_id(&BUILT_IN, "x509", "cn=a=b"));
+        assert!(!is_valid_id(&BUILT_IN, "x509", "CN=a,"));
+        assert!(!is_valid_id(&BUILT_IN, "x509", "FOO=a"));
+        assert!(!is_valid_id(&BUILT_IN, "x509", "CN=\"open"));
+        assert!(is_valid_id(&BUILT_IN, "x509", ""));
+        assert!(is_valid_id(&BUILT_IN, "x509", "CN=client,OU=Test,O=ferrokeeper"));
+        assert!(is_valid_id(&BUILT_IN, "x509", "cn=a+uid=b; o=\"Acme, Inc\""));
+        assert!(is_valid_id(
+            &BUILT_IN,
+            "x509",
+            "1.2.840.113549.1.9.1=#161161646d696e406578616d706c652e6f7267"
+        ));
+        assert!(is_valid_id(&BUILT_IN, "x509", "OID.2.5.4.3=x,CN=a\\,b"));
         // Java's X500Principal, case by case (valid, then invalid).
         for dn in [
             "CN=",
@@ -644,18 +695,18 @@ mod tests {
         let ids = connection_ids("127.0.0.1", x509_ids(dn, None));
         assert!(ids.contains(&Id::new("ip", "127.0.0.1")) && ids.contains(&Id::new("x509", dn)));
         let acl = vec![Acl::new(perms::ALL, "x509", dn)];
-        assert_eq!(check(false, &acl, perms::READ, &ids), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::READ, &ids), Ok(()));
         let other = connection_ids("127.0.0.1", x509_ids("CN=other,O=ferrokeeper", None));
-        assert_eq!(check(false, &acl, perms::READ, &other), Err(Code::NoAuth));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::READ, &other), Err(Code::NoAuth));
         // The DN is compared as a string, as ZooKeeper does: another spelling does not match.
         let spaced = vec![Acl::new(perms::ALL, "x509", "CN=client, O=ferrokeeper")];
-        assert_eq!(check(false, &spaced, perms::READ, &ids), Err(Code::NoAuth));
+        assert_eq!(check(&BUILT_IN, false, &spaced, perms::READ, &ids), Err(Code::NoAuth));
         // x509 ids are authenticated: the `auth` scheme expands to them.
-        assert_eq!(fixup_acl(&ids, &Acl::creator_all()), Ok(acl.clone()));
+        assert_eq!(fixup_acl(&BUILT_IN, &ids, &Acl::creator_all()), Ok(acl.clone()));
         // The super user's certificate passes every check.
         let admin = x509_ids("CN=admin", Some("CN=admin"));
         assert_eq!(admin, vec![Id::new("super", "CN=admin"), Id::new("x509", "CN=admin")]);
-        assert_eq!(check(false, &acl, perms::ADMIN, &admin), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::ADMIN, &admin), Ok(()));
         assert_eq!(x509_ids(dn, Some("CN=admin")), vec![Id::new("x509", dn)]);
         assert_eq!(x509_addauth(&ids), Ok(vec![Id::new("x509", dn)]));
         assert_eq!(x509_addauth(&[Id::new("ip", "127.0.0.1")]), Err(Code::AuthFailed));
@@ -665,25 +716,25 @@ mod tests {
     fn fixup_expands_auth_and_rejects_bad() {
         let d = Id::new("digest", "u:h");
         let ip = Id::new("ip", "1.2.3.4");
-        let acl = fixup_acl(&[ip.clone(), d.clone()], &Acl::creator_all()).expect("ok");
+        let acl = fixup_acl(&BUILT_IN, &[ip.clone(), d.clone()], &Acl::creator_all()).expect("ok");
         assert_eq!(acl, vec![Acl { perms: perms::ALL, id: d }]);
-        assert_eq!(fixup_acl(&[ip], &Acl::creator_all()), Err(Code::InvalidAcl));
-        assert_eq!(fixup_acl(&[], &[]), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&BUILT_IN, &[ip], &Acl::creator_all()), Err(Code::InvalidAcl));
+        assert_eq!(fixup_acl(&BUILT_IN, &[], &[]), Err(Code::InvalidAcl));
         let dup = vec![Acl::new(1, "world", "anyone"), Acl::new(1, "world", "anyone")];
-        assert_eq!(fixup_acl(&[], &dup).expect("ok").len(), 1);
+        assert_eq!(fixup_acl(&BUILT_IN, &[], &dup).expect("ok").len(), 1);
     }
 
     #[test]
     fn check_rules() {
         let acl = vec![Acl::new(perms::READ, "digest", "u:h"), Acl::new(perms::WRITE, "ip", "10.0.0.0/8")];
         let d = vec![Id::new("digest", "u:h")];
-        assert_eq!(check(false, &acl, perms::READ, &d), Ok(()));
-        assert_eq!(check(false, &acl, perms::WRITE, &d), Err(Code::NoAuth));
-        assert_eq!(check(false, &acl, perms::WRITE, &[Id::new("ip", "10.9.9.9")]), Ok(()));
-        assert_eq!(check(false, &acl, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
-        assert_eq!(check(true, &acl, perms::ADMIN, &[]), Ok(()));
-        assert_eq!(check(false, &[], perms::ADMIN, &[]), Ok(()));
-        assert_eq!(check(false, &acl, perms::READ | perms::ADMIN, &d), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::READ, &d), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::WRITE, &d), Err(Code::NoAuth));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::WRITE, &[Id::new("ip", "10.9.9.9")]), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::ADMIN, &[Id::new("super", "")]), Ok(()));
+        assert_eq!(check(&BUILT_IN, true, &acl, perms::ADMIN, &[]), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &[], perms::ADMIN, &[]), Ok(()));
+        assert_eq!(check(&BUILT_IN, false, &acl, perms::READ | perms::ADMIN, &d), Ok(()));
     }
 
     #[test]

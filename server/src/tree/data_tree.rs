@@ -255,8 +255,18 @@ impl DataTree {
         })
     }
 
+    /// Whether ids `auth` hold permission `perm` under `acl` (watch delivery asks this).
+    pub fn allows(&self, acl: &[Acl], perm: i32, auth: &[ferrokeeper_proto::Id]) -> bool {
+        acl::check(&self.config.providers, self.config.skip_acl, acl, perm, auth).is_ok()
+    }
+
+    /// The user whoAmI names for `id`, with this tree's providers.
+    pub fn user_name(&self, id: &ferrokeeper_proto::Id) -> String {
+        acl::user_name(&self.config.providers, id)
+    }
+
     fn check_acl(&self, acl: &[Acl], perm: i32, caller: &Caller) -> Result<(), Code> {
-        acl::check(self.config.skip_acl, acl, perm, &caller.auth)
+        acl::check(&self.config.providers, self.config.skip_acl, acl, perm, &caller.auth)
     }
 
     /// Whether a session is live as prep sees it (pending creates / closes first).
@@ -334,7 +344,7 @@ impl DataTree {
             return Err(Code::BadArguments);
         }
         let parent_path = norm(&req.path[..last_slash]).to_owned();
-        let acl = acl::fixup_acl(&caller.auth, &req.acl)?;
+        let acl = acl::fixup_acl(&self.config.providers, &caller.auth, &req.acl)?;
         let parent = self.record(&parent_path)?;
         self.check_acl(&parent.acl, perms::CREATE, caller)?;
         let parent_cversion = parent.stat.cversion;
@@ -476,7 +486,7 @@ impl DataTree {
         zxid: i64,
     ) -> Result<Txn, Code> {
         path::validate(path).map_err(|_| Code::BadArguments)?;
-        let acl = acl::fixup_acl(&caller.auth, acl_in)?;
+        let acl = acl::fixup_acl(&self.config.providers, &caller.auth, acl_in)?;
         let mut node = self.record(path)?;
         self.check_acl(&node.acl, perms::ADMIN, caller)?;
         let new_version = check_and_inc_version(node.stat.aversion, version)?;

@@ -44,6 +44,8 @@ pub struct TreeConfig {
     pub extended_types_enabled: bool,
     /// `znode.container.maxNeverUsedIntervalMs` (0 = never reap unused containers).
     pub container_max_never_used_interval_ms: i64,
+    /// Auth providers registered beyond the built-in ones (`authProvider.N`).
+    pub providers: acl::Providers,
     /// An ensemble member's `/zookeeper/config` (`None` standalone: empty data).
     pub config_node: Option<ConfigNode>,
 }

@@ -164,9 +164,28 @@ impl ServerProcess {
 
     /// [`ServerProcess::start`] with extra environment variables for the server process.
     pub fn start_env(kind: ServerKind, extra: &[(&str, &str)], env: &[(&str, &str)]) -> ServerProcess {
+        Self::start_full(kind, extra, env, &[])
+    }
+
+    /// [`ServerProcess::start`] with `-Dname=value` arguments (Java system properties for
+    /// ZooKeeper, the same arguments before `--config` for ferrokeeper).
+    pub fn start_with_properties(
+        kind: ServerKind,
+        extra: &[(&str, &str)],
+        properties: &[(&str, &str)],
+    ) -> ServerProcess {
+        Self::start_full(kind, extra, &[], properties)
+    }
+
+    fn start_full(
+        kind: ServerKind,
+        extra: &[(&str, &str)],
+        env: &[(&str, &str)],
+        properties: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Self::try_start(kind, extra, env) {
+            match Self::try_start(kind, extra, env, properties) {
                 Ok(server) => return server,
                 Err(e) => {
                     eprintln!("starting {} failed, retrying: {e}", kind.name());
@@ -196,7 +215,9 @@ impl ServerProcess {
         kind: ServerKind,
         extra: &[(&str, &str)],
         env: &[(&str, &str)],
+        properties: &[(&str, &str)],
     ) -> Result<ServerProcess, String> {
+        let properties: Vec<String> = properties.iter().map(|(k, v)| format!("-D{k}={v}")).collect();
         let dir = TempDir::new(kind.name());
         let data_dir = dir.path().join("data");
         fs::create_dir_all(&data_dir).map_err(|e| e.to_string())?;
@@ -217,6 +238,7 @@ impl ServerProcess {
         let mut cmd = match kind {
             ServerKind::Ferrokeeper => {
                 let mut c = Command::new(env!("CARGO_BIN_EXE_ferrokeeper"));
+                c.args(&properties);
                 c.arg("--config").arg(&cfg_path);
                 c
             }
@@ -229,10 +251,9 @@ impl ServerProcess {
                     "-Dzookeeper.admin.enableServer=false",
                     "-Dzookeeper.root.logger=WARN,CONSOLE",
                     "-Dzookeeper.jmx.log4j.disable=true",
-                    "-cp",
-                    &zk_class_path(),
-                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
                 ]);
+                c.args(&properties);
+                c.args(["-cp", &zk_class_path(), "org.apache.zookeeper.server.quorum.QuorumPeerMain"]);
                 c.arg(&cfg_path);
                 c
             }
