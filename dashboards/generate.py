@@ -185,11 +185,12 @@ def overview():
             transformations=[{"id": "organize", "options": {
                 "excludeByName": {"Time": True, "Value": True, "__name__": True},
                 "indexByName": {"instance": 0, "role": 1, "job": 2}}}])
-    b.ts("Role over time (1 = leader, 2 = follower, 3 = observer, 4 = looking, 0 = standalone)",
+    b.ts("Role over time (1 = leader, 2 = follower, 3 = observer, 4 = looking, 5 = read-only, 0 = standalone)",
          [(f'max by (instance) ((ferrokeeper_role{{{SEL},role="leader"}} == 1) * 1 '
            f'or (ferrokeeper_role{{{SEL},role="follower"}} == 1) * 2 '
            f'or (ferrokeeper_role{{{SEL},role="observer"}} == 1) * 3 '
            f'or (ferrokeeper_role{{{SEL},role="looking"}} == 1) * 4 '
+           f'or (ferrokeeper_role{{{SEL},role="read-only"}} == 1) * 5 '
            f'or (ferrokeeper_role{{{SEL},role="standalone"}} == 1) * 0)', "{{instance}}")], w=24)
     return b
 

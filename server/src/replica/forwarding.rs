@@ -35,6 +35,17 @@ impl Core {
             }
         };
         let role = self.role();
+        if matches!(message, PeerMessage::Forward { .. } | PeerMessage::SyncRequest { .. })
+            && role == Role::Leading
+            && !self.replica.peer.is_synced_learner(from)
+        {
+            // Sent before the learner's link ended (the writes before it were lost with the
+            // link): executing it would run it ahead of them. The learner forwards every
+            // write it still awaits again, in order, and asks its syncs again, once it has
+            // synced with a leader again.
+            tracing::debug!(from, "ignoring a forward from a learner that has not synced again");
+            return;
+        }
         match message {
             PeerMessage::Zab(msg) => self.zab_step(Input::Recv { from, msg }),
             PeerMessage::Forward { session, cxid, op, auth, body, trace } if role == (Role::Leading) => {

@@ -312,7 +312,13 @@ impl Sim {
             acked: BTreeMap::new(),
             reads: Vec::new(),
             faults,
-            trace: std::env::var("FK_RSIM_TRACE").is_ok(),
+            trace: std::env::var("FK_RSIM_TRACE").is_ok_and(|t| {
+                if t == "2" {
+                    // The replicas' own log lines too.
+                    let _ = tracing_subscriber::fmt().with_env_filter("debug").with_test_writer().try_init();
+                }
+                true
+            }),
             last_roles: Vec::new(),
             checking: true,
             bench_left: None,

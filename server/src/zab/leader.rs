@@ -89,6 +89,11 @@ impl Leader {
             .count()
     }
 
+    /// Whether `sid` is a learner whose NEWLEADER ack arrived on its current connection.
+    pub(super) fn is_synced(&self, sid: Sid) -> bool {
+        self.learners.get(&sid).is_some_and(|l| matches!(l.phase, LearnerPhase::Synced { .. }))
+    }
+
     pub(super) fn next_zxid(&self, log: &Log, outstanding_max: usize) -> Option<Zxid> {
         let epoch = self.epoch?;
         if !self.broadcast {

@@ -153,6 +153,17 @@ impl Peer {
         }
     }
 
+    /// Leader: whether `sid` is synced with this leader on its current connection. What a
+    /// learner sent before its link ended and that arrives on its next connection (a message
+    /// queued just before the end) comes before it has synced again, and is to be ignored: the
+    /// learner sends it again, in order, once it follows again.
+    pub fn is_synced_learner(&self, sid: Sid) -> bool {
+        match &self.state {
+            State::Leading(leader) => leader.is_synced(sid),
+            _ => false,
+        }
+    }
+
     /// Observers synced with this leader (0 unless leading).
     pub fn synced_observers(&self) -> usize {
         match &self.state {
