@@ -120,15 +120,15 @@ impl Core {
 
     /// One input, then its outputs in order (duty 1).
     pub(crate) fn zab_step(&mut self, input: Input) {
-        let mut queue = VecDeque::from([input]);
-        while let Some(input) = queue.pop_front() {
-            let mut out = Vec::new();
-            self.replica.peer.step(input, &mut out);
-            for output in out {
-                if let Some(follow_up) = self.zab_output(output) {
-                    queue.push_back(follow_up);
-                }
-            }
+        // One output buffer reused across steps; a step nested in an output's handling (a
+        // commit freeing room for a queued proposal) gets a fresh one.
+        let mut out = std::mem::take(&mut self.zab_out);
+        self.replica.peer.step(input, &mut out);
+        for output in out.drain(..) {
+            self.zab_output(output);
+        }
+        if self.zab_out.capacity() == 0 {
+            self.zab_out = out;
         }
     }
 
@@ -136,7 +136,7 @@ impl Core {
         self.io.fatal(reason);
     }
 
-    pub(crate) fn zab_output(&mut self, output: Output) -> Option<Input> {
+    pub(crate) fn zab_output(&mut self, output: Output) {
         match output {
             Output::Send { to, msg } => {
                 self.send_peer(to, &PeerMessage::Zab(msg));
@@ -187,7 +187,6 @@ impl Core {
                 }
             }
         }
-        None
     }
 
     /// Duty 2: append to the log; remember the txn (and who waits for it) until committed.

@@ -144,6 +144,8 @@ pub struct Core {
     pub(crate) local_sessions: super::local_sessions::LocalSessions,
     /// SASL exchanges under way (`sasl.rs`).
     pub(crate) sasl: super::sasl::SaslExchanges,
+    /// The zab step's output buffer, reused (`consensus.rs`).
+    pub(crate) zab_out: Vec<crate::zab::Output>,
 }
 
 impl Core {
@@ -194,6 +196,7 @@ impl Core {
             read_only: Default::default(),
             local_sessions: Default::default(),
             sasl: Default::default(),
+            zab_out: Vec::new(),
         };
         core.start_election();
         if core.replica.standalone {
