@@ -37,6 +37,10 @@ pub enum PeerMessage {
     /// Follower → leader: a client connected here with this existing session (ZooKeeper's
     /// REVALIDATE): this follower owns it now (SessionMoved for writes from elsewhere).
     Revalidate { session: i64 },
+    /// Leader → follower: the leader recorded the follower as the session's owner; the
+    /// follower answers the reconnecting client now (as ZooKeeper's follower waits for the
+    /// leader's REVALIDATE reply), so the old server's writes are refused from then on.
+    Revalidated { session: i64 },
 }
 
 /// A W3C trace context's ids: the span a forwarded write continues.
@@ -69,6 +73,7 @@ mod tag {
     pub const SYNC_DONE: u8 = 22;
     pub const TOUCH: u8 = 23;
     pub const REVALIDATE: u8 = 25;
+    pub const REVALIDATED: u8 = 26;
     /// FORWARD followed by a [`super::TraceParent`] (untraced writes keep FORWARD's bytes).
     pub const FORWARD_TRACED: u8 = 24;
 }
@@ -130,6 +135,10 @@ impl PeerMessage {
                 out.put_u8(tag::REVALIDATE);
                 out.put_i64(*session);
             }
+            PeerMessage::Revalidated { session } => {
+                out.put_u8(tag::REVALIDATED);
+                out.put_i64(*session);
+            }
             PeerMessage::Touch { sessions } => {
                 out.put_u8(tag::TOUCH);
                 out.put_u32(sessions.len() as u32);
@@ -171,6 +180,7 @@ impl PeerMessage {
             tag::SYNC_REQUEST => PeerMessage::SyncRequest { session: r.i64()?, cxid: r.i32()? },
             tag::SYNC_DONE => PeerMessage::SyncDone { session: r.i64()?, cxid: r.i32()?, zxid: r.i64()? },
             tag::REVALIDATE => PeerMessage::Revalidate { session: r.i64()? },
+            tag::REVALIDATED => PeerMessage::Revalidated { session: r.i64()? },
             tag::TOUCH => {
                 let count = r.count(8)?;
                 let mut sessions = Vec::with_capacity(count);
@@ -501,6 +511,7 @@ mod tests {
         all.push(PeerMessage::SyncDone { session: 0x100, cxid: 5, zxid: 9 });
         all.push(PeerMessage::Touch { sessions: vec![1, 2, 3] });
         all.push(PeerMessage::Revalidate { session: 0x100 });
+        all.push(PeerMessage::Revalidated { session: 0x100 });
         all
     }
 

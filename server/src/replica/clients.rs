@@ -114,8 +114,7 @@ impl Core {
                 self.create_session(conn, session_id, timeout_ms, response);
             }
         } else {
-            self.claim_session(session_id);
-            self.send_connect_response(conn, &response);
+            self.claim_session(conn, session_id, response);
         }
         tracing::debug!(conn, session = format_args!("0x{session_id:x}"), timeout_ms, "session established");
     }

@@ -69,7 +69,11 @@ impl Core {
                 }
                 self.drain_held(conn);
             }
-            PeerMessage::Revalidate { session } if role == (Role::Leading) => self.set_owner(session, from),
+            PeerMessage::Revalidate { session } if role == (Role::Leading) => {
+                self.set_owner(session, from);
+                self.send_peer(from, &PeerMessage::Revalidated { session });
+            }
+            PeerMessage::Revalidated { session } if role == (Role::Following) => self.revalidated(session),
             PeerMessage::Touch { sessions } if role == (Role::Leading) => {
                 let now = self.mono_ms();
                 for session in sessions {

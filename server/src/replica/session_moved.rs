@@ -11,11 +11,11 @@
 
 use std::collections::HashMap;
 
-use ferrokeeper_proto::op;
+use ferrokeeper_proto::{ConnectResponse, op};
 
 use super::core::Core;
 use crate::quorum::wire::PeerMessage;
-use crate::tree::SessionId;
+use crate::tree::{ConnId, SessionId};
 use crate::zab::{Role, Sid};
 
 /// Whether a reply with this error code closes its connection instead (SessionMoved).
@@ -27,6 +27,9 @@ pub(crate) fn closes_instead_of_reply(err: i32) -> bool {
 #[derive(Debug, Default)]
 pub struct Owners {
     owner: HashMap<SessionId, Sid>,
+    /// Follower: reconnected clients waiting for the leader's `Revalidated` before their
+    /// ConnectResponse.
+    revalidating: HashMap<SessionId, (ConnId, ConnectResponse)>,
 }
 
 impl Core {
@@ -36,14 +39,35 @@ impl Core {
     }
 
     /// `on_connect`: a client came back with an existing session: this server owns it now.
-    pub(crate) fn claim_session(&mut self, session: SessionId) {
-        let Some(me) = self.own_sid() else { return };
+    /// A follower tells the leader and answers the client (`response`) once the leader has
+    /// recorded it (`revalidated`), as ZooKeeper's follower does; otherwise at once.
+    pub(crate) fn claim_session(&mut self, conn: ConnId, session: SessionId, response: ConnectResponse) {
+        let Some(me) = self.own_sid() else {
+            self.send_connect_response(conn, &response);
+            return;
+        };
         match (self.replica.role, self.replica.leader) {
-            (Role::Leading, _) => self.set_owner(session, me),
-            (Role::Following, Some(leader)) => {
-                self.send_peer(leader, &PeerMessage::Revalidate { session });
+            (Role::Leading, _) => {
+                self.set_owner(session, me);
+                self.send_connect_response(conn, &response);
             }
-            _ => {}
+            (Role::Following, Some(leader))
+                if self.send_peer(leader, &PeerMessage::Revalidate { session }) =>
+            {
+                self.replica.owners.revalidating.insert(session, (conn, response));
+            }
+            _ => self.send_connect_response(conn, &response),
+        }
+    }
+
+    /// Follower: the leader recorded this server as the session's owner: the client waiting
+    /// for its ConnectResponse gets it now. (A leader lost meanwhile leaves it waiting: the
+    /// client's connect times out and it tries again.)
+    pub(crate) fn revalidated(&mut self, session: SessionId) {
+        if let Some((conn, response)) = self.replica.owners.revalidating.remove(&session)
+            && self.session_conn.get(&session) == Some(&conn)
+        {
+            self.send_connect_response(conn, &response);
         }
     }
 
