@@ -10,7 +10,6 @@
 //! Hooks in the core: `on_connect` (a new session is made local; a local one may reconnect
 //! to this server), `on_request` (closeSession, ephemeral creates), `on_tick` (expiry).
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -19,6 +18,7 @@ use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::response::Response;
 use ferrokeeper_proto::{Code, ConnectResponse, op};
 
+use super::Set;
 use super::core::{Core, Origin};
 use crate::quorum::wire::PeerMessage;
 use crate::tree::{Caller, ConnId, SessionId};
@@ -27,7 +27,7 @@ use crate::zab::Role;
 /// The sessions local to this server.
 #[derive(Debug, Default)]
 pub struct LocalSessions {
-    ids: HashSet<SessionId>,
+    ids: Set<SessionId>,
 }
 
 impl LocalSessions {

@@ -16,13 +16,13 @@
 //! `on_request` (requests of read-only connections), `on_tick` ([`Core::read_only_tick`]),
 //! and the 4lw gate.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use ferrokeeper_proto::request::Request;
 use ferrokeeper_proto::response::Response;
 use ferrokeeper_proto::{Code, ConnectRequest, ConnectResponse, op};
 
+use super::Set;
 use super::core::{Core, RequestFault};
 use crate::tree::{ConnId, SessionId};
 use crate::zab::Role;
@@ -36,9 +36,9 @@ pub struct ReadOnly {
     /// Serving read-only clients now.
     active: bool,
     /// Connections admitted in read-only mode.
-    conns: HashSet<ConnId>,
+    conns: Set<ConnId>,
     /// Sessions created in read-only mode (local to this member).
-    local_sessions: HashSet<SessionId>,
+    local_sessions: Set<SessionId>,
 }
 
 impl ReadOnly {

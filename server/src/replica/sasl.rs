@@ -8,7 +8,6 @@
 //!
 //! The mechanism is `ferrokeeper_proto::sasl::digest_md5`; the settings `crate::auth`.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use base64::Engine;
@@ -16,6 +15,7 @@ use ferrokeeper_proto::response::Response;
 use ferrokeeper_proto::sasl::digest_md5::{DigestServer, ServerStep};
 use ferrokeeper_proto::{Code, GetSaslRequest, Id, SetSaslResponse, op};
 
+use super::Map;
 use super::core::Core;
 use crate::tree::{self, ConnId};
 
@@ -24,7 +24,7 @@ use crate::tree::{self, ConnId};
 /// there are more entries than connections, so the map never outgrows the connection table.
 #[derive(Default)]
 pub struct SaslExchanges {
-    servers: HashMap<ConnId, DigestServer>,
+    servers: Map<ConnId, DigestServer>,
 }
 
 impl Core {

@@ -9,10 +9,9 @@
 //! connection-level error); the client reconnects and finds its session where it moved.
 //! Reads are served locally and never checked, as in ZooKeeper.
 
-use std::collections::HashMap;
-
 use ferrokeeper_proto::{ConnectResponse, op};
 
+use super::Map;
 use super::core::Core;
 use crate::quorum::wire::PeerMessage;
 use crate::tree::{ConnId, SessionId};
@@ -26,10 +25,10 @@ pub(crate) fn closes_instead_of_reply(err: i32) -> bool {
 /// The leader's session owners.
 #[derive(Debug, Default)]
 pub struct Owners {
-    owner: HashMap<SessionId, Sid>,
+    owner: Map<SessionId, Sid>,
     /// Follower: reconnected clients waiting for the leader's `Revalidated` before their
     /// ConnectResponse.
-    revalidating: HashMap<SessionId, (ConnId, ConnectResponse)>,
+    revalidating: Map<SessionId, (ConnId, ConnectResponse)>,
 }
 
 impl Core {
