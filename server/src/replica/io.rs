@@ -23,8 +23,9 @@ pub enum LogCut {
     All,
 }
 
-/// A periodic snapshot, serialized by the core, for the shell to write. `done` must be set
-/// (Release) once it is written or has failed: the next snapshot waits for it.
+/// A periodic snapshot, serialized by the core, for the shell to write. `done` is the core's
+/// "a snapshot is being written" flag: the shell clears it (Release) once the file is written
+/// or has failed; the next snapshot waits for it.
 pub struct SnapshotFile {
     pub zxid: Zxid,
     pub bytes: Vec<u8>,
